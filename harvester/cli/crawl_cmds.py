@@ -1,0 +1,103 @@
+"""``harvester crawl`` and ``harvester demo``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from harvester.cli.output import print_table
+from harvester.crawl import CrawlOptions, run_crawls
+from harvester.registry import get_source, load_registry
+
+
+def latest_runs(source_ids: list[str], after_id: int) -> dict[str, dict]:
+    from sqlalchemy import select
+
+    from storage.db import session_factory
+    from storage.models import CrawlRun
+
+    with session_factory()() as session:
+        rows = session.scalars(select(CrawlRun).where(CrawlRun.id > after_id, CrawlRun.source_id.in_(source_ids))
+                               .order_by(CrawlRun.id)).all()
+    return {r.source_id: {"run": r.id, "status": r.status, **(r.stats or {})} for r in rows}
+
+
+def max_run_id() -> int:
+    from sqlalchemy import func, select
+
+    from storage.db import session_factory
+    from storage.models import CrawlRun
+
+    with session_factory()() as session:
+        return session.scalar(select(func.max(CrawlRun.id))) or 0
+
+
+def crawl_and_report(source_ids: list[str], options: CrawlOptions) -> dict[str, dict]:
+    from storage.db import upgrade
+
+    upgrade()
+    before = max_run_id()
+    code = run_crawls(source_ids, options)
+    results = latest_runs(source_ids, before)
+    rows = [[sid, r.get("status"), r.get("requests"), r.get("pages_parsed", 0) + r.get("pages_not_modified", 0),
+             r.get("new"), r.get("new_pending"), r.get("updated"), r.get("not_modified"), r.get("gone"),
+             r.get("errors")] for sid, r in sorted(results.items())]
+    print_table(["source", "status", "requests", "pages", "new", "pending", "updated", "not_modified", "gone",
+                 "errors"], rows)
+    missing = [s for s in source_ids if s not in results]
+    if code != 0 or missing:
+        raise click.ClickException(f"crawl process exited with {code}; no run recorded for {missing or 'none'}")
+    return results
+
+
+@click.command()
+@click.argument("source_ids", nargs=-1)
+@click.option("--all", "crawl_all", is_flag=True, help="Crawl every enabled source.")
+@click.option("--replay", type=click.Path(path_type=Path, file_okay=False),
+              help="Serve responses from the WARC files in DIR instead of the network.")
+@click.option("--record", type=click.Path(path_type=Path, file_okay=False),
+              help="Also write every response to a WARC file in DIR.")
+def crawl(source_ids: tuple[str, ...], crawl_all: bool, replay: Path | None, record: Path | None) -> None:
+    """Crawl SOURCE... (registry ids) or --all, store candidates and print per-source run stats."""
+    registry = load_registry()
+    if crawl_all:
+        ids = [s.id for s in registry.values() if s.enabled]
+    elif source_ids:
+        ids = [get_source(s, registry).id for s in source_ids]
+    else:
+        raise click.UsageError("name at least one SOURCE or use --all")
+    if replay and not replay.is_dir():
+        raise click.UsageError(f"replay folder {replay} does not exist")
+    crawl_and_report(ids, CrawlOptions(replay_dir=replay, record_dir=record))
+
+
+@click.command()
+@click.option("--no-serve", is_flag=True, help="Stop after the summary instead of starting the review app.")
+def demo(no_serve: bool) -> None:
+    """Build the offline replay of every verified partner, crawl it into SQLite and summarise the queue."""
+    from harvester.replay_build import build_replay
+    from harvester.settings import get_settings
+
+    settings = get_settings()
+    specs = [s for s in load_registry().values() if s.verified and s.enabled]
+    click.echo(f"building the replay of {len(specs)} verified partner sources in {settings.replay_cache_dir} ...",
+               err=True)
+    build_replay(specs, settings.replay_cache_dir)
+    crawl_and_report([s.id for s in specs], CrawlOptions(replay_dir=settings.replay_cache_dir, trigger="demo"))
+    _queue_summary()
+    if not no_serve:
+        click.echo("the review web app is not part of this build yet; the queue is in the database above "
+                   "(see `harvester queue`).", err=True)
+
+
+def _queue_summary() -> None:
+    from storage.db import session_factory
+    from storage.queue import count_by_source_status
+
+    with session_factory()() as session:
+        counts = count_by_source_status(session)
+    total_pending = sum(v for (_, st), v in counts.items() if st == "pending")
+    total = sum(counts.values())
+    click.echo(f"queue: {total} candidates, {total_pending} pending review", file=sys.stdout)

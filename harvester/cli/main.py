@@ -1,0 +1,80 @@
+"""``harvester``: db, sources, crawl, demo, queue, runs, extract."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harvester.cli.output import json_option, print_json, print_table
+
+USER_ERRORS: tuple[type[Exception], ...] = ()
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from harvester.fixtures import FixturesMissingError
+    from harvester.registry import RegistryError
+    from storage.db import DatabaseUrlError
+
+    return (RegistryError, DatabaseUrlError, FixturesMissingError)
+
+
+class HarvesterGroup(click.Group):
+    """Turns known user mistakes into one clear line and exit code 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _user_errors() as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except Exception as exc:
+            from sqlalchemy.exc import OperationalError
+
+            if isinstance(exc, OperationalError):
+                click.echo(f"error: database unavailable: {str(exc.orig).splitlines()[0]}", err=True)
+                sys.exit(2)
+            raise
+
+
+@click.group(cls=HarvesterGroup)
+@click.version_option(package_name="chm-harvester")
+def cli() -> None:
+    """CHM Harvester: crawl partner sources, classify candidates, fill the CBD CHM review queue."""
+
+
+def main() -> None:
+    cli(prog_name="harvester")
+
+
+@cli.group()
+def db() -> None:
+    """Database schema management."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the database schema to the newest migration."""
+    from harvester.settings import get_settings
+    from storage.db import upgrade
+
+    upgrade()
+    click.echo(f"database at {_redacted(get_settings().resolved_database_url)} is up to date")
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+from harvester.cli import crawl_cmds, queue_cmds, sources_cmds  # noqa: E402
+
+cli.add_command(sources_cmds.sources)
+cli.add_command(crawl_cmds.crawl)
+cli.add_command(crawl_cmds.demo)
+cli.add_command(queue_cmds.queue)
+cli.add_command(queue_cmds.runs)
+__all__ = ["Path", "cli", "json_option", "main", "print_json", "print_table"]

@@ -1,0 +1,51 @@
+"""``harvester queue`` and ``harvester runs``."""
+
+from __future__ import annotations
+
+import click
+
+from harvester.cli.output import json_option, print_json, print_table
+from storage.models import CandidateStatus
+
+
+@click.command()
+@click.option("--status", type=click.Choice([s.value for s in CandidateStatus]), help="Only this status.")
+@click.option("--source", "source_id", help="Only this source id.")
+@click.option("--limit", type=int, default=50, show_default=True, help="At most this many (0 = all).")
+@json_option
+def queue(status: str | None, source_id: str | None, limit: int, as_json: bool) -> None:
+    """List candidates ranked by relevance score."""
+    from storage.db import session_factory
+    from storage.queue import candidate_json, list_candidates
+
+    with session_factory()() as session:
+        rows = list_candidates(session, status=status, source_id=source_id, limit=limit or None)
+        data = [candidate_json(c) for c in rows]
+    if as_json:
+        print_json(data)
+        return
+    print_table(["id", "score", "status", "source", "lang", "countries", "title"],
+                [[d["id"], f"{d['score']:.2f}" if d["score"] is not None else "", d["status"], d["source"],
+                  d["language"], ",".join(d["countries"][:4]), (d["title"] or "")[:70]] for d in data])
+
+
+@click.command()
+@click.option("--source", "source_id", help="Only this source id.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@json_option
+def runs(source_id: str | None, limit: int, as_json: bool) -> None:
+    """List crawl runs, newest first, with their stats."""
+    from storage.db import session_factory
+    from storage.runs import list_runs
+
+    with session_factory()() as session:
+        data = [{"id": r.id, "source": r.source_id, "trigger": r.trigger, "status": r.status,
+                 "started_at": r.started_at, "finished_at": r.finished_at, "finish_reason": r.finish_reason,
+                 "replay": r.replay, "stats": r.stats} for r in list_runs(session, source_id, limit)]
+    if as_json:
+        print_json(data)
+        return
+    print_table(["id", "source", "status", "trigger", "started", "items", "new", "not_modified", "errors"],
+                [[d["id"], d["source"], d["status"], d["trigger"], str(d["started_at"])[:19],
+                  d["stats"].get("items"), d["stats"].get("new"), d["stats"].get("not_modified"),
+                  d["stats"].get("errors")] for d in data])

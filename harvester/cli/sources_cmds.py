@@ -1,0 +1,90 @@
+"""``harvester sources list|check``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from harvester.cli.output import json_option, print_json, print_table
+from harvester.registry import SourceSpec, load_registry
+
+
+def politeness_summary(spec: SourceSpec) -> dict[str, Any]:
+    """The effective politeness of a source: project defaults with the entry's overrides."""
+    from harvester import crawl_settings as defaults
+
+    over = spec.politeness.scrapy_settings()
+    return {
+        "robots_txt": over.get("ROBOTSTXT_OBEY", defaults.ROBOTSTXT_OBEY),
+        "user_agent": defaults.USER_AGENT,
+        "download_delay_s": over.get("DOWNLOAD_DELAY", defaults.DOWNLOAD_DELAY),
+        "concurrent_requests_per_host": over.get("CONCURRENT_REQUESTS_PER_DOMAIN",
+                                                 defaults.CONCURRENT_REQUESTS_PER_DOMAIN),
+        "autothrottle": over.get("AUTOTHROTTLE_ENABLED", defaults.AUTOTHROTTLE_ENABLED),
+        "crawl_delay_cap_s": over.get("HARVESTER_CRAWL_DELAY_CAP", defaults.HARVESTER_CRAWL_DELAY_CAP),
+        "download_timeout_s": defaults.DOWNLOAD_TIMEOUT,
+        "max_download_bytes": defaults.DOWNLOAD_MAXSIZE,
+        "warn_download_bytes": defaults.DOWNLOAD_WARNSIZE,
+        "max_redirects": defaults.REDIRECT_MAX_TIMES,
+    }
+
+
+def would_crawl(spec: SourceSpec) -> str:
+    if spec.kind == "oai" and spec.oai:
+        window = f"from {spec.oai.from_date or 'the start'} until {spec.oai.until or 'now'}"
+        return f"ListRecords {spec.oai.metadata_prefix} {window} in {spec.oai.window_days}-day windows"
+    if spec.kind == "export" and spec.export:
+        return f"one {spec.export.format.upper()} file, a candidate per row keyed by {spec.record.key}"
+    if spec.kind == "api" and spec.api:
+        return f"JSON records, pagination {spec.api.pagination.type}"
+    if spec.kind == "listing" and spec.listing:
+        return f"listing pages -> detail pages ({spec.listing.item_links})"
+    return f"{spec.kind} entries"
+
+
+@click.group()
+def sources() -> None:
+    """The source registry."""
+
+
+@sources.command("list")
+@json_option
+def sources_list(as_json: bool) -> None:
+    """List registered sources with kind, verification and schedule."""
+    registry = load_registry()
+    rows = [{"id": s.id, "name": s.name, "kind": s.kind.value, "verified": s.verified, "enabled": s.enabled,
+             "schedule": s.schedule, "start_urls": s.start_urls, "verification": s.verification}
+            for s in registry.values()]
+    if as_json:
+        print_json(rows)
+        return
+    print_table(["id", "kind", "verified", "enabled", "schedule", "name"],
+                [[r["id"], r["kind"], "yes" if r["verified"] else "NO", r["enabled"], r["schedule"], r["name"]]
+                 for r in rows])
+
+
+@sources.command("check")
+@json_option
+def sources_check(as_json: bool) -> None:
+    """Validate the registry and show, per source, what a crawl would fetch and how politely."""
+    registry = load_registry()
+    report = [{"id": s.id, "kind": s.kind.value, "verified": s.verified, "verification": s.verification,
+               "hosts": s.hosts, "start_urls": s.start_urls, "would_crawl": would_crawl(s),
+               "politeness": politeness_summary(s)} for s in registry.values()]
+    if as_json:
+        print_json(report)
+        return
+    for entry in report:
+        flag = "verified" if entry["verified"] else "UNVERIFIED"
+        click.echo(f"{entry['id']} ({entry['kind']}, {flag}): {entry['would_crawl']}")
+        click.echo(f"  hosts: {', '.join(entry['hosts'])}")
+        p = entry["politeness"]
+        click.echo(f"  politeness: robots.txt {'obeyed' if p['robots_txt'] else 'IGNORED'}, "
+                   f"delay {p['download_delay_s']} s, {p['concurrent_requests_per_host']} request(s) per host, "
+                   f"autothrottle {'on' if p['autothrottle'] else 'off'}, Crawl-delay cap {p['crawl_delay_cap_s']} s, "
+                   f"timeout {p['download_timeout_s']} s, max {p['max_download_bytes']} bytes, "
+                   f"{p['max_redirects']} redirects")
+        if not entry["verified"]:
+            click.echo(f"  not verified: {entry['verification']}")
+    click.echo(f"{len(report)} sources valid")

@@ -1,0 +1,62 @@
+"""Scrapy settings for every harvester crawl (``scrapy.cfg`` points here).
+
+Polite by default: robots.txt obeyed, an identifying User-Agent, one request at a time per host
+with a delay, AutoThrottle, capped sizes, redirects and timeouts. Per-source overrides come from
+the registry entry's ``politeness`` section.
+"""
+
+from harvester.settings import get_settings
+
+BOT_NAME = "chm-harvester"
+SPIDER_LOADER_CLASS = "harvester.spider_loader.RegistrySpiderLoader"
+SPIDER_MODULES = ["spiders"]
+
+USER_AGENT = get_settings().user_agent
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 1
+DOWNLOAD_DELAY = 1.0
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 60.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+HARVESTER_CRAWL_DELAY_CAP = 30.0
+HARVESTER_RETRY_AFTER_CAP = 120.0
+
+DOWNLOAD_TIMEOUT = 30
+DOWNLOAD_MAXSIZE = 32 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 8 * 1024 * 1024
+REDIRECT_MAX_TIMES = 10
+RETRY_TIMES = 2
+DOWNLOAD_FAIL_ON_DATALOSS = True
+
+TELNETCONSOLE_ENABLED = False
+DOWNLOAD_HANDLERS = {"file": None, "data": None, "ftp": None, "s3": None}
+COOKIES_ENABLED = False
+
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "harvester.middlewares.RetryAfterMiddleware": 550,
+    "harvester.middlewares.CrawlDelayMiddleware": 560,
+    "harvester.middlewares.IncrementalMiddleware": 580,
+    "harvester.middlewares.RecordMiddleware": 585,
+}
+
+ITEM_PIPELINES = {
+    "pipelines.extract.ExtractPipeline": 100,
+    "pipelines.language.LanguagePipeline": 200,
+    "pipelines.dedupe.DedupePipeline": 300,
+    "pipelines.classify.ClassifyPipeline": 400,
+    "pipelines.store.StorePipeline": 500,
+}
+EXTENSIONS = {"harvester.runs_extension.RunExtension": 500, "harvester.progress.ProgressExtension": 510}
+
+HARVESTER_LANGDETECT_SEED = get_settings().langdetect_seed
+HARVESTER_PENDING_THRESHOLD = 0.35
+HARVESTER_HEARTBEAT_SECONDS = 15
+HARVESTER_TRIGGER = "cli"
+
+LOG_LEVEL = "INFO"
+LOG_FORMATTER = "harvester.logformatter.HarvesterLogFormatter"
+REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+FEED_EXPORT_ENCODING = "utf-8"

@@ -1,0 +1,1 @@
+"""Extraction: partner records and pages to normalised candidate fields."""

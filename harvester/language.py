@@ -1,0 +1,54 @@
+"""Language identification: langdetect made deterministic, with the page's lang attribute as fallback."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from threading import Lock
+
+from langdetect import DetectorFactory, LangDetectException, detect_langs
+
+MIN_CHARS = 40
+_lock = Lock()
+_LANG_ATTR = re.compile(r"^[a-zA-Z]{2,3}")
+ZH_CODES = {"zh-cn", "zh-tw"}
+
+
+@dataclass(frozen=True)
+class LanguageGuess:
+    code: str | None
+    probability: float | None
+    source: str  # "detected" | "fallback" | "none"
+
+
+def normalise_lang_tag(tag: str | None) -> str | None:
+    """'en-GB' -> 'en', 'zh-Hans' -> 'zh'; None for anything that is not a language tag."""
+    if not tag:
+        return None
+    match = _LANG_ATTR.match(tag.strip())
+    return match.group(0).lower() if match else None
+
+
+def detect_language(text: str | None, *, seed: int = 0, min_chars: int = MIN_CHARS,
+                    fallback: str | None = None) -> LanguageGuess:
+    """Detect the language of ``text``; short or undetectable text falls back to ``fallback``.
+
+    langdetect is random unless seeded; the seed is set under a lock for every call so results
+    do not depend on call order.
+    """
+    sample = (text or "").strip()
+    letters = sum(ch.isalpha() for ch in sample[:5000])
+    fallback_code = normalise_lang_tag(fallback)
+    if letters >= min_chars:
+        try:
+            with _lock:
+                DetectorFactory.seed = seed
+                best = detect_langs(sample[:20000])[0]
+        except LangDetectException:
+            best = None
+        if best is not None:
+            code = "zh" if best.lang in ZH_CODES else best.lang
+            return LanguageGuess(code, round(best.prob, 4), "detected")
+    if fallback_code:
+        return LanguageGuess(fallback_code, None, "fallback")
+    return LanguageGuess(None, None, "none")

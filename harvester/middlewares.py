@@ -1,0 +1,187 @@
+"""Downloader middlewares: conditional re-crawls, robots Crawl-delay, Retry-After, WARC recording."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scrapy import signals
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.exceptions import NotConfigured
+from warcio.warcwriter import WARCWriter
+
+from harvester.dedupe import body_hash
+from harvester.warc import RecordedResponse, write_response
+
+if TYPE_CHECKING:
+    from scrapy import Request, Spider
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+CONDITIONAL = "harvester_conditional"
+NOT_MODIFIED = "harvester_not_modified"
+CONTENT_HASH = "harvester_content_hash"
+SKIP_UNCHANGED = "harvester_skip_unchanged"
+
+
+class IncrementalMiddleware:
+    """Sends If-None-Match / If-Modified-Since for record pages seen before, and flags a 200 whose
+    body hash equals the stored one as not modified (no extraction, no new candidate)."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.states: dict[str, Any] = {}
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> IncrementalMiddleware:
+        if not crawler.settings.getbool("HARVESTER_INCREMENTAL", True):
+            raise NotConfigured
+        return cls(crawler)
+
+    def spider_opened(self, spider: Spider) -> None:
+        from storage.db import session_factory
+        from storage.pages import load_page_states
+
+        with session_factory()() as session:
+            self.states = load_page_states(session, spider.name)
+
+    def process_request(self, request: Request) -> None:
+        state = self.states.get(request.url)
+        if state is None or not request.meta.get(CONDITIONAL):
+            return
+        if state.etag:
+            request.headers.setdefault(b"If-None-Match", state.etag.encode())
+        if state.last_modified:
+            request.headers.setdefault(b"If-Modified-Since", state.last_modified.encode())
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        stats = self.crawler.stats
+        if response.status == 304:
+            request.meta[NOT_MODIFIED] = True
+            if stats is not None:
+                stats.inc_value("harvester/incremental/http_304")
+        elif response.status == 200:
+            digest = body_hash(response.body)
+            request.meta[CONTENT_HASH] = digest
+            state = self.states.get(request.url)
+            if request.meta.get(SKIP_UNCHANGED) and state is not None and state.content_hash == digest:
+                request.meta[NOT_MODIFIED] = True
+                if stats is not None:
+                    stats.inc_value("harvester/incremental/same_hash")
+        return response
+
+
+class CrawlDelayMiddleware:
+    """Applies robots.txt ``Crawl-delay`` per host (Scrapy parses it but does not apply it), capped."""
+
+    def __init__(self, crawler: Crawler, cap: float, user_agent: str) -> None:
+        self.crawler, self.cap, self.user_agent = crawler, cap, user_agent
+        self.delays: dict[str, float] = {}
+        crawler.signals.connect(self.robots_parsed, signal=signals.robots_parsed)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CrawlDelayMiddleware:
+        s = crawler.settings
+        return cls(crawler, s.getfloat("HARVESTER_CRAWL_DELAY_CAP", 30.0), s.get("USER_AGENT", ""))
+
+    def robots_parsed(self, robotparser: Any, request: Request) -> None:
+        from urllib.parse import urlsplit
+
+        delay = robotparser.crawl_delay(self.user_agent)
+        if delay:
+            host = urlsplit(request.url).hostname or ""
+            self.delays[host] = min(float(delay), self.cap)
+            if self.crawler.stats is not None:
+                self.crawler.stats.set_value(f"harvester/crawl_delay/{host}", self.delays[host])
+
+    def process_request(self, request: Request) -> None:
+        from urllib.parse import urlsplit
+
+        host = urlsplit(request.url).hostname or ""
+        delay = self.delays.get(host)
+        engine = self.crawler.engine
+        if delay is None or engine is None:
+            return
+        slot_key = request.meta.get("download_slot", host)
+        slot = engine.downloader.slots.get(slot_key)
+        if slot is not None and slot.delay < delay:
+            slot.delay = delay
+
+
+class RetryAfterMiddleware(RetryMiddleware):
+    """Retries like Scrapy, but a 429/503 with ``Retry-After`` slows its host down for that long (capped)."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler.settings)
+        self.crawler = crawler
+        self.cap = crawler.settings.getfloat("HARVESTER_RETRY_AFTER_CAP", 120.0)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RetryAfterMiddleware:
+        return cls(crawler)
+
+    def process_response(self, request: Request, response: Response, spider: Spider | None = None) -> Any:
+        wait = retry_after_seconds(response.headers.get(b"Retry-After"))
+        if wait is not None and response.status in (429, 503) and self.crawler.engine is not None:
+            slot_key = request.meta.get("download_slot")
+            slots = self.crawler.engine.downloader.slots
+            slot = slots.get(slot_key) if slot_key else None
+            if slot is not None:
+                slot.delay = max(slot.delay, min(wait, self.cap))
+            if self.crawler.stats is not None:
+                self.crawler.stats.inc_value("harvester/retry_after")
+        return super().process_response(request, response)
+
+
+def retry_after_seconds(value: bytes | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date); None when absent or invalid."""
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class RecordMiddleware:
+    """``--record DIR``: every response is appended to ``DIR/<source>-<timestamp>.warc.gz`` as it comes."""
+
+    def __init__(self, crawler: Crawler, directory: Path) -> None:
+        self.crawler, self.directory = crawler, directory
+        self.writer: WARCWriter | None = None
+        self.fh: Any = None
+        self.count = 0
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RecordMiddleware:
+        directory = crawler.settings.get("HARVESTER_RECORD_DIR")
+        if not directory:
+            raise NotConfigured
+        return cls(crawler, Path(directory))
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        if response.status == 304:
+            return response
+        if self.writer is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            name = getattr(self.crawler.spider, "name", "crawl")
+            self.fh = (self.directory / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}.warc.gz").open("ab")
+            self.writer = WARCWriter(self.fh, gzip=True)
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, vs in response.headers.items() for v in vs]
+        write_response(self.writer, RecordedResponse(response.url, response.status, headers, response.body))
+        self.fh.flush()
+        self.count += 1
+        return response
+
+    def spider_closed(self, spider: Spider) -> None:
+        if self.fh is not None:
+            self.fh.close()

@@ -1,0 +1,262 @@
+"""The source registry: one validated YAML file per partner source in ``harvester/sources/``.
+
+A bad entry fails loading with the file, the entry and the field named, so a typo breaks the
+tests and ``harvester sources check``, never a nightly crawl.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+
+
+class SourceKind(StrEnum):
+    SITEMAP = "sitemap"
+    FEED = "feed"
+    OAI = "oai"
+    API = "api"
+    LISTING = "listing"
+    EXPORT = "export"
+
+
+class RegistryError(Exception):
+    """A registry file that cannot be used; the message names file, entry and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldRule(_Strict):
+    """How one candidate field is read from a structured record (CSV row, JSON object, XML item).
+
+    ``path`` is a dotted path; ``[]`` maps over a list (``Countries[].ISO3``). ``split`` cuts a
+    multi-valued cell; ``html`` strips markup; ``type`` picks the normaliser.
+    """
+
+    path: str | list[str]
+    join: bool = Field(default=False, description="join the values of every path instead of taking the first")
+    split: str | None = None
+    html: bool = False
+    type: Literal["text", "list", "date", "money", "int", "countries", "url"] = "text"
+    prefix_strip: str | None = Field(default=None, description="regex removed from the start of the value")
+
+
+class RecordSpec(_Strict):
+    """Structured-record mapping shared by the export, api, feed and oai kinds."""
+
+    key: str | None = Field(default=None, description="path of the row key (e.g. the GEF project ID)")
+    url: str | None = Field(
+        default=None, description="detail URL: a path to a URL field, or a template with {Path} slots"
+    )
+    fields: dict[str, str | FieldRule] = Field(default_factory=dict)
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = [name for name in value if not ID_PATTERN.match(name)]
+        if bad:
+            raise ValueError(f"field names must be snake_case: {bad} (core fields: {sorted(CORE_FIELDS)}; "
+                             "others are kept in extra)")
+        return value
+
+    def rule(self, name: str) -> FieldRule | None:
+        raw = self.fields.get(name)
+        if raw is None:
+            return None
+        return FieldRule(path=raw) if isinstance(raw, str) else raw
+
+
+CORE_FIELDS = frozenset(
+    {
+        "title", "summary", "text", "organisations", "countries", "regions", "start_date", "end_date",
+        "published", "keywords",
+    }
+)
+
+
+class ExportOptions(_Strict):
+    format: Literal["csv", "xlsx", "json", "jsonl", "xml"]
+    delimiter: str = ","
+    encoding: str = "utf-8-sig"
+    sheet: str | None = None
+    records_path: str | None = Field(default=None, description="JSON: path of the record array")
+    record_tag: str | None = Field(default=None, description="XML: element name of one record")
+    gzip: bool = False
+
+
+class Pagination(_Strict):
+    type: Literal["none", "page", "offset", "cursor", "next_link", "link_header"] = "none"
+    param: str = "page"
+    size_param: str | None = None
+    size: int | None = None
+    start: int = 1
+    next_path: str | None = Field(default=None, description="cursor/next_link: path of the next value")
+    total_path: str | None = None
+    max_pages: int = 1000
+
+
+class ApiOptions(_Strict):
+    records_path: str | None = Field(default=None, description="path of the record list; none = body is the list")
+    pagination: Pagination = Pagination()
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class OaiOptions(_Strict):
+    metadata_prefix: str = "oai_dc"
+    set: str | None = None
+    from_date: str | None = Field(default=None, alias="from")
+    until: str | None = None
+    window_days: int = Field(default=30, ge=1)
+    granularity: Literal["day", "second"] = "second"
+
+
+class SitemapOptions(_Strict):
+    follow: list[str] = Field(default_factory=list, description="regexes of record URLs to fetch")
+    lastmod_after: str | None = None
+
+
+class ListingOptions(_Strict):
+    item_links: str
+    next_page: str | None = None
+    max_pages: int = 50
+
+
+class Politeness(_Strict):
+    download_delay: float | None = Field(default=None, ge=0)
+    concurrent_requests_per_host: int | None = Field(default=None, ge=1, le=8)
+    autothrottle: bool | None = None
+    crawl_delay_cap: float | None = Field(default=None, ge=0, le=300)
+    obey_robots: bool = True
+
+    def scrapy_settings(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ROBOTSTXT_OBEY": self.obey_robots}
+        if self.download_delay is not None:
+            out["DOWNLOAD_DELAY"] = self.download_delay
+        if self.concurrent_requests_per_host is not None:
+            out["CONCURRENT_REQUESTS_PER_DOMAIN"] = self.concurrent_requests_per_host
+        if self.autothrottle is not None:
+            out["AUTOTHROTTLE_ENABLED"] = self.autothrottle
+        if self.crawl_delay_cap is not None:
+            out["HARVESTER_CRAWL_DELAY_CAP"] = self.crawl_delay_cap
+        return out
+
+
+class ReplayFile(_Strict):
+    """A capture in the fixtures folder that backs this source's offline replay."""
+
+    fixture: str = Field(description="path relative to the fixtures folder")
+    url: str | None = Field(default=None, description="defaults to the url in the folder's index.jsonl")
+
+
+class SourceSpec(_Strict):
+    id: str
+    name: str
+    kind: SourceKind
+    homepage: str | None = None
+    start_urls: list[str] = Field(min_length=1)
+    allowed_hosts: list[str] = Field(default_factory=list)
+    enabled: bool = True
+    verified: bool
+    verification: str = Field(description="how it was verified, or why it is not")
+    schedule: str = "0 2 * * *"
+    politeness: Politeness = Politeness()
+    record: RecordSpec = RecordSpec()
+    selectors: dict[str, str] = Field(default_factory=dict, description="HTML detail field -> CSS/XPath")
+    export: ExportOptions | None = None
+    api: ApiOptions | None = None
+    oai: OaiOptions | None = None
+    sitemap: SitemapOptions | None = None
+    listing: ListingOptions | None = None
+    spider: str | None = Field(default=None, description="module:Class of a partner spider class")
+    replay: list[ReplayFile] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        if not ID_PATTERN.match(value):
+            raise ValueError("must be snake_case: lowercase letters, digits and _")
+        return value
+
+    @field_validator("start_urls")
+    @classmethod
+    def _http_only(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if urlsplit(url).scheme not in ("http", "https"):
+                raise ValueError(f"{url!r}: only http and https URLs can be crawled")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a 5-field cron expression")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_options(self) -> SourceSpec:
+        needed = {SourceKind.EXPORT: self.export, SourceKind.OAI: self.oai, SourceKind.LISTING: self.listing}
+        if self.kind in needed and needed[self.kind] is None:
+            raise ValueError(f"kind {self.kind.value!r} needs a {self.kind.value!r} section")
+        if self.kind == SourceKind.LISTING and not self.selectors:
+            raise ValueError("kind 'listing' needs 'selectors' for the detail page fields")
+        if self.verified and not self.replay:
+            raise ValueError("a verified source needs the 'replay' captures it was verified against")
+        return self
+
+    @property
+    def hosts(self) -> list[str]:
+        return self.allowed_hosts or sorted({urlsplit(u).hostname or "" for u in self.start_urls})
+
+
+def _format_error(path: Path, exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(entry)"
+        parts.append(f"{where}: {err['msg']}")
+    return f"{path.name}: " + "; ".join(parts)
+
+
+def load_source_file(path: Path) -> SourceSpec:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise RegistryError(f"{path.name}: cannot read: {exc}".splitlines()[0]) from exc
+    if not isinstance(data, dict):
+        raise RegistryError(f"{path.name}: expected a mapping of source fields")
+    if data.get("id") != path.stem:
+        raise RegistryError(f"{path.name}: id {data.get('id')!r} must equal the file name {path.stem!r}")
+    try:
+        return SourceSpec.model_validate(data)
+    except ValidationError as exc:
+        raise RegistryError(_format_error(path, exc)) from exc
+
+
+def load_registry(directory: Path | None = None) -> dict[str, SourceSpec]:
+    """Every source, keyed by id, in id order."""
+    if directory is None:
+        from harvester.settings import get_settings
+
+        directory = get_settings().registry_dir
+    if not directory.is_dir():
+        raise RegistryError(f"registry folder {directory} does not exist")
+    specs = [load_source_file(p) for p in sorted(directory.glob("*.yaml"))]
+    return {s.id: s for s in specs}
+
+
+def get_source(source_id: str, registry: dict[str, SourceSpec] | None = None) -> SourceSpec:
+    registry = registry if registry is not None else load_registry()
+    try:
+        return registry[source_id]
+    except KeyError:
+        raise RegistryError(
+            f"unknown source {source_id!r}; known: {', '.join(registry) or '(none)'}"
+        ) from None

@@ -1,0 +1,90 @@
+"""Scrapy extension that owns the crawl-run row: start (with the one-run-per-source lock),
+heartbeat with live stats, finish with the final stats and status."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Self
+
+from scrapy import signals
+from scrapy.crawler import Crawler
+from twisted.internet import task
+
+from harvester.dedupe import record_hash
+from storage.db import transaction
+from storage.models import RunStatus
+from storage.runs import RunLockedError, ensure_source, finish_run, heartbeat, start_run
+
+
+def run_stats(raw: dict[str, Any]) -> dict[str, Any]:
+    """The run summary kept on the run row: requests, responses by status, items and outcomes."""
+    by_status = {k.rsplit("/", 1)[1]: v for k, v in raw.items() if k.startswith("downloader/response_status_count/")}
+    start, end = raw.get("start_time"), raw.get("finish_time")
+    return {
+        "requests": raw.get("downloader/request_count", 0),
+        "responses_by_status": by_status,
+        "items": raw.get("item_scraped_count", 0),
+        "dropped": raw.get("item_dropped_count", 0),
+        "new": raw.get("harvester/store/new", 0),
+        "new_pending": raw.get("harvester/store/new_pending", 0),
+        "new_filtered": raw.get("harvester/store/new_filtered", 0),
+        "updated": raw.get("harvester/store/updated", 0),
+        "not_modified": raw.get("harvester/store/not_modified", 0),
+        "pages_not_modified": raw.get("harvester/pages/not_modified", 0),
+        "pages_parsed": raw.get("harvester/pages/parsed", 0),
+        "gone": raw.get("harvester/store/gone", 0),
+        "errors": raw.get("harvester/errors", 0) + raw.get("harvester/extract/failed", 0),
+        "replay_missing": raw.get("harvester/replay/missing", 0),
+        "duration_s": round((end - start).total_seconds(), 3) if start and end else None,
+    }
+
+
+class RunExtension:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.run_id: int | None = None
+        self.beat: task.LoopingCall | None = None
+        self.interval = crawler.settings.getfloat("HARVESTER_HEARTBEAT_SECONDS", 15)
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler)
+
+    def spider_opened(self, spider: Any) -> None:
+        spec = spider.source
+        settings = self.crawler.settings
+        config_hash = record_hash(json.loads(spec.model_dump_json()))
+        try:
+            with transaction() as session:
+                ensure_source(session, spec.id, spec.name, spec.kind.value, spec.verified, spec.enabled, config_hash)
+                run = start_run(session, spec.id, settings.get("HARVESTER_TRIGGER", "cli"),
+                                bool(settings.get("HARVESTER_REPLAY_DIR")))
+                self.run_id = run.id
+        except RunLockedError as exc:
+            spider.logger.error(str(exc))
+            assert self.crawler.engine is not None
+            self.crawler.engine.close_spider_async(reason="locked") if hasattr(
+                self.crawler.engine, "close_spider_async") else self.crawler.engine.close_spider(spider, "locked")
+            return
+        assert self.crawler.stats is not None
+        self.crawler.stats.set_value("harvester/run_id", self.run_id)
+        self.beat = task.LoopingCall(self._heartbeat)
+        self.beat.start(self.interval, now=False)
+
+    def _heartbeat(self) -> None:
+        if self.run_id is not None and self.crawler.stats is not None:
+            with transaction() as session:
+                heartbeat(session, self.run_id, run_stats(self.crawler.stats.get_stats()))
+
+    def spider_closed(self, spider: Any, reason: str) -> None:
+        if self.beat is not None and self.beat.running:
+            self.beat.stop()
+        if self.run_id is None or self.crawler.stats is None:
+            return
+        stats = run_stats(self.crawler.stats.get_stats())
+        status = RunStatus.FINISHED if reason == "finished" else (
+            RunStatus.INTERRUPTED if reason == "shutdown" else RunStatus.FAILED)
+        with transaction() as session:
+            finish_run(session, self.run_id, status, reason, stats)

@@ -1,0 +1,59 @@
+"""The per-item logic of each pipeline stage, as plain functions shared by the Scrapy pipelines and
+the offline ``harvester extract`` / ``sources test`` path, so both produce the same candidates."""
+
+from __future__ import annotations
+
+from harvester.dedupe import canonical_url, record_hash, text_hash
+from harvester.extraction.item import extract_item
+from harvester.items import CandidateItem, CriterionResult
+from harvester.language import LanguageGuess, detect_language, normalise_lang_tag
+from harvester.registry import SourceSpec
+
+
+def apply_language(item: CandidateItem, seed: int) -> LanguageGuess:
+    declared = item.extra.pop("language", None)
+    if isinstance(declared, list):
+        declared = declared[0] if declared else None
+    fallback = item.page_lang or (declared if isinstance(declared, str) else None)
+    sample = "\n".join(p for p in (item.title, item.summary, item.text) if p)
+    guess = detect_language(sample, seed=seed, fallback=normalise_lang_tag(fallback))
+    item.language, item.language_prob = guess.code, guess.probability
+    return guess
+
+
+def apply_hashes(item: CandidateItem) -> None:
+    keyed = bool(item.record_key) and item.url.endswith(f"#{item.record_key}")
+    item.canonical_url = canonical_url(item.url, keep_fragment=keyed)
+    if not item.gone:
+        item.text_hash = text_hash(item.text or item.summary or item.title)
+        item.record_hash = record_hash(item.harvested_fields())
+
+
+def classify_item(item: CandidateItem) -> CandidateItem:
+    from harvester.classify import ClassifierInput, classify
+
+    result = classify(ClassifierInput(
+        title=item.title, summary=item.summary, text=item.text, language=item.language,
+        keywords=item.keywords, organisations=item.organisations, countries=item.countries,
+        regions=item.regions, start_date=item.start_date, end_date=item.end_date, published=item.published,
+        extra=item.extra,
+    ))
+    item.criteria = {name: CriterionResult(s.score, s.as_dict()["evidence"]) for name, s in result.criteria.items()}
+    item.score = round(result.score, 4)
+    item.tags = {**result.tags, "supportTypes": result.support_types, "topics": result.topics}
+    item.classifier_version = result.version
+    return item
+
+
+def process_offline(item: CandidateItem, spec: SourceSpec, seed: int = 0) -> CandidateItem:
+    """extract -> language -> hashes -> classify, without a crawler or a database."""
+    if item.gone:
+        apply_hashes(item)
+        return item
+    try:
+        extract_item(item, spec)
+    finally:
+        item.body = None
+    apply_language(item, seed)
+    apply_hashes(item)
+    return classify_item(item)

@@ -1,0 +1,1 @@
+"""Scrapy item pipelines, one stage each: extract -> language -> dedupe -> classify -> store."""

@@ -1,0 +1,31 @@
+"""Stage 3: canonical URL and hashes; the same text under two URLs in one crawl is clustered."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from scrapy.crawler import Crawler
+from scrapy.statscollectors import StatsCollector
+
+from harvester.items import CandidateItem
+from harvester.stages import apply_hashes
+
+
+class DedupePipeline:
+    def __init__(self, stats: StatsCollector) -> None:
+        self.stats = stats
+        self.seen_text: dict[str, str] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        assert crawler.stats is not None
+        return cls(crawler.stats)
+
+    def process_item(self, item: CandidateItem) -> CandidateItem:
+        apply_hashes(item)
+        if item.text_hash and item.canonical_url:
+            first = self.seen_text.setdefault(item.text_hash, item.canonical_url)
+            if first != item.canonical_url:
+                item.duplicate_of = first
+                self.stats.inc_value("harvester/dedupe/same_text")
+        return item

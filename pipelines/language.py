@@ -1,0 +1,28 @@
+"""Stage 2: language and its probability; the page's lang attribute for short text."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from scrapy.crawler import Crawler
+from scrapy.statscollectors import StatsCollector
+
+from harvester.items import CandidateItem
+from harvester.stages import apply_language
+
+
+class LanguagePipeline:
+    def __init__(self, stats: StatsCollector, seed: int) -> None:
+        self.stats, self.seed = stats, seed
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        assert crawler.stats is not None
+        return cls(crawler.stats, crawler.settings.getint("HARVESTER_LANGDETECT_SEED", 0))
+
+    def process_item(self, item: CandidateItem) -> CandidateItem:
+        if item.gone:
+            return item
+        guess = apply_language(item, self.seed)
+        self.stats.inc_value(f"harvester/language/{guess.source}")
+        return item

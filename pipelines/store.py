@@ -1,0 +1,156 @@
+"""Stage 5: idempotent upsert, one short transaction per item; page state; gone-at-source.
+
+Receives the spiders' page signals too, so every database write of a crawl happens here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Self
+
+from scrapy import signals as scrapy_signals
+from scrapy.crawler import Crawler
+from scrapy.http import Response
+from scrapy.statscollectors import StatsCollector
+
+from harvester import signals
+from harvester.dedupe import canonical_url
+from harvester.items import CandidateItem
+from storage.db import transaction
+from storage.models import CandidateStatus
+from storage.pages import load_page_states, record_page
+from storage.queue import Outcome, mark_gone, mark_missing_gone, touch_page_candidates, upsert_candidate
+from storage.windows import complete_window
+
+
+class StorePipeline:
+    def __init__(self, crawler: Crawler, stats: StatsCollector, threshold: float) -> None:
+        self.crawler, self.stats, self.threshold = crawler, stats, threshold
+        self.seen: dict[str, set[str]] = defaultdict(set)
+        self.complete_pages: set[str] = set()
+        self.pages_with_drops: set[str] = set()
+        self.record_counts: dict[str, int] = {}
+        connect = crawler.signals.connect
+        connect(self.page_parsed, signal=signals.page_parsed)
+        connect(self.page_failed, signal=signals.page_failed)
+        connect(self.window_done, signal=signals.window_done)
+        connect(self.item_dropped, signal=scrapy_signals.item_dropped)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        assert crawler.stats is not None
+        return cls(crawler, crawler.stats, crawler.settings.getfloat("HARVESTER_PENDING_THRESHOLD", 0.35))
+
+    @property
+    def run_id(self) -> int | None:
+        return self.stats.get_value("harvester/run_id")
+
+    def open_spider(self) -> None:
+        from storage.db import session_factory
+
+        source_id = self.crawler.spider.name if self.crawler.spider else ""
+        with session_factory()() as session:
+            self.record_counts = {u: s.record_count for u, s in load_page_states(session, source_id).items()}
+
+    def process_item(self, item: CandidateItem) -> CandidateItem:
+        url = item.canonical_url or canonical_url(item.url)
+        if item.gone:
+            with transaction() as session:
+                gone = mark_gone_for(session, item, url, self.run_id)
+            self.stats.inc_value("harvester/store/gone", gone)
+            return item
+        assert item.record_hash is not None
+        self.seen[item.fetched_url].add(url)
+        status = CandidateStatus.PENDING if (item.score or 0) >= self.threshold else CandidateStatus.FILTERED
+        with transaction() as session:
+            result = upsert_candidate(session, source_id=item.source_id, url=url, record_hash=item.record_hash,
+                                      run_id=self.run_id, initial_status=status, values=candidate_values(item))
+        self.stats.inc_value(f"harvester/store/{result.outcome.value}")
+        if result.outcome is Outcome.NEW:
+            self.stats.inc_value(f"harvester/store/new_{status.value}")
+        return item
+
+    def item_dropped(self, item: Any, response: Response | None = None, exception: Any = None,
+                     spider: Any = None) -> None:
+        if isinstance(item, CandidateItem):
+            self.pages_with_drops.add(item.fetched_url)
+            with transaction() as session:
+                record_page(session, source_id=item.source_id, url=item.url, canonical_url=canonical_url(item.url),
+                            http_status=None, run_id=self.run_id, error=str(exception)[:500])
+
+    def page_parsed(self, spider: Any, response: Response, record_count: int | None, not_modified: bool,
+                    complete: bool, content_hash: str | None) -> None:
+        headers = response.headers
+        with transaction() as session:
+            if not_modified:
+                previous = self.record_counts.get(response.url, 1)
+                self.stats.inc_value("harvester/store/not_modified", previous)
+                self.stats.inc_value("harvester/pages/not_modified")
+                touch_page_candidates(session, spider.name, response.url, self.run_id)
+            else:
+                self.stats.inc_value("harvester/pages/parsed")
+            record_page(
+                session, source_id=spider.name, url=response.url, canonical_url=canonical_url(response.url),
+                http_status=response.status, run_id=self.run_id,
+                etag=_header(headers, b"ETag"), last_modified=_header(headers, b"Last-Modified"),
+                content_hash=content_hash if complete and response.url not in self.pages_with_drops else None,
+                record_count=None if not_modified or not complete else record_count,
+                sitemap_lastmod=response.meta.get("lastmod"),
+            )
+        if complete and not not_modified:
+            self.complete_pages.add(response.url)
+
+    def page_failed(self, spider: Any, url: str, status: int | None, error: str, gone: bool) -> None:
+        with transaction() as session:
+            record_page(session, source_id=spider.name, url=url, canonical_url=canonical_url(url),
+                        http_status=status, run_id=self.run_id, error=error)
+            if gone:
+                count = mark_gone(session, spider.name, [canonical_url(url)], error, self.run_id)
+                self.stats.inc_value("harvester/store/gone", count)
+
+    def window_done(self, spider: Any, window_from: str, window_until: str, records: int) -> None:
+        with transaction() as session:
+            complete_window(session, spider.name, window_from, window_until, records, self.run_id)
+        self.stats.inc_value("harvester/oai/windows_done")
+
+    def close_spider(self) -> None:
+        """Records missing from a completely parsed multi-record page are gone at the source."""
+        spider = self.crawler.spider
+        if spider is None:
+            return
+        for page_url in sorted(self.complete_pages - self.pages_with_drops):
+            seen = self.seen.get(page_url, set())
+            if len(seen) < 2 and self.record_counts.get(page_url, 0) < 2:
+                continue
+            with transaction() as session:
+                gone = mark_missing_gone(session, spider.name, page_url, seen, self.run_id)
+            self.stats.inc_value("harvester/store/gone", gone)
+
+
+def mark_gone_for(session: Any, item: CandidateItem, url: str, run_id: int | None) -> int:
+    """A deleted record (OAI ``status="deleted"``): found by URL or by its record key."""
+    from sqlalchemy import select
+
+    from storage.models import Candidate
+
+    urls = [url]
+    if item.record_key:
+        urls += list(session.scalars(select(Candidate.url).where(
+            Candidate.source_id == item.source_id, Candidate.record_key == item.record_key)))
+    return mark_gone(session, item.source_id, urls, "deleted at source", run_id)
+
+
+def candidate_values(item: CandidateItem) -> dict[str, Any]:
+    return {
+        **{k: v for k, v in item.harvested_fields().items()},
+        "record_key": item.record_key, "fetched_url": item.fetched_url, "provenance": item.provenance,
+        "language": item.language, "language_prob": item.language_prob,
+        "criteria": {k: v.as_dict() for k, v in item.criteria.items()}, "score": item.score, "tags": item.tags,
+        "classifier_version": item.classifier_version, "text_hash": item.text_hash,
+        "duplicate_cluster": item.text_hash if item.duplicate_of else None,
+    }
+
+
+def _header(headers: Any, name: bytes) -> str | None:
+    value = headers.get(name)
+    return value.decode("latin-1") if value else None

@@ -1,0 +1,102 @@
+"""What every generic spider shares: the registry entry, record vs navigation requests,
+not-modified handling, errbacks that record failures, and page signals for the store stage."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any, ClassVar
+
+import scrapy
+from scrapy.http import Request, Response
+from twisted.python.failure import Failure
+
+from harvester import signals
+from harvester.items import CandidateItem
+from harvester.middlewares import CONDITIONAL, CONTENT_HASH, NOT_MODIFIED, SKIP_UNCHANGED
+from harvester.registry import SourceSpec
+
+GONE_STATUSES = (404, 410)
+
+
+class HarvesterSpider(scrapy.Spider):
+    """A spider built from a registry entry. Subclasses implement ``records`` and may add ``follow``."""
+
+    source: ClassVar[SourceSpec]
+    handle_httpstatus_list: ClassVar[list[int]] = [304, 404, 410]
+
+    async def start(self) -> AsyncIterator[Any]:
+        for request in self.start_requests_for_source():
+            yield request
+
+    def start_requests_for_source(self) -> Iterable[Request]:
+        for url in self.source.start_urls:
+            yield self.record_request(url)
+
+    def record_request(self, url: str, callback: Any = None, conditional: bool = True,
+                       meta: dict[str, Any] | None = None, skip_unchanged: bool | None = None,
+                       **kwargs: Any) -> Request:
+        """A request whose response holds records. ``conditional``: send the stored validators;
+        ``skip_unchanged`` (default: same as conditional): a body with the stored hash yields nothing."""
+        skip = conditional if skip_unchanged is None else skip_unchanged
+        meta = {**(meta or {}), CONDITIONAL: conditional, SKIP_UNCHANGED: skip, "harvester_role": "record"}
+        return Request(url, callback=callback or self.parse, errback=self.on_error, meta=meta, **kwargs)
+
+    def nav_request(self, url: str, callback: Any, meta: dict[str, Any] | None = None, **kw: Any) -> Request:
+        """A request for a page that only leads to records (listing, sitemap index): never skipped."""
+        meta = {**(meta or {}), "harvester_role": "navigation"}
+        return Request(url, callback=callback, errback=self.on_error, meta=meta, dont_filter=False, **kw)
+
+    def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
+        if response.status in GONE_STATUSES:
+            self._failed(response.url, response.status, f"HTTP {response.status}", gone=True)
+            return
+        if response.status != 304:
+            yield from self.follow(response)
+        if response.status == 304 or response.meta.get(NOT_MODIFIED):
+            self.crawler.signals.send_catch_log(
+                signals.page_parsed, spider=self, response=response, record_count=None, not_modified=True,
+                complete=True, content_hash=response.meta.get(CONTENT_HASH))
+            return
+        count, complete = 0, True
+        try:
+            for item in self.records(response):
+                count += 1
+                yield item
+        except Exception as exc:  # a malformed body: keep what parsed, record the error, go on
+            complete = False
+            self.logger.warning("parse error on %s: %s", response.url, exc)
+            self._failed(response.url, response.status, f"parse error: {type(exc).__name__}: {exc}", gone=False)
+        self.crawler.signals.send_catch_log(
+            signals.page_parsed, spider=self, response=response, record_count=count, not_modified=False,
+            complete=complete, content_hash=response.meta.get(CONTENT_HASH))
+        if complete:
+            yield from self.page_finished(response)
+
+    def page_finished(self, response: Response) -> Iterable[Request]:
+        """Requests that may only follow a completely parsed page (OAI resumption); none by default."""
+        return ()
+
+    def follow(self, response: Response) -> Iterable[Request]:
+        """Requests for further pages (pagination, resumption tokens); none by default."""
+        return ()
+
+    def records(self, response: Response) -> Iterable[CandidateItem]:
+        """The candidates in a record response; each kind's spider overrides this."""
+        return ()
+
+    def item(self, response: Response, url: str, **fields: Any) -> CandidateItem:
+        return CandidateItem(source_id=self.name, url=url, fetched_url=response.url, **fields)
+
+    def on_error(self, failure: Failure) -> None:
+        request = getattr(failure, "request", None)
+        response = getattr(failure.value, "response", None)
+        status = getattr(response, "status", None)
+        url = request.url if request is not None else "?"
+        gone = status in GONE_STATUSES and (request is None or request.meta.get("harvester_role") == "record")
+        self._failed(url, status, f"{failure.type.__name__}: {failure.getErrorMessage()}"[:500], gone=gone)
+
+    def _failed(self, url: str, status: int | None, error: str, gone: bool) -> None:
+        if self.crawler.stats is not None:
+            self.crawler.stats.inc_value("harvester/errors" if not gone else "harvester/gone_pages")
+        self.crawler.signals.send_catch_log(
+            signals.page_failed, spider=self, url=url, status=status, error=error, gone=gone)

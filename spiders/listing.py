@@ -1,0 +1,45 @@
+"""``listing`` kind: HTML listing pages -> detail pages, with CSS/XPath selectors and pagination."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from scrapy.http import Request, Response
+
+from harvester.extraction.html import select
+from harvester.items import CandidateItem
+from spiders.base import HarvesterSpider
+
+
+def html_item(spider: HarvesterSpider, response: Response) -> CandidateItem:
+    """A detail page as a candidate: the body goes to the extract stage with the source's selectors."""
+    content_type = response.headers.get(b"Content-Type", b"").decode("latin-1") or None
+    return spider.item(response, response.url, body=response.body, content_type=content_type)
+
+
+class ListingSpider(HarvesterSpider):
+    def start_requests_for_source(self) -> Iterable[Request]:
+        for url in self.source.start_urls:
+            yield self.nav_request(url, self.parse_listing, meta={"listing_page": 1})
+
+    def parse_listing(self, response: Response) -> Iterator[Request]:
+        if response.status != 200:
+            self._failed(response.url, response.status, f"HTTP {response.status}", gone=False)
+            return
+        options = self.source.listing
+        assert options is not None
+        for href in select(response.selector, options.item_links):
+            yield self.record_request(response.urljoin(href.strip()))
+        page = response.meta.get("listing_page", 1)
+        if options.next_page and page < options.max_pages:
+            for href in select(response.selector, options.next_page)[:1]:
+                yield self.nav_request(response.urljoin(href.strip()), self.parse_listing,
+                                       meta={"listing_page": page + 1})
+
+    def records(self, response: Response) -> Iterable[CandidateItem]:
+        yield html_item(self, response)
+
+    def item(self, response: Response, url: str, **fields: Any) -> CandidateItem:
+        lang = response.selector.xpath("/html/@lang").get() if hasattr(response, "selector") else None
+        return super().item(response, url, page_lang=lang, **fields)

@@ -1,0 +1,1 @@
+"""Small partner classes for sources that need more than registry selectors."""

@@ -1,0 +1,1 @@
+"""Database models, sessions, queue operations and migrations."""

@@ -1,0 +1,134 @@
+"""Queue operations: idempotent candidate upsert, gone-at-source marking, listing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from storage.models import Candidate, CandidateStatus, Decision
+from storage.runs import now
+from storage.upsert import insert_for
+
+REVIEWED = {CandidateStatus.ACCEPTED, CandidateStatus.REJECTED}
+HARVESTED_COLUMNS = (
+    "record_key", "fetched_url", "title", "summary", "text", "organisations", "countries", "regions", "keywords",
+    "start_date", "end_date", "published", "extra", "provenance", "language", "language_prob", "criteria",
+    "score", "tags", "classifier_version", "text_hash", "duplicate_cluster",
+)
+
+
+class Outcome(StrEnum):
+    NEW = "new"
+    UPDATED = "updated"
+    NOT_MODIFIED = "not_modified"
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    outcome: Outcome
+    candidate_id: int
+
+
+def upsert_candidate(session: Session, *, source_id: str, url: str, record_hash: str, run_id: int | None,
+                     initial_status: str, values: dict[str, Any]) -> UpsertResult:
+    """Insert a new candidate, update a changed one, or only touch an unchanged one.
+
+    The row is keyed by (source_id, canonical url). Curator state (status, edits, decisions) is
+    never overwritten; a reviewed record whose content changed is flagged ``changed_since_review``.
+    """
+    harvested = {k: values[k] for k in HARVESTED_COLUMNS if k in values}
+    stmt = insert_for(session, Candidate).values(
+        source_id=source_id, url=url, record_hash=record_hash, status=initial_status, first_run_id=run_id,
+        last_run_id=run_id, curator_edits={}, version_id=1, **harvested,
+    ).on_conflict_do_nothing(index_elements=["source_id", "url"])
+    inserted = session.execute(stmt.returning(Candidate.id)).scalar_one_or_none()
+    if inserted is not None:
+        return UpsertResult(Outcome.NEW, inserted)
+    row = session.scalars(
+        select(Candidate).where(Candidate.source_id == source_id, Candidate.url == url).with_for_update()
+    ).one()
+    row.last_run_id = run_id
+    revived = row.gone_at_source
+    row.gone_at_source, row.gone_since = False, None
+    if row.record_hash == record_hash and not revived:
+        return UpsertResult(Outcome.NOT_MODIFIED, row.id)
+    for key, value in harvested.items():
+        setattr(row, key, value)
+    row.record_hash, row.updated_at = record_hash, now()
+    if row.status in REVIEWED:
+        row.changed_since_review = True
+    session.flush()
+    return UpsertResult(Outcome.UPDATED, row.id)
+
+
+def touch_page_candidates(session: Session, source_id: str, fetched_url: str, run_id: int | None) -> int:
+    """An unchanged multi-record page: its candidates were seen again in this run."""
+    result = session.execute(
+        update(Candidate).where(Candidate.source_id == source_id, Candidate.fetched_url == fetched_url,
+                                Candidate.gone_at_source.is_(False)).values(last_run_id=run_id)
+    )
+    return int(result.rowcount or 0)
+
+
+def mark_gone(session: Session, source_id: str, urls: list[str], reason: str, run_id: int | None) -> int:
+    """Flag candidates whose record disappeared at the source; never delete them."""
+    if not urls:
+        return 0
+    rows = session.scalars(
+        select(Candidate).where(Candidate.source_id == source_id, Candidate.url.in_(urls),
+                                Candidate.gone_at_source.is_(False))
+    ).all()
+    for row in rows:
+        row.gone_at_source, row.gone_since, row.last_run_id = True, now(), run_id
+        session.add(Decision(candidate_id=row.id, actor="harvester", from_status=row.status, to_status=row.status,
+                             reason_code="gone_at_source", note=reason, field_diff={}))
+    return len(rows)
+
+
+def mark_missing_gone(session: Session, source_id: str, fetched_url: str, seen_urls: set[str],
+                      run_id: int | None) -> int:
+    """After a multi-record page was parsed completely, its records not seen this time are gone."""
+    known = session.scalars(
+        select(Candidate.url).where(Candidate.source_id == source_id, Candidate.fetched_url == fetched_url,
+                                    Candidate.gone_at_source.is_(False))
+    ).all()
+    missing = [u for u in known if u not in seen_urls]
+    return mark_gone(session, source_id, missing, f"no longer in {fetched_url}", run_id)
+
+
+def list_candidates(session: Session, *, status: str | None = None, source_id: str | None = None,
+                    limit: int | None = None, offset: int = 0) -> list[Candidate]:
+    query = select(Candidate).order_by(Candidate.score.desc().nulls_last(), Candidate.id)
+    if status:
+        query = query.where(Candidate.status == status)
+    if source_id:
+        query = query.where(Candidate.source_id == source_id)
+    if limit:
+        query = query.limit(limit).offset(offset)
+    return list(session.scalars(query))
+
+
+def count_by_source_status(session: Session) -> dict[tuple[str, str], int]:
+    rows = session.execute(select(Candidate.source_id, Candidate.status, func.count()).group_by(
+        Candidate.source_id, Candidate.status))
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
+def candidate_json(c: Candidate, with_text: bool = False) -> dict[str, Any]:
+    """The public JSON shape of a candidate (``queue --json``, ``extract --json``)."""
+    out = {
+        "id": c.id, "url": c.url, "title": c.title, "source": c.source_id, "language": c.language,
+        "language_probability": c.language_prob, "status": c.status, "score": c.score,
+        "organisations": c.organisations, "countries": c.countries, "regions": c.regions,
+        "start_date": c.start_date, "end_date": c.end_date, "published": c.published, "summary": c.summary,
+        "criteria": c.criteria, "tags": c.tags, "gone_at_source": c.gone_at_source,
+        "duplicate_cluster": c.duplicate_cluster, "record_key": c.record_key,
+    }
+    if with_text:
+        out["text"] = c.text
+        out["provenance"] = c.provenance
+    return out

@@ -1,0 +1,96 @@
+"""Shared test set-up: the shared fixtures folder, isolated databases, crawls in child processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from harvester.settings import PROJECT_ROOT, get_settings
+from storage.db import engine_for, make_engine, upgrade
+
+FIXTURES = Path(os.environ.get("HARVESTER_FIXTURES_DIR", PROJECT_ROOT.parent / "shared" / "fixtures"))
+POSTGRES_URL = os.environ.get("HARVESTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not FIXTURES.is_dir():
+        raise pytest.UsageError(
+            f"shared fixtures folder {FIXTURES} is missing: clone the project beside ../shared or set "
+            "HARVESTER_FIXTURES_DIR")
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture
+def harvester_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh data dir (SQLite database, replay cache) for one test, visible to child processes."""
+    data_dir = tmp_path / "var"
+    monkeypatch.setenv("HARVESTER_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("HARVESTER_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    engine_for.cache_clear()
+    yield data_dir
+    get_settings.cache_clear()
+    engine_for.cache_clear()
+
+
+def _postgres_available() -> bool:
+    engine = create_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        return True
+    except Exception:
+        return False
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    if not _postgres_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL} in CI")
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}")
+    return POSTGRES_URL
+
+
+def reset_postgres(url: str) -> Engine:
+    """Empty the test database's public schema and migrate it from scratch."""
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    upgrade(engine)
+    return engine
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty database of each supported kind."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'test.sqlite3'}")
+        upgrade(engine)
+    else:
+        engine = reset_postgres(request.getfixturevalue("postgres_url"))
+    yield engine
+    engine.dispose()
+
+
+def run_crawl(*source_ids: str, replay: Path | None = None, env: dict[str, str] | None = None,
+              timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run crawls through the real Scrapy stack in a child process, as the CLI does."""
+    cmd = [sys.executable, "-m", "harvester.crawl", "--quiet", *source_ids]
+    if replay is not None:
+        cmd += ["--replay", str(replay)]
+    return subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout, check=False, cwd=PROJECT_ROOT)
