@@ -1,8 +1,8 @@
-"""initial schema
+"""Initial schema: sources, crawl runs, fetched pages, harvest windows, candidates, decisions, users, CHM submissions.
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 08:04:23.747374
+Create Date: 2026-11-24 08:15:51.648000
 """
 
 from alembic import op
@@ -120,6 +120,7 @@ def upgrade() -> None:
     sa.Column('first_seen', sa.DateTime(timezone=True), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
     sa.Column('last_seen', sa.DateTime(timezone=True), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
     sa.Column('last_run_id', sa.Integer(), nullable=True),
+    sa.Column('sitemap_lastmod', sa.String(length=40), nullable=True),
     sa.Column('snapshot_ref', sa.Text(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['last_run_id'], ['crawl_runs.id'], name=op.f('fk_fetched_pages_last_run_id_crawl_runs')),
