@@ -10,7 +10,7 @@ from langdetect import DetectorFactory, LangDetectException, detect_langs
 
 MIN_CHARS = 40
 _lock = Lock()
-_LANG_ATTR = re.compile(r"^[a-zA-Z]{2,3}")
+_LANG_TAG = re.compile(r"^([a-zA-Z]{2,3})(?:[-_][a-zA-Z0-9]+)*$")
 ZH_CODES = {"zh-cn", "zh-tw"}
 
 
@@ -22,11 +22,24 @@ class LanguageGuess:
 
 
 def normalise_lang_tag(tag: str | None) -> str | None:
-    """'en-GB' -> 'en', 'zh-Hans' -> 'zh'; None for anything that is not a language tag."""
-    if not tag:
+    """A language tag or name as ISO 639-1: 'en-GB' -> 'en', 'zh-Hans' -> 'zh', 'eng' and 'English' -> 'en'.
+
+    None for anything that is not a language.
+    """
+    import pycountry
+
+    if not tag or not tag.strip():
         return None
-    match = _LANG_ATTR.match(tag.strip())
-    return match.group(0).lower() if match else None
+    value = tag.strip()
+    match = _LANG_TAG.match(value)
+    code = match.group(1).lower() if match else None
+    if code and len(code) == 2:
+        return code if pycountry.languages.get(alpha_2=code) else None
+    try:
+        lang = pycountry.languages.lookup(code or value)
+    except LookupError:
+        return None
+    return getattr(lang, "alpha_2", None)
 
 
 def detect_language(text: str | None, *, seed: int = 0, min_chars: int = MIN_CHARS,

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from scrapy import Request
 from scrapy.http import Headers
 from scrapy.responsetypes import responsetypes
 
+from harvester.extraction.html import ExtractionError
+from harvester.extraction.structured import StructuredBodyError
 from harvester.items import CandidateItem
 from harvester.registry import SourceSpec
 from harvester.spider_loader import spider_class_for
@@ -37,20 +40,26 @@ def read_saved(path: Path, url: str | None) -> list[RecordedResponse]:
     return [RecordedResponse(url or path.resolve().as_uri(), 200, [], data)]
 
 
-def candidates_from_response(spec: SourceSpec, recorded: RecordedResponse, seed: int = 0,
-                             keep_failures: bool = False) -> list[CandidateItem]:
-    """The candidates the source's spider and stages make of one response."""
+@dataclass
+class OfflineResult:
+    items: list[CandidateItem] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def candidates_from_response(spec: SourceSpec, recorded: RecordedResponse, seed: int = 0) -> OfflineResult:
+    """The candidates the source's spider and stages make of one response, and the records that failed."""
     spider = spider_class_for(spec)()
     headers = Headers(recorded.headers)
     request = Request(recorded.url, meta={"window": 0, "window_records": 0})
     cls = responsetypes.from_args(headers=headers, url=recorded.url, body=recorded.body)
     response = cls(url=recorded.url, status=recorded.status, headers=headers, body=recorded.body, request=request)
-    out = []
-    for item in spider.records(response):
-        try:
-            out.append(process_offline(item, spec, seed))
-        except Exception:
-            if not keep_failures:
-                continue
-            raise
+    out = OfflineResult()
+    try:
+        for item in spider.records(response):
+            try:
+                out.items.append(process_offline(item, spec, seed))
+            except (ExtractionError, StructuredBodyError) as exc:
+                out.failures.append((item.url, str(exc)))
+    except (StructuredBodyError, ValueError) as exc:
+        raise SavedResponseError(f"{recorded.url}: {exc}") from None
     return out

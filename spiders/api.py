@@ -73,11 +73,14 @@ class ApiSpider(HarvesterSpider):
         if page.type == "page":
             return with_param(response.url, page.param, page.start + index) if count else None
         if page.type == "offset":
-            size = page.size or count
+            # Advance by the records actually received: servers cap the page size (GBIF: 1000).
+            current = dict(parse_qsl(urlsplit(response.url).query)).get(page.param)
+            offset = (int(current) if current and current.isdigit() else page.start) + count
             total = resolve(data, page.total_path) if page.total_path else None
-            offset = page.start + index * size
-            if not count or (isinstance(total, int) and offset >= total):
+            if not count or (isinstance(total, int) and offset - page.start >= total):
                 return None
+            if total is None and page.size and count < page.size:
+                return None  # no total to go by: a short page is the last one (NSF awards)
             return with_param(response.url, page.param, offset)
         if page.type == "cursor":
             cursor = resolve(data, page.next_path or "")

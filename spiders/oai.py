@@ -7,6 +7,7 @@ candidates gone-at-source.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
@@ -36,6 +37,19 @@ def windows(options: OaiOptions, today: datetime | None = None) -> list[tuple[st
         out.append((cursor.strftime(fmt), nxt.strftime(fmt)))
         cursor = nxt
     return out
+
+
+def own_link(identifier: str, links: list[str]) -> str | None:
+    """The record's own landing page among its ``dc:identifier`` links: the one ending in the local
+    part of the OAI identifier, else the first. (A new Dryad version lists its predecessor's handle
+    first; taking that one would merge two records into one candidate.)"""
+    local = identifier.rsplit(":", 1)[-1]
+    if local:
+        own = re.compile(r"[/=:]" + re.escape(local) + r"/?$")
+        for link in links:
+            if own.search(link):
+                return link
+    return links[0] if links else None
 
 
 class OaiSpider(HarvesterSpider):
@@ -74,8 +88,12 @@ class OaiSpider(HarvesterSpider):
         if page.error_code and page.error_code != "noRecordsMatch":
             raise StructuredBodyError(f"OAI-PMH error {page.error_code}: {page.error_message}")
         for record in page.records:
+            if not record["deleted"] and not record.get("title"):
+                if getattr(self, "crawler", None) is not None and self.crawler.stats is not None:
+                    self.crawler.stats.inc_value("harvester/oai/no_metadata")
+                continue
             key = record["identifier"]
-            url = record["links"][0] if record["links"] else self.record_url(key)
+            url = own_link(key, record["links"]) or self.record_url(key)
             yield self.item(response, url, record_key=key, raw=record, lastmod=record["datestamp"],
                             gone=record["deleted"])
         response.meta["window_records"] = response.meta.get("window_records", 0) + len(page.records)

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 EXPECTED_COUNTS = {
     "gef_projects": 5892, "gcf_projects": 209, "gcf_funded_activities": 286, "climate_adapt_cases": 146,
-    "adaptecca_cases": 96, "bhl_oai": 42, "dryad_oai": 37, "elsa_undp": 3,
+    "adaptecca_cases": 96, "bhl_oai": 42, "dryad_oai": 162, "elsa_undp": 3,
 }
 
 

@@ -70,11 +70,12 @@ def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-from harvester.cli import crawl_cmds, queue_cmds, sources_cmds  # noqa: E402
+from harvester.cli import crawl_cmds, extract_cmds, queue_cmds, sources_cmds  # noqa: E402
 
 cli.add_command(sources_cmds.sources)
 cli.add_command(crawl_cmds.crawl)
 cli.add_command(crawl_cmds.demo)
 cli.add_command(queue_cmds.queue)
 cli.add_command(queue_cmds.runs)
+cli.add_command(extract_cmds.extract)
 __all__ = ["Path", "cli", "json_option", "main", "print_json", "print_table"]
