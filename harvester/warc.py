@@ -35,6 +35,7 @@ def write_response(writer: WARCWriter, response: RecordedResponse) -> None:
     headers.append(("Content-Length", str(len(response.body))))
     http = StatusAndHeaders(f"{response.status} {_reason(response.status)}", headers, protocol="HTTP/1.1")
     record = writer.create_warc_record(response.url, "response", payload=io.BytesIO(response.body),
+                                       length=len(response.body),
                                        http_headers=http)
     writer.write_record(record)
 

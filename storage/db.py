@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +53,20 @@ def make_engine(url: str) -> Engine:
         raise DatabaseUrlError(f"unsupported database URL {url!r}: {exc}") from None
 
 
-@lru_cache(maxsize=8)
+_ENGINES: dict[str, Engine] = {}
+
+
 def engine_for(url: str) -> Engine:
-    return make_engine(url)
+    """One engine per URL for the process."""
+    if url not in _ENGINES:
+        _ENGINES[url] = make_engine(url)
+    return _ENGINES[url]
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection and forget the engines (tests, forked workers)."""
+    while _ENGINES:
+        _ENGINES.popitem()[1].dispose()
 
 
 def get_engine() -> Engine:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from harvester.settings import PROJECT_ROOT, get_settings
-from storage.db import engine_for, make_engine, upgrade
+from storage.db import dispose_engines, make_engine, upgrade
 
 FIXTURES = Path(os.environ.get("HARVESTER_FIXTURES_DIR", PROJECT_ROOT.parent / "shared" / "fixtures"))
 POSTGRES_URL = os.environ.get("HARVESTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -37,10 +37,10 @@ def harvester_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("HARVESTER_DATA_DIR", str(data_dir))
     monkeypatch.delenv("HARVESTER_DATABASE_URL", raising=False)
     get_settings.cache_clear()
-    engine_for.cache_clear()
+    dispose_engines()
     yield data_dir
     get_settings.cache_clear()
-    engine_for.cache_clear()
+    dispose_engines()
 
 
 def _postgres_available() -> bool:

@@ -113,7 +113,8 @@ def test_crawl_killed_midway_then_rerun_loses_and_doubles_nothing(harvester_env:
     assert statuses == ["interrupted", "finished"]
 
 
-def test_recorded_crawl_replays_to_the_same_candidates(harvester_env: Path, tmp_path: Path) -> None:
+def test_recorded_crawl_replays_to_the_same_candidates(harvester_env: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     replay = get_settings().replay_cache_dir
     build_replay([load_registry()["elsa_undp"]], replay)
     upgrade()
@@ -123,11 +124,11 @@ def test_recorded_crawl_replays_to_the_same_candidates(harvester_env: Path, tmp_
     first = {k: v[1] for k, v in snapshot().items()}
     assert len(list(recordings.glob("elsa_undp-*.warc.gz"))) == 1
 
-    os.environ["HARVESTER_DATA_DIR"] = str(tmp_path / "second")
+    monkeypatch.setenv("HARVESTER_DATA_DIR", str(tmp_path / "second"))
     get_settings.cache_clear()
-    from storage.db import engine_for
+    from storage.db import dispose_engines
 
-    engine_for.cache_clear()
+    dispose_engines()
     upgrade()
     result = harvester("crawl", "elsa_undp", "--replay", str(recordings))
     assert result.returncode == 0, result.stderr[-2000:]
@@ -139,9 +140,9 @@ def test_crawl_into_postgresql(harvester_env: Path, postgres_url: str, monkeypat
     reset_postgres(postgres_url).dispose()
     monkeypatch.setenv("HARVESTER_DATABASE_URL", postgres_url)
     get_settings.cache_clear()
-    from storage.db import engine_for
+    from storage.db import dispose_engines
 
-    engine_for.cache_clear()
+    dispose_engines()
     replay = get_settings().replay_cache_dir
     build_replay([load_registry()["gcf_projects"]], replay)
     for _ in range(2):
@@ -152,4 +153,4 @@ def test_crawl_into_postgresql(harvester_env: Path, postgres_url: str, monkeypat
         stats = session.scalars(select(CrawlRun.stats).order_by(CrawlRun.id)).all()
     assert [s["new"] for s in stats] == [209, 0]
     assert stats[1]["not_modified"] == 209
-    engine_for.cache_clear()
+    dispose_engines()

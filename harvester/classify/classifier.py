@@ -14,7 +14,7 @@ from harvester.classify import criteria
 from harvester.classify.evidence import Hit
 from harvester.classify.fields import Field, collect_fields, unresolved_country_field
 from harvester.classify.matching import FoldedText
-from harvester.classify.model import ClassifierInput, Classification, CriterionScore
+from harvester.classify.model import Classification, ClassifierInput, CriterionScore
 from harvester.classify.tags import chm_tags
 from harvester.classify.vocab import IGNORE, available_languages, vocabulary
 
@@ -25,7 +25,9 @@ ORG_MENTION_FACTOR = 0.5  # an organisation named in the text counts a third of 
 
 def languages_for(language: str | None) -> tuple[str, ...]:
     available = available_languages()
-    code = (language or "").strip().lower().replace("_", "-").split("-")[0] if isinstance(language, str) else ""
+    code = ""
+    if isinstance(language, str):
+        code = language.strip().lower().replace("_", "-").split("-")[0]
     if code == "en":
         return ("en",)
     if code in available:
@@ -50,7 +52,8 @@ def _scan(fields: list[Field], languages: tuple[str, ...]) -> tuple[dict[str, li
                         if label == IGNORE:
                             continue
                         key = (m.start, m.end, label)
-                        hit = Hit(label, m.term.folded, weight, f.name, factor, m.start, m.end, ft.text, order)
+                        hit = Hit(label, m.term.folded, weight, f.name, factor, m.start, m.end, ft.text,
+                                  order)
                         if key in seen:  # the same span matched in two languages: keep the stronger
                             i = seen[key]
                             if weight > hits[group][i].weight:
@@ -95,8 +98,10 @@ def classify(doc: ClassifierInput, today: date | None = None) -> Classification:
 
     support, support_types = criteria.support_type(hits["support_type"])
     relevance = criteria.cbd_relevance(hits["cbd_relevance"])
-    active = criteria.active(hits["active"], _str(doc.start_date), _str(doc.end_date), _str(doc.published), today)
-    international = criteria.international(hits["international"], hits["organisations"], given + found, len(codes))
+    active = criteria.active(hits["active"], _str(doc.start_date), _str(doc.end_date), _str(doc.published),
+                             today)
+    international = criteria.international(hits["international"], hits["organisations"], given + found,
+                                           len(codes))
 
     scores: dict[str, CriterionScore] = {
         "support_type": support,

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, RUF002  (Cyrillic, Arabic and CJK text is intended here)
 """Country names in six languages -> ISO 3166-1 alpha-2, for free text and structured values.
 
 Names: pycountry's English ``name``/``common_name``/``official_name`` and their ``iso3166-1``
@@ -14,7 +15,7 @@ from __future__ import annotations
 import gettext
 import re
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import cache
 
 import pycountry
 
@@ -46,7 +47,8 @@ def _pycountry_names(lang: str) -> list[tuple[str, str]]:
 
 
 def _aliases(lang: str) -> dict[str, str]:
-    return {str(k): str(v).upper() for k, v in ((load_data("countries").get("aliases") or {}).get(lang) or {}).items()}
+    aliases = (load_data("countries").get("aliases") or {}).get(lang) or {}
+    return {str(k): str(v).upper() for k, v in aliases.items()}
 
 
 def _stop(lang: str) -> set[str]:
@@ -79,7 +81,7 @@ def _russian_forms(name: str) -> str:
     return " ".join(words)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(lang: str) -> dict[str, str]:
     """Folded name -> code for one language, ambiguous names (several codes) removed."""
     codes: dict[str, set[str]] = {}
@@ -90,7 +92,7 @@ def _table(lang: str) -> dict[str, str]:
     return {name: next(iter(cs)) for name, cs in codes.items() if len(cs) == 1 and name}
 
 
-@lru_cache(maxsize=None)
+@cache
 def structured_table() -> dict[str, str]:
     """Folded name in any language -> code, for structured country fields (stop list not applied)."""
     merged: dict[str, set[str]] = {}
@@ -100,7 +102,7 @@ def structured_table() -> dict[str, str]:
     return {name: next(iter(cs)) for name, cs in merged.items() if len(cs) == 1}
 
 
-@lru_cache(maxsize=None)
+@cache
 def matcher(lang: str) -> Matcher:
     """Free-text country matcher for one language; each term's label is the ISO2 code."""
     stop = _stop(lang)

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF002  (Cyrillic, Arabic and full-width examples are intended here)
 """Fold text for matching while keeping a map back to the original character offsets.
 
 Folding is per character, so every folded character knows the original offset it came from:
@@ -57,7 +58,7 @@ def fold(text: str) -> tuple[str, list[int] | None]:
     ``index`` is ``None`` when folding kept every character in place (ASCII text without runs of
     whitespace or dashes), meaning offsets are the same in both strings.
     """
-    if text.isascii() and "  " not in text and "-" not in text and not any(c in text for c in "\t\n\r\x0b\x0c`"):
+    if text.isascii() and "  " not in text and not any(c in text for c in "-`\t\n\r\x0b\x0c"):
         return text.lower(), None
     out: list[str] = []
     index: list[int] = []

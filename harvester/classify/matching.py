@@ -22,9 +22,10 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from harvester.classify.folding import fold, fold_term, is_unspaced_script, original_span
+from harvester.classify.folding import fold, fold_char, fold_term, is_unspaced_script, original_span
 
 MAX_FIELD_CHARS = 200_000  # text beyond this is not scanned (keeps the cost bounded)
+_MEMO_SIZE = 20_000  # wildcard lookups remembered per matcher
 
 _STAR = "\x00*"
 _TILDE = "\x00~"
@@ -138,18 +139,21 @@ class Matcher:
             body = "(?:" + _trie_regex(_build_trie(lists)) + ")"
             parts.append(("(?<!\\w)" if left else "") + body + ("(?!\\w)" if right else ""))
         self.pattern = re.compile("|".join(parts)) if parts else None
+        self._memo: dict[str, Term | None] = {}
 
     def __len__(self) -> int:
         return len(self.exact) + len(self.wild)
 
     def _lookup(self, found: str) -> Term | None:
         term = self.exact.get(found)
-        if term is not None:
+        if term is not None or not self.wild:
             return term
-        for pat, term in self.wild:
-            if pat.fullmatch(found):
-                return term
-        return None
+        if found in self._memo:
+            return self._memo[found]
+        term = next((t for pat, t in self.wild if pat.fullmatch(found)), None)
+        if len(self._memo) < _MEMO_SIZE:
+            self._memo[found] = term
+        return term
 
     def find_folded(self, folded: str) -> Iterator[tuple[int, int, Term]]:
         if self.pattern is None:
@@ -178,4 +182,6 @@ class FoldedText:
     def find(self, matcher: Matcher) -> Iterator[Match]:
         for start, end, term in matcher.find_folded(self.folded):
             s, e = original_span(self.index, start, end)
+            while e < len(self.text) and not fold_char(self.text[e]):
+                e += 1  # keep trailing combining marks (accents, harakat) inside the span
             yield Match(term, s, e)

@@ -74,4 +74,4 @@ class ClassifierInput:
     start_date: str | None = None  # ISO "YYYY[-MM[-DD]]"
     end_date: str | None = None
     published: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. {"status": "Project Approved", "scope": ["Global"]}
+    extra: dict[str, Any] = field(default_factory=dict)  # {"status": "Project Approved", "scope": ["Global"]}

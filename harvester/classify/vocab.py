@@ -20,7 +20,7 @@ Compiled vocabularies are cached per language (built once per process).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ def available_languages() -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in VOCAB_DIR.glob("*.yaml") if p.stem not in _NOT_LANGUAGES))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_data(name: str) -> dict[str, Any]:
     """The parsed YAML file ``vocab/<name>.yaml`` (a dict; raises if the file is not one)."""
     path = VOCAB_DIR / f"{name}.yaml"
@@ -134,7 +134,7 @@ def _entries(data: dict[str, Any], group: str, labels: tuple[str, ...]) -> list[
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def vocabulary(language: str) -> Vocabulary:
     """The compiled vocabulary of ``language`` (one of ``available_languages()``)."""
     data = load_data(language)
