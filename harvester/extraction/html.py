@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 
 import trafilatura
 from bs4 import UnicodeDammit
+from bs4.dammit import EncodingDetector
 from parsel import Selector
 
 from harvester.extraction.normalise import clean_list, clean_text
@@ -25,6 +27,27 @@ class HtmlExtraction:
     lang_attr: str | None = None
 
 
+def _cp1252_bytes(error: UnicodeError) -> tuple[str, int]:
+    assert isinstance(error, UnicodeDecodeError)
+    bad = error.object[error.start:error.end]
+    return bad.decode("cp1252", errors="replace"), error.end
+
+
+codecs.register_error("harvester_cp1252", _cp1252_bytes)
+
+
+def _mostly_utf8(body: bytes) -> str | None:
+    """UTF-8 with stray cp1252 bytes (a common CMS fault) decoded byte by byte, when the stray bytes are few."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    strict = body.decode("utf-8", errors="ignore")
+    if len(body) - len(strict.encode("utf-8")) > max(16, len(body) // 200):
+        return None
+    return body.decode("utf-8", errors="harvester_cp1252")
+
+
 def decode_html(body: bytes, declared: str | None = None) -> str:
     """Decode by BOM, declared charset and content sniffing, so cp1252 labelled UTF-8 survives."""
     if not body.strip():
@@ -33,6 +56,11 @@ def decode_html(body: bytes, declared: str | None = None) -> str:
         raise ExtractionError("binary body served as HTML")
     if len(body) > MAX_HTML_BYTES:
         raise ExtractionError(f"page too large ({len(body)} bytes > {MAX_HTML_BYTES})")
+    label = (declared or EncodingDetector.find_declared_encoding(body[:8192], is_html=True) or "").lower()
+    if label.replace("_", "-") in ("utf-8", "utf8"):
+        text = _mostly_utf8(body)
+        if text is not None:
+            return text
     dammit = UnicodeDammit(body, [declared] if declared else [], is_html=True)
     if dammit.unicode_markup is None:
         raise ExtractionError("undecodable body")
