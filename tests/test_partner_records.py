@@ -148,3 +148,24 @@ def test_elsa_article_in_three_languages(lang: str, title: str) -> None:
     assert (item.language, item.title) == (lang, title)
     assert item.provenance["title"] == "selector:main h1::text"
     assert item.text is not None and item.text.startswith(f"{title}\n\nelsaR.Rmd")
+
+
+def test_wocat_questionnaire_detail_through_the_partner_class(fixtures_dir) -> None:
+    """The recorded QCAT API v2 detail (the list endpoint was never recorded, so the source stays unverified)."""
+    spec = load_registry()["wocat_technologies"]
+    name = "api-v2-questionnaire-detail-technology-armenia-wooden-pile-walls.json"
+    body = (fixtures_dir / "wocat-qcat" / name).read_bytes()
+    url = "https://qcat.wocat.net/en/api/v2/questionnaires/{code}/"  # the capture's code was not recorded
+    result = candidates_from_response(spec, RecordedResponse(url, 200, [("Content-Type", "application/json")], body))
+    assert result.failures == []
+    [item] = result.items
+    assert (item.url, item.record_key) == (url, None)
+    assert item.title == "Slope erosion control using wooden pile walls"
+    assert item.countries == ["AM"]
+    assert item.regions == ["Aragatsotn and Shirak Marzes (Provinces)"]
+    assert item.organisations == ["GIZ", "ESAC NGO", "Armenian National Agrarian Univercity",
+                                  "E.C.O. Institute of Ecology"]
+    assert item.published == "2018-10-03"
+    assert item.summary is not None and item.summary.startswith(
+        "Small horizontal wooden structures and terraces on eroded slopes built to mitigate sheet or rill erosion")
+    assert item.language == "en"

@@ -36,7 +36,7 @@ def _rss_entry(item: Any) -> dict[str, Any]:
         "content": _text(item, f"{CONTENT}encoded"),
         "published": _text(item, "pubDate") or _text(item, f"{DC}date"),
         "authors": [a for a in (_text(item, "author"), _text(item, f"{DC}creator")) if a],
-        "categories": ["".join(c.itertext()).strip() for c in item.findall("category") if "".join(c.itertext()).strip()],
+        "categories": [t for t in ("".join(c.itertext()).strip() for c in item.findall("category")) if t],
     }
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
+from harvester.extraction.feeds import DEFAULT_FEED_FIELDS
 from harvester.extraction.html import ExtractionError, extract_html
+from harvester.extraction.oai import DEFAULT_OAI_FIELDS
 from harvester.extraction.records import apply_record, apply_rule
 from harvester.items import CandidateItem
-from harvester.extraction.feeds import DEFAULT_FEED_FIELDS
-from harvester.extraction.oai import DEFAULT_OAI_FIELDS
 from harvester.registry import FieldRule, RecordSpec, SourceKind, SourceSpec
 
 SUMMARY_CHARS = 600
@@ -31,7 +31,7 @@ def lead_summary(text: str, limit: int = SUMMARY_CHARS) -> str:
         lead = f"{lead} {para}".strip()
     if len(lead) > limit:
         cut = lead[:limit]
-        end = max(cut.rfind(". "), cut.rfind("。"), cut.rfind("۔"))
+        end = max(cut.rfind(". "), cut.rfind("。"), cut.rfind("\u06d4"))
         lead = cut[: end + 1] if end > limit // 3 else cut.rsplit(" ", 1)[0] + " …"
     return lead
 

@@ -24,7 +24,7 @@ def flatten_questionnaire(node: Any, out: dict[str, Any] | None = None, group: s
         return out
     for key, child in (node.get("children") or {}).items() if isinstance(node.get("children"), dict) else []:
         if isinstance(child, dict) and isinstance(child.get("value"), list):
-            values = [v.get("value") for v in child["value"] if isinstance(v, dict) and v.get("value") not in (None, "")]
+            values = [v["value"] for v in child["value"] if isinstance(v, dict) and v.get("value") not in (None, "")]
             if not values:
                 continue
             value = values[0] if len(values) == 1 else values
