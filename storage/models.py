@@ -198,6 +198,43 @@ class User(Base):
     created_at: Mapped[datetime] = _now_default()
 
 
+class WebSession(Base):
+    """A server-side login session: the cookie holds only a random id whose hash is stored here."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _now_default()
+    last_seen: Mapped[datetime] = _now_default()
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LoginAttempt(Base):
+    """Failed and successful logins, for throttling guessing."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    client: Mapped[str | None] = mapped_column(String(100))
+    success: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = _now_default()
+
+
+class ReasonCode(StrEnum):
+    """Why a curator rejected a candidate; each ties to a criterion so it can train the model."""
+
+    NOT_SUPPORT_TYPE = "not_support_type"
+    NOT_CBD_RELEVANT = "not_cbd_relevant"
+    INACTIVE = "inactive"
+    NOT_INTERNATIONAL = "not_international"
+    DUPLICATE = "duplicate"
+    OTHER = "other"
+
+
 class Decision(Base):
     """Append-only audit of every status change a curator (or the system) makes."""
 
