@@ -9,7 +9,7 @@ from typing import Any
 from lxml import etree
 from scrapy.http import Request, Response
 
-from harvester.extraction.structured import maybe_gunzip, safe_parser
+from harvester.extraction.structured import StructuredBodyError, maybe_gunzip, safe_parser
 from harvester.items import CandidateItem
 from spiders.base import HarvesterSpider
 from spiders.listing import html_item
@@ -19,8 +19,18 @@ MAX_URLS = 50_000
 
 
 def parse_sitemap(body: bytes) -> tuple[str, list[tuple[str, str | None]]]:
-    """('index' | 'urlset', [(loc, lastmod)]), capped at the protocol's 50,000 entries."""
-    root = etree.fromstring(maybe_gunzip(body).lstrip(), parser=safe_parser())
+    """('index' | 'urlset', [(loc, lastmod)]), capped at the protocol's 50,000 entries.
+
+    Raises ``StructuredBodyError`` for a body that is not well-formed XML or declares entities
+    (billion laughs, external entities): a sitemap never needs them, and an unexpanded entity
+    would silently cut a ``<loc>`` short."""
+    try:
+        root = etree.fromstring(maybe_gunzip(body).lstrip(), parser=safe_parser())
+    except etree.XMLSyntaxError as exc:
+        raise StructuredBodyError(f"bad sitemap XML: {exc}") from exc
+    dtd = root.getroottree().docinfo.internalDTD
+    if dtd is not None and any(True for _ in dtd.iterentities()):
+        raise StructuredBodyError("sitemap declares XML entities; refused")
     kind = "index" if etree.QName(root).localname == "sitemapindex" else "urlset"
     entries = []
     for node in root:
@@ -51,7 +61,12 @@ class SitemapSpider(HarvesterSpider):
         if response.status != 200:
             self._failed(response.url, response.status, f"HTTP {response.status}", gone=False)
             return
-        kind, entries = parse_sitemap(response.body)
+        try:
+            kind, entries = parse_sitemap(response.body)
+        except StructuredBodyError as exc:
+            self.logger.warning("sitemap refused %s: %s", response.url, exc)
+            self._failed(response.url, response.status, f"sitemap refused: {exc}"[:500], gone=False)
+            return
         options = self.source.sitemap
         follow = [re.compile(p) for p in (options.follow if options else [])]
         after = options.lastmod_after if options else None

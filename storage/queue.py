@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, func, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import Candidate, CandidateStatus, Decision
@@ -132,3 +132,67 @@ def candidate_json(c: Candidate, with_text: bool = False) -> dict[str, Any]:
         out["text"] = c.text
         out["provenance"] = c.provenance
     return out
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """Server-side queue filters; every one is optional and they combine with AND."""
+
+    status: str | None = None
+    source_id: str | None = None
+    language: str | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+    criterion: str | None = None
+    criterion_min: float | None = None
+    support_type: str | None = None
+    country: str | None = None
+    published_from: str | None = None
+    published_to: str | None = None
+    reviewer: str | None = None
+    q: str | None = None
+
+
+CRITERIA = ("support_type", "cbd_relevance", "active", "international")
+
+
+def filtered_query(f: QueueFilter) -> Any:
+    query = select(Candidate)
+    if f.status:
+        query = query.where(Candidate.status == f.status)
+    if f.source_id:
+        query = query.where(Candidate.source_id == f.source_id)
+    if f.language:
+        query = query.where(Candidate.language == f.language)
+    if f.min_score is not None:
+        query = query.where(Candidate.score >= f.min_score)
+    if f.max_score is not None:
+        query = query.where(Candidate.score <= f.max_score)
+    if f.published_from:
+        query = query.where(Candidate.published >= f.published_from)
+    if f.published_to:
+        query = query.where(Candidate.published <= f.published_to + "\uffff")
+    if f.q:
+        like = f"%{f.q.strip()}%"
+        query = query.where(Candidate.title.ilike(like) | Candidate.summary.ilike(like))
+    if f.reviewer:
+        reviewed = select(Decision.candidate_id).where(Decision.actor == f.reviewer)
+        query = query.where(Candidate.id.in_(reviewed))
+    if f.country:
+        query = query.where(func.cast(Candidate.countries, String).like(f'%"{f.country.upper()}"%'))
+    if f.support_type:
+        query = query.where(func.cast(Candidate.tags, String).like(f'%"{f.support_type}"%'))
+    if f.criterion in CRITERIA and f.criterion_min is not None:
+        score = Candidate.criteria[f.criterion]["score"].as_float()
+        query = query.where(score >= f.criterion_min)
+    return query
+
+
+def search_candidates(session: Session, f: QueueFilter, limit: int = 50, offset: int = 0
+                      ) -> tuple[list[Candidate], int]:
+    """One page of the ranked, filtered queue and the total count of the filter."""
+    query = filtered_query(f)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Candidate.score.desc().nulls_last(), Candidate.id)
+                           .limit(limit).offset(offset)).all()
+    return list(rows), total

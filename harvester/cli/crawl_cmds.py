@@ -88,8 +88,28 @@ def demo(no_serve: bool) -> None:
     crawl_and_report([s.id for s in specs], CrawlOptions(replay_dir=settings.replay_cache_dir, trigger="demo"))
     _queue_summary()
     if not no_serve:
-        click.echo("the review web app is not part of this build yet; the queue is in the database above "
-                   "(see `harvester queue`).", err=True)
+        _serve_demo()
+
+
+def _serve_demo() -> None:
+    """Serve the review app; on a database without accounts, create a ``demo`` admin and print its password."""
+    import secrets
+
+    import uvicorn
+    from sqlalchemy import func, select
+
+    from harvester.web.app import create_app
+    from harvester.web.auth import add_user
+    from storage.db import transaction
+    from storage.models import User
+
+    with transaction() as session:
+        if not session.scalar(select(func.count()).select_from(User)):
+            password = secrets.token_urlsafe(12)
+            add_user(session, "demo", "admin", password)
+            click.echo(f"created review account demo / {password}", err=True)
+    click.echo("review app on http://127.0.0.1:8000/ (Ctrl+C stops)", err=True)
+    uvicorn.run(create_app(), host="127.0.0.1", port=8000, log_level="warning")
 
 
 def _queue_summary() -> None:

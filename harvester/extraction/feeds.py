@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,9 +70,34 @@ def _json_feed_entries(data: dict[str, Any]) -> Iterator[dict[str, Any]]:
         }
 
 
+# A UTF-8 byte-order mark, and the same mark decoded as Latin-1 and re-encoded (seen in real saved feeds).
+BOMS = (b"\xc3\xaf\xc2\xbb\xc2\xbf", b"\xef\xbb\xbf")
+_DECLARED_ENCODING = re.compile(rb"^<\?xml[^>]*\bencoding\s*=", re.I)
+
+
+def _strip_start(body: bytes) -> bytes:
+    stripped = body.lstrip(b" \t\r\n")
+    for bom in BOMS:
+        if stripped.startswith(bom):
+            return stripped[len(bom):].lstrip(b" \t\r\n")
+    return stripped
+
+
+def _undeclared_legacy_to_utf8(body: bytes) -> bytes:
+    """XML without a declared encoding must be UTF-8; a body that is not (real feeds served in
+    Latin-1 without saying so) is read as windows-1252 instead of failing or turning into mojibake."""
+    if _DECLARED_ENCODING.match(body[:512]):
+        return body
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body.decode("cp1252", errors="replace").encode("utf-8")
+    return body
+
+
 def iter_feed(body: bytes) -> Iterator[dict[str, Any]]:
     """Entries of an RSS 2.0, Atom 1.0 or JSON Feed document."""
-    stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
+    stripped = _strip_start(body)
     if stripped.startswith(b"{"):
         try:
             yield from _json_feed_entries(json.loads(stripped))
@@ -79,7 +105,7 @@ def iter_feed(body: bytes) -> Iterator[dict[str, Any]]:
             raise StructuredBodyError(f"bad JSON Feed: {exc}") from exc
         return
     try:
-        root = etree.fromstring(stripped, parser=safe_parser())
+        root = etree.fromstring(_undeclared_legacy_to_utf8(stripped), parser=safe_parser())
     except etree.XMLSyntaxError as exc:
         raise StructuredBodyError(f"bad feed XML: {exc}") from exc
     if root.tag == f"{ATOM}feed":

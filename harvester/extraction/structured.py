@@ -10,6 +10,7 @@ import csv
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,11 +31,14 @@ def maybe_gunzip(body: bytes, force: bool = False) -> bytes:
     if not (force or body[:2] == b"\x1f\x8b"):
         return body
     out = io.BytesIO()
-    with gzip.GzipFile(fileobj=io.BytesIO(body)) as gz:
-        while chunk := gz.read(1 << 20):
-            out.write(chunk)
-            if out.tell() > MAX_DECOMPRESSED:
-                raise StructuredBodyError(f"gzip body expands beyond {MAX_DECOMPRESSED} bytes")
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as gz:
+            while chunk := gz.read(1 << 20):
+                out.write(chunk)
+                if out.tell() > MAX_DECOMPRESSED:
+                    raise StructuredBodyError(f"gzip body expands beyond {MAX_DECOMPRESSED} bytes")
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut stream an EOFError
+        raise StructuredBodyError(f"bad gzip body: {exc}") from exc
     return out.getvalue()
 
 
@@ -100,11 +104,25 @@ def safe_parser() -> etree.XMLParser:
     return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, recover=False)
 
 
+def _refuse_external_entities(elem: Any) -> None:
+    """An external entity (``<!ENTITY x SYSTEM "file:///...">``) is never resolved; a body that
+    declares one is refused rather than read with the reference silently dropped."""
+    dtd = elem.getroottree().docinfo.internalDTD
+    for entity in dtd.iterentities() if dtd is not None else ():
+        if entity.system_url:
+            raise StructuredBodyError(
+                f"XML declares an external entity {entity.name!r} ({entity.system_url}): refused")
+
+
 def iter_xml_records(body: bytes, record_tag: str) -> Iterator[dict[str, Any]]:
     """One dict per ``record_tag`` element: child tag -> text (CDATA included), repeated tags -> list."""
+    checked = False
     try:
         for _, elem in etree.iterparse(io.BytesIO(body), events=("end",), tag=record_tag,
                                        resolve_entities=False, no_network=True, huge_tree=False):
+            if not checked:
+                _refuse_external_entities(elem)
+                checked = True
             record: dict[str, Any] = {}
             for child in elem:
                 if not isinstance(child.tag, str):

@@ -1,0 +1,1 @@
+"""The curators' review web app (FastAPI + Jinja2) and its JSON API."""

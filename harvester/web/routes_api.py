@@ -1,0 +1,78 @@
+"""JSON API under /api/v1 (OpenAPI at /api/v1/openapi.json). Same session login and CSRF as the pages."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from harvester.web.deps import CurrentUser, SessionDep, check_csrf
+from harvester.web.routes_pages import queue_filter
+from storage.decisions import Actor, DecisionConflict, DecisionError, decide, history, undo_last
+from storage.models import Candidate, CrawlRun
+from storage.queue import candidate_json, search_candidates
+
+router = APIRouter(prefix="/api/v1", tags=["review"])
+
+
+class DecisionIn(BaseModel):
+    """A curator decision. Unknown fields are refused (no mass assignment of status, reviewer...)."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["accept", "reject", "defer", "reopen", "note", "undo"]
+    reason: str | None = None
+    note: str | None = Field(default=None, max_length=5000)
+    edits: dict[str, Any] = Field(default_factory=dict)
+    version: int | None = Field(default=None, description="candidate version_id the curator saw")
+
+
+@router.get("/candidates")
+def list_candidates(request: Request, session: SessionDep, user: CurrentUser,
+                    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    filters = queue_filter({k: v for k, v in request.query_params.items() if v})
+    rows, total = search_candidates(session, filters, limit, offset)
+    return {"total": total, "limit": limit, "offset": offset, "items": [candidate_json(c) for c in rows]}
+
+
+@router.get("/candidates/{candidate_id}")
+def get_candidate(session: SessionDep, user: CurrentUser, candidate_id: int) -> dict[str, Any]:
+    row = session.get(Candidate, candidate_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail="no such candidate")
+    return {**candidate_json(row, with_text=True), "version": row.version_id,
+            "decisions": [{"id": d.id, "actor": d.actor, "at": d.at, "from": d.from_status, "to": d.to_status,
+                           "reason": d.reason_code, "note": d.note, "field_diff": d.field_diff}
+                          for d in history(session, row.id)]}
+
+
+@router.post("/candidates/{candidate_id}/decisions", status_code=201)
+def post_decision(request: Request, session: SessionDep, user: CurrentUser, candidate_id: int,
+                  body: DecisionIn) -> dict[str, Any]:
+    check_csrf(request, user, None)
+    actor = Actor(user.name, user.id)
+    try:
+        if body.action == "undo":
+            decision = undo_last(session, candidate_id, actor)
+        else:
+            decision = decide(session, candidate_id, body.action, actor, reason=body.reason, note=body.note,
+                              edits=body.edits, expected_version=body.version)
+    except DecisionConflict as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    except DecisionError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+    row = session.get(Candidate, candidate_id)
+    return {"decision": decision.id, "status": decision.to_status, "version": row.version_id if row else None}
+
+
+@router.get("/runs")
+def list_runs(session: SessionDep, user: CurrentUser, limit: int = Query(50, ge=1, le=500)) -> list[dict[str, Any]]:
+    rows = session.scalars(select(CrawlRun).order_by(CrawlRun.id.desc()).limit(limit))
+    return [{"id": r.id, "source": r.source_id, "status": r.status, "trigger": r.trigger, "started_at": r.started_at,
+             "finished_at": r.finished_at, "stats": r.stats} for r in rows]
+
+
+@router.get("/me")
+def me(user: CurrentUser) -> dict[str, Any]:
+    return {"name": user.name, "role": user.role, "csrf_token": user.csrf_token}

@@ -1,0 +1,51 @@
+// Keyboard shortcuts for the review loop. No inline script: served from /static under a strict CSP.
+(function () {
+  "use strict";
+  function typing(event) {
+    const t = event.target;
+    return t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable);
+  }
+  function click(id) {
+    const el = document.getElementById(id);
+    if (el) { el.click(); return true; }
+    return false;
+  }
+  function queueRows() { return Array.from(document.querySelectorAll("table.queue tbody tr[data-href]")); }
+  let selected = -1;
+  function select(index) {
+    const rows = queueRows();
+    if (!rows.length) { return; }
+    selected = Math.max(0, Math.min(rows.length - 1, index));
+    rows.forEach(function (r, i) { r.classList.toggle("selected", i === selected); });
+    rows[selected].scrollIntoView({block: "nearest"});
+  }
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(event)) { return; }
+    const help = document.getElementById("help");
+    const onQueue = document.querySelector("[data-keyboard=queue]") !== null;
+    const key = event.key;
+    if (key === "?") { help.hidden = !help.hidden; event.preventDefault(); return; }
+    if (key === "Escape") { help.hidden = true; return; }
+    if (onQueue) {
+      if (key === "j") { select(selected + 1); }
+      else if (key === "k") { select(selected - 1); }
+      else if ((key === "o" || key === "Enter") && selected >= 0) { window.location = queueRows()[selected].dataset.href; }
+      else { return; }
+      event.preventDefault();
+      return;
+    }
+    if (key === "j") { click("next"); }
+    else if (key === "k") { click("prev"); }
+    else if (key === "a") { click("accept"); }
+    else if (key === "d") { click("defer"); }
+    else if (key === "u") { click("undo"); }
+    else if (key === "r") {
+      const reason = document.getElementById("reason");
+      if (reason) { reason.focus(); }
+    } else { return; }
+    event.preventDefault();
+  });
+  document.addEventListener("change", function (event) {
+    if (event.target && event.target.id === "reason" && event.target.value) { click("reject"); }
+  });
+})();
