@@ -16,6 +16,9 @@ from scrapy.statscollectors import StatsCollector
 from harvester import signals
 from harvester.dedupe import canonical_url
 from harvester.items import CandidateItem
+from harvester.settings import get_settings
+from harvester.snapshots import SnapshotWriter
+from harvester.warc import RecordedResponse
 from storage.db import transaction
 from storage.models import CandidateStatus
 from storage.pages import load_page_states, record_page
@@ -30,6 +33,7 @@ class StorePipeline:
         self.complete_pages: set[str] = set()
         self.pages_with_drops: set[str] = set()
         self.record_counts: dict[str, int] = {}
+        self.snapshots: SnapshotWriter | None = None
         connect = crawler.signals.connect
         connect(self.page_parsed, signal=signals.page_parsed)
         connect(self.page_failed, signal=signals.page_failed)
@@ -51,6 +55,16 @@ class StorePipeline:
         source_id = self.crawler.spider.name if self.crawler.spider else ""
         with session_factory()() as session:
             self.record_counts = {u: s.record_count for u, s in load_page_states(session, source_id).items()}
+
+    def snapshot(self, spider: Any, response: Response) -> str | None:
+        """Keep the raw bytes of an HTML page (only HTML: exports and APIs are kept by their row fields)."""
+        content_type = (_header(response.headers, b"Content-Type") or "").lower()
+        if response.status != 200 or "html" not in content_type:
+            return None
+        if self.snapshots is None:
+            self.snapshots = SnapshotWriter(get_settings().data_dir, spider.name, self.run_id)
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, vs in response.headers.items() for v in vs]
+        return self.snapshots.write(RecordedResponse(response.url, response.status, headers, response.body))
 
     def process_item(self, item: CandidateItem) -> CandidateItem:
         url = item.canonical_url or canonical_url(item.url)
@@ -96,6 +110,7 @@ class StorePipeline:
                 content_hash=content_hash if complete and response.url not in self.pages_with_drops else None,
                 record_count=None if not_modified or not complete else record_count,
                 sitemap_lastmod=response.meta.get("lastmod"),
+                snapshot_ref=None if not_modified else self.snapshot(spider, response),
             )
         if complete and not not_modified:
             self.complete_pages.add(response.url)
@@ -115,6 +130,8 @@ class StorePipeline:
 
     def close_spider(self) -> None:
         """Records missing from a completely parsed multi-record page are gone at the source."""
+        if self.snapshots is not None:
+            self.snapshots.close()
         spider = self.crawler.spider
         if spider is None:
             return

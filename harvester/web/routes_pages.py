@@ -116,7 +116,11 @@ def candidate_page(request: Request, session: SessionDep, user: CurrentUser, can
         cluster = session.scalars(select(Candidate).where(Candidate.duplicate_cluster == row.duplicate_cluster,
                                                           Candidate.id != row.id).limit(20)).all()
     neighbours = _neighbours(session, row)
-    return render(request, "candidate.html", user=user, c=row, evidence=evidence,
+    from storage.models import FetchedPage
+
+    has_snapshot = session.scalar(select(FetchedPage.snapshot_ref).where(
+        FetchedPage.source_id == row.source_id, FetchedPage.url == row.fetched_url)) is not None
+    return render(request, "candidate.html", has_snapshot=has_snapshot, user=user, c=row, evidence=evidence,
                   title_segments=segments(row.title, evidence, "title"),
                   summary_segments=segments(row.summary, evidence, "summary"),
                   text_segments=segments(row.text, evidence, "text"),
@@ -133,6 +137,36 @@ def _neighbours(session: Any, row: Candidate) -> dict[str, int | None]:
     prev = session.scalar(base.where((Candidate.score > score) | ((Candidate.score == score) & (Candidate.id < row.id)))
                           .order_by(Candidate.score.asc(), Candidate.id.desc()).limit(1))
     return {"next": nxt, "prev": prev}
+
+
+SNAPSHOT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox; frame-ancestors 'self'"
+
+
+@router.get("/candidates/{candidate_id}/snapshot", response_class=HTMLResponse, name="snapshot")
+def snapshot_page(session: SessionDep, user: CurrentUser, candidate_id: int) -> HTMLResponse:
+    """The raw page as fetched, sanitised (nh3: no script, no handlers, no external loads), for a sandboxed frame."""
+    import nh3
+
+    from harvester.extraction.html import ExtractionError, decode_html
+    from harvester.settings import get_settings
+    from harvester.snapshots import read_snapshot
+    from storage.models import FetchedPage
+
+    row = session.get(Candidate, candidate_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail="no such candidate")
+    ref = session.scalar(select(FetchedPage.snapshot_ref).where(FetchedPage.source_id == row.source_id,
+                                                               FetchedPage.url == row.fetched_url))
+    recorded = read_snapshot(get_settings().data_dir, ref) if ref else None
+    if recorded is None:
+        raise HTTPException(status_code=404, detail="no raw snapshot kept for this candidate")
+    try:
+        html = decode_html(recorded.body)
+    except ExtractionError as exc:
+        raise HTTPException(status_code=404, detail=f"snapshot unreadable: {exc}") from None
+    clean = nh3.clean(html, tags=nh3.ALLOWED_TAGS - {"img"}, link_rel="noopener noreferrer nofollow")
+    return HTMLResponse(f"<!doctype html><meta charset=utf-8>{clean}",
+                        headers={"Content-Security-Policy": SNAPSHOT_CSP, "X-Frame-Options": "SAMEORIGIN"})
 
 
 @router.post("/candidates/{candidate_id}/decide", name="decide")
