@@ -88,3 +88,29 @@ def sources_check(as_json: bool) -> None:
         if not entry["verified"]:
             click.echo(f"  not verified: {entry['verification']}")
     click.echo(f"{len(report)} sources valid")
+
+
+@sources.command("test")
+@click.argument("source_ids", nargs=-1)
+@click.option("--update", is_flag=True,
+              help="Rewrite the expected outputs from what is extracted now (then review the diff).")
+def sources_test(source_ids: tuple[str, ...], update: bool) -> None:
+    """Replay each source's recorded captures and compare every field with its expected output."""
+    from harvester.registry import get_source
+    from harvester.source_check import check_source
+
+    registry = load_registry()
+    specs = [get_source(s, registry) for s in source_ids] if source_ids else [
+        s for s in registry.values() if s.replay]
+    failed = False
+    for spec in specs:
+        tally = check_source(spec, update=update)
+        fields = sorted(set(tally.right) | set(tally.wrong) | set(tally.missing))
+        click.echo(f"{spec.id}: {'ok' if tally.ok and not tally.problems else 'REGRESSION'}")
+        print_table(["field", "right", "wrong", "missing"],
+                    [[f, tally.right[f], tally.wrong[f], tally.missing[f]] for f in fields])
+        for problem in tally.problems[:20]:
+            click.echo(f"  {problem}")
+        failed |= not tally.ok or bool(tally.problems)
+    if failed:
+        raise SystemExit(1)
