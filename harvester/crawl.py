@@ -40,6 +40,8 @@ def crawl_settings(options: CrawlOptions) -> Settings:
         }
     if options.record_dir:
         over["HARVESTER_RECORD_DIR"] = str(options.record_dir)
+    if os.environ.get("HARVESTER_ALLOW_PRIVATE_HOSTS", "").lower() in ("1", "true", "yes"):
+        over["HARVESTER_ALLOW_PRIVATE_HOSTS"] = True
     settings.setdict(over, priority="cmdline")
     return settings
 

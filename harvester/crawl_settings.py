@@ -22,6 +22,8 @@ AUTOTHROTTLE_MAX_DELAY = 60.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
 HARVESTER_CRAWL_DELAY_CAP = 30.0
 HARVESTER_RETRY_AFTER_CAP = 120.0
+# Tests and local mirrors only: lets crawls reach loopback and private addresses.
+HARVESTER_ALLOW_PRIVATE_HOSTS = False
 
 DOWNLOAD_TIMEOUT = 30
 DOWNLOAD_MAXSIZE = 32 * 1024 * 1024
@@ -36,6 +38,7 @@ COOKIES_ENABLED = False
 
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "harvester.ssrf.SsrfGuardMiddleware": 50,
     "harvester.middlewares.RetryAfterMiddleware": 550,
     "harvester.middlewares.CrawlDelayMiddleware": 560,
     "harvester.middlewares.IncrementalMiddleware": 580,

@@ -108,8 +108,8 @@ class CrawlDelayMiddleware:
             return
         slot_key = request.meta.get("download_slot", host)
         slot = engine.downloader.slots.get(slot_key)
-        if slot is not None and slot.delay < delay:
-            slot.delay = delay
+        if slot is not None:
+            enforce_min_delay(slot, delay)
 
 
 class RetryAfterMiddleware(RetryMiddleware):
@@ -131,10 +131,26 @@ class RetryAfterMiddleware(RetryMiddleware):
             slots = self.crawler.engine.downloader.slots
             slot = slots.get(slot_key) if slot_key else None
             if slot is not None:
-                slot.delay = max(slot.delay, min(wait, self.cap))
+                enforce_min_delay(slot, min(wait, self.cap))
             if self.crawler.stats is not None:
                 self.crawler.stats.inc_value("harvester/retry_after")
         return super().process_response(request, response)
+
+
+def enforce_min_delay(slot: Any, seconds: float) -> None:
+    """Make ``seconds`` the least gap between two requests of a downloader slot. Scrapy varies each
+    delay by a random jitter (default +-50 %), which would undercut a Crawl-delay or Retry-After,
+    so a slot whose shortest jittered delay is below ``seconds`` gets that fixed delay instead."""
+    jitter = getattr(slot, "jitter", None)
+    if jitter is None:  # Scrapy before DOWNLOAD_DELAY_JITTER: randomize_delay means +-50 %
+        jitter = 0.5 if getattr(slot, "randomize_delay", False) else 0.0
+    if slot.delay * (1 - min(float(jitter), 1.0)) >= seconds:
+        return
+    slot.delay = max(slot.delay, seconds)
+    if hasattr(slot, "jitter"):
+        slot.jitter = 0.0
+    else:
+        slot.randomize_delay = False
 
 
 def retry_after_seconds(value: bytes | None) -> float | None:

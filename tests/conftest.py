@@ -92,5 +92,6 @@ def run_crawl(*source_ids: str, replay: Path | None = None, env: dict[str, str] 
     cmd = [sys.executable, "-m", "harvester.crawl", "--quiet", *source_ids]
     if replay is not None:
         cmd += ["--replay", str(replay)]
-    return subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+    env = {"HARVESTER_ALLOW_PRIVATE_HOSTS": "1", **(env or {})}  # local test servers live on 127.0.0.1
+    return subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True,
                           timeout=timeout, check=False, cwd=PROJECT_ROOT)

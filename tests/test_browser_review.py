@@ -1,0 +1,551 @@
+"""The review app in a real browser: Debian's Chromium driven by Playwright against ``harvester serve``.
+
+Covers what TestClient cannot: the keyboard shortcuts of static/app.js, the browser's own form encoding
+and validation, the CSP as the browser enforces it, and harvested markup that must never run. The app runs
+as a child process on 127.0.0.1 (a free port) over a temporary SQLite database holding the recorded GCF
+API capture plus one hostile record; every step is checked in the database.
+
+Chromium is Debian's (``apt-get install chromium``); Playwright's own browser download is never used.
+Screenshots go to ``tests/artifacts/`` (ignored by git) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from harvester.fixtures import load_capture
+from harvester.items import CandidateItem
+from harvester.offline import candidates_from_response
+from harvester.registry import load_registry
+from harvester.settings import PROJECT_ROOT
+from harvester.stages import apply_hashes
+from harvester.warc import RecordedResponse
+from harvester.web.auth import add_user
+from pipelines.store import candidate_values
+from storage.db import make_engine, transaction, upgrade
+from storage.models import Candidate, Decision
+from storage.queue import upsert_candidate
+from storage.runs import ensure_source
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = os.environ.get("HARVESTER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CURATOR, PASSWORD = "ada", "curator-pass-1"
+HOSTILE_SOURCE = "hostile_site"
+
+# Each payload, if it ever ran, would set window.__xss to its number and (where it can) open a dialog.
+XSS_PAYLOADS = [
+    '<script>window.__xss=1;alert(1)</script>',
+    '<img src=x onerror="window.__xss=2;alert(2)">',
+    '<svg onload="window.__xss=3;alert(3)"></svg>',
+    '"><script>window.__xss=4;alert(4)</script>',
+    "'><img src=x onerror='window.__xss=5;alert(5)'>",
+    '" autofocus onfocus="window.__xss=6;alert(6)" x="',
+    '</textarea><script>window.__xss=7;alert(7)</script>',
+    '<a id="xss-link" href="javascript:window.__xss=8;alert(8)">click me</a>',
+    '<iframe src="javascript:parent.__xss=9;parent.alert(9)"></iframe>',
+    '<details open ontoggle="window.__xss=10;alert(10)"><summary>x</summary></details>',
+    '<b onmouseover="window.__xss=11;alert(11)">hover me</b>',
+    '{{ 7*7 }} ${7*7} <body onload="window.__xss=12;alert(12)">',
+]
+HOSTILE_JOINED = " ".join(XSS_PAYLOADS)
+HOSTILE_URL = "javascript:window.__xss=13;alert(13)"
+HOSTILE_FIELDS = ("title", "summary", "text", "organisations")
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------------------- environment
+
+
+def _unavailable(reason: str) -> None:
+    """A developer without Chromium skips; CI (CI=true) must have it and fails."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI installs it in .ci/run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def playwright_api() -> Iterator[Any]:
+    if not Path(CHROMIUM).is_file():
+        _unavailable(f"Chromium is not installed at {CHROMIUM}: apt-get install chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed: pip install -e '.[test]'")
+    with sync_playwright() as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_api: Any) -> Iterator[Any]:
+    browser = playwright_api.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+# ---------------------------------------------------------------------------- data and server
+
+
+@dataclass
+class ReviewDb:
+    url: str
+    engine: Engine
+    hostile_id: int
+
+
+def _store(engine: Engine, items: list[CandidateItem]) -> None:
+    with transaction(engine) as session:
+        for item in items:
+            ensure_source(session, item.source_id, item.source_id, "api", True, True, "h")
+            values = candidate_values(item)
+            if item.source_id == HOSTILE_SOURCE:
+                values["criteria"] = _hostile_criteria(item)
+            upsert_candidate(session, source_id=item.source_id, url=item.canonical_url or item.url,
+                             record_hash=item.record_hash or "h", run_id=None, initial_status="pending",
+                             values=values)
+
+
+def _hostile_criteria(item: CandidateItem) -> dict[str, Any]:
+    """Evidence whose highlighted spans, labels and details are payloads too (they land in title="...")."""
+    evidence = []
+    for name in ("title", "summary", "text"):
+        text = getattr(item, name)
+        start = text.index(XSS_PAYLOADS[3])
+        evidence.append({"field": name, "start": start, "end": start + len(XSS_PAYLOADS[3]),
+                         "text": XSS_PAYLOADS[1], "label": XSS_PAYLOADS[5], "detail": XSS_PAYLOADS[4]})
+    return {"support_type": {"score": 0.9, "evidence": evidence}, "cbd_relevance": {"score": 0.5, "evidence": []}}
+
+
+def _hostile_item() -> CandidateItem:
+    item = CandidateItem(HOSTILE_SOURCE, HOSTILE_URL, "https://example.org/list", title=HOSTILE_JOINED,
+                         summary=HOSTILE_JOINED, text=f"Training on {HOSTILE_JOINED} protected areas",
+                         organisations=list(XSS_PAYLOADS), keywords=list(XSS_PAYLOADS[:3]), countries=["KE"])
+    apply_hashes(item)
+    item.canonical_url = HOSTILE_URL
+    return item
+
+
+@pytest.fixture(scope="module")
+def review_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReviewDb]:
+    path = tmp_path_factory.mktemp("browser") / "review.sqlite3"
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    upgrade(engine)
+    spec = load_registry()["gcf_projects"]
+    capture = load_capture(spec.replay[0].fixture)
+    items = candidates_from_response(spec, RecordedResponse(capture.url, 200, capture.headers(), capture.body)).items
+    assert len(items) > 100
+    _store(engine, [*items, _hostile_item()])
+    with transaction(engine) as session:
+        add_user(session, CURATOR, "curator", PASSWORD)
+        hostile_id = session.scalar(select(Candidate.id).where(Candidate.source_id == HOSTILE_SOURCE))
+    yield ReviewDb(url, engine, hostile_id)
+    engine.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(review_db: ReviewDb, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``harvester serve`` (uvicorn) in a child process, as a curator would run it."""
+    port = _free_port()
+    data_dir = tmp_path_factory.mktemp("serve")
+    log_path = data_dir / "serve.log"
+    env = {**os.environ, "HARVESTER_DATABASE_URL": review_db.url, "HARVESTER_DATA_DIR": str(data_dir)}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "harvester", "serve", "--host", "127.0.0.1",
+                                 "--port", str(port)], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"harvester serve exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{base}/login", timeout=2) as response:  # noqa: S310 (loopback)
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"harvester serve did not answer in 30 s:\n{log_path.read_text()}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+# ---------------------------------------------------------------------------- what the browser saw
+
+CSP_REPORTER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__reportCsp({directive: e.violatedDirective, blocked: e.blockedURI, sample: e.sample,
+                      page: document.location.href});
+});
+"""
+
+
+@dataclass
+class Watch:
+    """Everything a page did that it should not: dialogs, CSP violations, script errors, failed loads."""
+
+    dialogs: list[str] = field(default_factory=list)
+    csp: list[dict[str, Any]] = field(default_factory=list)
+    console_csp: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    bad_responses: list[str] = field(default_factory=list)
+
+    def clean(self) -> bool:
+        return not (self.dialogs or self.csp or self.console_csp or self.errors or self.bad_responses)
+
+
+@pytest.fixture
+def watched(browser: Any, server: str) -> Iterator[tuple[Any, Watch]]:
+    """A fresh browser context (no cookie) and page with every listener in place before the first load."""
+    watch = Watch()
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server)
+    context.expose_binding("__reportCsp", lambda _source, report: watch.csp.append(report))
+    context.add_init_script(CSP_REPORTER)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+
+    def on_dialog(dialog: Any) -> None:
+        watch.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    def on_console(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            watch.console_csp.append(message.text)
+
+    def on_response(response: Any) -> None:
+        if response.status >= 400:
+            watch.bad_responses.append(f"{response.status} {response.url}")
+
+    page.on("dialog", on_dialog)
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: watch.errors.append(str(exc)))
+    page.on("response", on_response)
+    yield page, watch
+    context.close()
+
+
+def eventually(check: Callable[[], T], timeout: float = 5.0) -> T:
+    """The server commits as it answers; poll the database briefly instead of racing it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def login(page: Any, path: str) -> None:
+    page.goto(path)
+    assert urlsplit(page.url).path == "/login"
+    page.fill("input[name=name]", CURATOR)
+    page.fill("input[name=password]", PASSWORD)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+
+
+def query_of(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def path_of(url: str) -> str:
+    return urlsplit(url).path
+
+
+def queue_ids(page: Any) -> list[int]:
+    hrefs = page.eval_on_selector_all("table.queue tbody tr[data-href]", "rows => rows.map(r => r.dataset.href)")
+    return [int(h.rsplit("/", 1)[1]) for h in hrefs]
+
+
+def selected_row(page: Any) -> int:
+    return page.eval_on_selector_all("table.queue tbody tr[data-href]",
+                                     "rows => rows.findIndex(r => r.classList.contains('selected'))")
+
+
+def pending_ids(engine: Engine, country: str, source: str = "gcf_projects") -> list[int]:
+    """The expected queue, computed in Python (not with the app's SQL): ranked by score, then id."""
+    with Session(engine) as session:
+        rows = session.execute(select(Candidate.id, Candidate.score, Candidate.countries).where(
+            Candidate.status == "pending", Candidate.source_id == source)).all()
+    return [r.id for r in sorted(rows, key=lambda r: (-(r.score if r.score is not None else -1), r.id))
+            if country in (r.countries or [])]
+
+
+def candidate(engine: Engine, cid: int) -> Candidate:
+    with Session(engine, expire_on_commit=False) as session:
+        return session.get(Candidate, cid)
+
+
+def decisions(engine: Engine, cid: int) -> list[Decision]:
+    with Session(engine) as session:
+        return list(session.scalars(select(Decision).where(Decision.candidate_id == cid).order_by(Decision.id)))
+
+
+def shot(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+# ---------------------------------------------------------------------------- the review loop
+
+
+def test_review_loop_by_keyboard(watched: tuple[Any, Watch], review_db: ReviewDb) -> None:
+    page, watch = watched
+    engine = review_db.engine
+
+    # Log in from a deep link: the filters survive the detour through the login page.
+    login(page, "/queue?status=pending&source=gcf_projects&country=KE")
+    assert path_of(page.url) == "/queue"
+    assert query_of(page.url) == {"status": "pending", "source": "gcf_projects", "country": "KE"}
+    expected = pending_ids(engine, "KE")
+    assert len(expected) >= 3
+    assert queue_ids(page) == expected
+    assert page.inner_text("h1 small") == f"{len(expected)} candidates"
+    assert page.input_value("form.filters select[name=status]") == "pending"
+    assert page.input_value("form.filters select[name=source]") == "gcf_projects"
+    assert page.input_value("form.filters input[name=country]") == "KE"
+
+    # The filter form puts status + source + country (+ min score) into the URL.
+    page.fill("form.filters input[name=country]", "BD")
+    page.fill("form.filters input[name=min_score]", "0.4")
+    with page.expect_navigation():
+        page.click("form.filters button[type=submit]")
+    params = {k: v for k, v in query_of(page.url).items() if v}
+    assert params == {"status": "pending", "source": "gcf_projects", "country": "BD", "min_score": "0.4"}
+    with Session(engine) as session:
+        scores = dict(session.execute(select(Candidate.id, Candidate.score)).tuples().all())
+    assert queue_ids(page) == [i for i in pending_ids(engine, "BD") if scores[i] >= 0.4]
+    page.go_back()
+    assert queue_ids(page) == expected
+
+    # Keyboard on the queue: j / k move the selection, ? toggles the help, o opens the selected row.
+    page.keyboard.press("j")
+    assert selected_row(page) == 0
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    assert selected_row(page) == 1
+    page.keyboard.press("?")
+    assert page.is_visible("#help")
+    page.keyboard.press("Escape")
+    assert page.is_hidden("#help")
+    shot(page, "queue.png")
+    page.keyboard.press("k")
+    assert selected_row(page) == 0
+    with page.expect_navigation():
+        page.keyboard.press("o")
+    first = expected[0]
+    assert path_of(page.url) == f"/candidates/{first}"
+    original = candidate(engine, first)
+    assert page.inner_text("h1") == original.title
+
+    # j / k on the candidate page walk the ranked queue and come back.
+    after_first = int(page.get_attribute("#next", "href").rsplit("/", 1)[1])
+    with page.expect_navigation():
+        page.keyboard.press("j")
+    assert path_of(page.url) == f"/candidates/{after_first}"
+    with page.expect_navigation():
+        page.keyboard.press("k")
+    assert path_of(page.url) == f"/candidates/{first}"
+    shot(page, "candidate.png")
+
+    # Accept with an edited title: type in the form, leave the field, press a.
+    edited = f"{original.title} (edited in the browser)"
+    page.fill("#decision-form input[name=title]", edited)
+    page.click("h1")
+    with page.expect_navigation():
+        page.keyboard.press("a")
+    assert path_of(page.url) == f"/candidates/{after_first}"
+
+    def accepted() -> None:
+        row = candidate(engine, first)
+        assert (row.status, row.title) == ("accepted", edited)
+        (decision,) = decisions(engine, first)
+        assert (decision.actor, decision.from_status, decision.to_status) == (CURATOR, "pending", "accepted")
+        # Only the field the curator changed is an edit: the untouched summary, organisations, countries
+        # and date the browser sent back (CRLF line ends, list joins) must not show up as edits.
+        assert decision.field_diff == {"title": {"from": original.title, "to": edited}}
+        assert row.summary == original.summary and row.organisations == original.organisations
+        assert row.countries == original.countries and row.published == original.published
+
+    eventually(accepted)
+
+    # Reject the candidate now shown: r focuses the reason list, arrow keys choose, Enter rejects.
+    second = after_first
+    page.keyboard.press("r")
+    assert page.evaluate("document.activeElement.id") == "reason"
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    assert path_of(page.url) == f"/candidates/{second}", "choosing a reason with the arrows must not reject yet"
+    assert page.input_value("#reason") == "not_cbd_relevant"
+    assert candidate(engine, second).status == "pending"
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert path_of(page.url) != f"/candidates/{second}"
+
+    def rejected() -> None:
+        row = candidate(engine, second)
+        assert row.status == "rejected"
+        (decision,) = decisions(engine, second)
+        assert (decision.reason_code, decision.to_status, decision.field_diff) == ("not_cbd_relevant", "rejected", {})
+
+    eventually(rejected)
+
+    # u on a candidate without any decision says so on the page (not a bare error document).
+    with page.expect_navigation():
+        page.keyboard.press("u")
+    assert page.is_visible("p.error[role=alert]")
+    assert "no curator decision to undo" in page.inner_text("p.error[role=alert]")
+    watch.bad_responses.clear()
+
+    # Back to the rejected candidate, u undoes the reject and stays on it to decide again.
+    page.goto(f"/candidates/{second}")
+    assert page.inner_text(".meta .status") == "rejected"
+    with page.expect_navigation():
+        page.keyboard.press("u")
+    assert path_of(page.url) == f"/candidates/{second}"
+    assert page.inner_text(".meta .status") == "pending"
+
+    def undone() -> None:
+        row = candidate(engine, second)
+        assert row.status == "pending"
+        assert [(d.from_status, d.to_status, d.reason_code) for d in decisions(engine, second)] == [
+            ("pending", "rejected", "not_cbd_relevant"), ("rejected", "pending", "undo")]
+
+    eventually(undone)
+
+    # Bulk defer over a filter; the confirm box is required by the browser and by the server.
+    page.goto("/queue")
+    page.select_option("form.filters select[name=source]", "gcf_projects")
+    page.fill("form.filters input[name=country]", "BD")
+    with page.expect_navigation():
+        page.click("form.filters button[type=submit]")
+    targets = pending_ids(engine, "BD")
+    assert targets and queue_ids(page) == targets
+    others_before = {i: candidate(engine, i).status for i in pending_ids(engine, "KE") if i not in targets}
+    page.click("details.bulk summary")
+    page.select_option("details.bulk select[name=action]", "defer")
+    before = page.url
+    page.click("details.bulk button[type=submit]")
+    page.wait_for_timeout(300)
+    assert page.url == before, "an unconfirmed bulk action must not be submitted"
+    assert all(candidate(engine, i).status == "pending" for i in targets)
+    page.check("details.bulk input[name=confirm]")
+    with page.expect_navigation():
+        page.click("details.bulk button[type=submit]")
+    assert query_of(page.url) == {"status": "pending", "source": "gcf_projects", "country": "BD"}
+    assert queue_ids(page) == []
+    assert page.inner_text("h1 small") == "0 candidates"
+
+    def deferred() -> None:
+        for cid in targets:
+            assert candidate(engine, cid).status == "deferred"
+            last = decisions(engine, cid)[-1]
+            assert (last.actor, last.to_status, last.note) == (CURATOR, "deferred", "bulk action")
+        assert {i: candidate(engine, i).status for i in others_before} == others_before
+
+    eventually(deferred)
+    assert watch.clean(), watch
+
+
+# ---------------------------------------------------------------------------- hostile harvested markup
+
+
+def _no_injected_markup(page: Any) -> None:
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    injected = page.evaluate("""() => [...document.querySelectorAll('*')].filter(el =>
+        [...el.attributes].some(a => a.name.startsWith('on') || a.value.trim().toLowerCase().startsWith('javascript:'))
+      ).map(el => el.outerHTML.slice(0, 120))""")
+    assert injected == []
+    assert page.evaluate("document.querySelectorAll('main script, main iframe, main svg, main img, "
+                         "main details, main b, #xss-link').length") == 0
+
+
+def test_harvested_payloads_never_run(watched: tuple[Any, Watch], review_db: ReviewDb) -> None:
+    page, watch = watched
+    login(page, f"/queue?status=pending&source={HOSTILE_SOURCE}")
+    assert queue_ids(page) == [review_db.hostile_id]
+    title_link = page.locator(f"table.queue a[href='/candidates/{review_db.hostile_id}']")
+    assert title_link.inner_text() == HOSTILE_JOINED
+    title_link.hover()
+    _no_injected_markup(page)
+    shot(page, "queue-hostile.png")
+
+    page.goto(f"/candidates/{review_db.hostile_id}")
+    # Every payload is shown as the text it is, in every field.
+    assert page.inner_text("h1") == HOSTILE_JOINED
+    assert page.title().startswith(HOSTILE_JOINED)
+    assert page.input_value("#decision-form input[name=title]") == HOSTILE_JOINED
+    assert page.input_value("#decision-form textarea[name=summary]") == HOSTILE_JOINED
+    assert page.input_value("#decision-form input[name=organisations]") == "; ".join(XSS_PAYLOADS)
+    body = page.inner_text("main")
+    for payload in XSS_PAYLOADS:
+        assert body.count(payload) >= 4, payload  # title, summary, text, organisations (and more)
+    assert page.get_attribute("mark.support_type", "title") == f"support_type: {XSS_PAYLOADS[5]}"
+    assert page.get_attribute(f"a[rel~=noopener]:has-text('{HOSTILE_URL}')", "href") == "#"
+    # Hover and focus everything a payload would have hooked, then press the review keys that only read.
+    for selector in ("h1", "mark.support_type", "section.fields td", "p.text", "div.text"):
+        page.hover(selector)
+    page.focus("#decision-form input[name=title]")
+    page.click("h1")
+    page.keyboard.press("?")
+    page.keyboard.press("Escape")
+    _no_injected_markup(page)
+    shot(page, "candidate-hostile.png")
+
+    # The API hands the payloads back as data, untouched.
+    api = page.request.get(f"/api/v1/candidates/{review_db.hostile_id}").json()
+    assert api["title"] == HOSTILE_JOINED and api["organisations"] == XSS_PAYLOADS
+
+    assert watch.dialogs == [] and watch.errors == []
+    assert watch.csp == [] and watch.console_csp == [], "escaping, not only the CSP, must stop the payloads"
+    assert watch.bad_responses == []
+
+
+def test_the_watchers_see_what_they_watch_for(watched: tuple[Any, Watch]) -> None:
+    """Control: an inline script is refused by the CSP and reported, and a real dialog is seen."""
+    page, watch = watched
+    page.goto("/login")
+    page.evaluate("""() => { const s = document.createElement('script');
+                             s.textContent = 'window.__xss = 99'; document.body.appendChild(s); }""")
+    page.wait_for_function("() => true")
+    eventually(lambda: (watch.csp and None) or (_ for _ in ()).throw(AssertionError("no CSP report")), 3)
+    assert watch.csp[0]["directive"].startswith("script-src")
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    page.evaluate("() => alert('control')")
+    assert watch.dialogs == ["alert: control"]
