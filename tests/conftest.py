@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from harvester.settings import PROJECT_ROOT, get_settings
 from storage.db import dispose_engines, make_engine, upgrade
+from tests.recorded_server import RecordedServer, Route, ServerPool
 
 FIXTURES = Path(os.environ.get("HARVESTER_FIXTURES_DIR", PROJECT_ROOT.parent / "shared" / "fixtures"))
 POSTGRES_URL = os.environ.get("HARVESTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -84,6 +85,23 @@ def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine
         engine = reset_postgres(request.getfixturevalue("postgres_url"))
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def registry(harvester_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty registry folder for test sources (visible to crawl child processes) and a migrated database."""
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    monkeypatch.setenv("HARVESTER_REGISTRY_DIR", str(folder))
+    upgrade()
+    return folder
+
+
+@pytest.fixture
+def recorded_server() -> Iterator[Callable[[Route], RecordedServer]]:
+    """``recorded_server(route)``: a local server answering with recorded files, stopped after the test."""
+    with ServerPool() as pool:
+        yield pool.start
 
 
 def run_crawl(*source_ids: str, replay: Path | None = None, env: dict[str, str] | None = None,

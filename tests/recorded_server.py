@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-
-import pytest
 
 Answer = tuple[int, dict[str, str], bytes]
 Route = Callable[[str], Answer | None]
@@ -146,9 +144,3 @@ class ServerPool:
             server.stop()
 
 
-@pytest.fixture
-def recorded_server() -> Iterator[Callable[[Route], RecordedServer]]:
-    """A factory: ``server = recorded_server(route)`` starts a server stopped after the test.
-    (Test modules may also wrap :class:`ServerPool` in a fixture of their own.)"""
-    with ServerPool() as pool:
-        yield pool.start

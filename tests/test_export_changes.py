@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from storage.db import session_factory, transaction, upgrade
+from storage.db import session_factory, transaction
 from storage.models import Candidate, CrawlRun, Decision
 from tests.conftest import run_crawl
 
@@ -145,15 +145,6 @@ def server() -> Iterator[ConditionalServer]:
     srv = ConditionalServer().start()
     yield srv
     srv.stop()
-
-
-@pytest.fixture
-def registry(harvester_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "registry"
-    folder.mkdir()
-    monkeypatch.setenv("HARVESTER_REGISTRY_DIR", str(folder))
-    upgrade()
-    return folder
 
 
 def write_source(registry: Path, source_id: str, kind: str, start_url: str, body: str) -> None:

@@ -7,26 +7,20 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from storage.db import session_factory, upgrade
+from storage.db import session_factory
 from storage.models import Candidate, CrawlRun
 from tests.conftest import run_crawl
-from tests.recorded_server import RecordedServer, Route, ServerPool, path_of, query_of, recorded_headers
+from tests.recorded_server import RecordedServer, Route, path_of, query_of, recorded_headers
 
 pytestmark = pytest.mark.slow
 
-
-@pytest.fixture
-def recorded_server() -> Iterator[Callable[[Route], RecordedServer]]:
-    """``recorded_server(route)``: a local server answering with recorded files, stopped after the test."""
-    with ServerPool() as pool:
-        yield pool.start
 
 SOURCE = "test_source"
 JSON = {"Content-Type": "application/json"}
@@ -37,15 +31,6 @@ IUCN_PATH = "/api/v4/taxa/family/Sturnidae"
 @pytest.fixture
 def api_dir(fixtures_dir: Path) -> Path:
     return fixtures_dir / "formats" / "api"
-
-
-@pytest.fixture
-def registry(harvester_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "registry"
-    folder.mkdir()
-    monkeypatch.setenv("HARVESTER_REGISTRY_DIR", str(folder))
-    upgrade()
-    return folder
 
 
 def original_url(api_dir: Path, name: str) -> str:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from harvester.dedupe import canonical_url
 from harvester.extraction.feeds import iter_feed
-from storage.db import session_factory, upgrade
+from storage.db import session_factory
 from storage.models import Candidate, CrawlRun, FetchedPage
 from tests.conftest import run_crawl
 from tests.recorded_server import RecordedServer, path_of
@@ -173,15 +173,6 @@ class ConditionalFeedServer(RecordedServer):
                 self.wfile.write(body)
 
         return Handler
-
-
-@pytest.fixture
-def registry(harvester_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "registry"
-    folder.mkdir()
-    monkeypatch.setenv("HARVESTER_REGISTRY_DIR", str(folder))
-    upgrade()
-    return folder
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,16 +20,10 @@ from storage.models import Candidate, CrawlRun, Decision, FetchedPage, HarvestWi
 from storage.queue import upsert_candidate
 from storage.runs import ensure_source
 from tests.conftest import run_crawl
-from tests.recorded_server import RecordedServer, Route, ServerPool, path_of, query_of
+from tests.recorded_server import RecordedServer, Route, path_of, query_of
 
 pytestmark = pytest.mark.slow
 
-
-@pytest.fixture
-def recorded_server() -> Iterator[Callable[[Route], RecordedServer]]:
-    """``recorded_server(route)``: a local server answering with recorded files, stopped after the test."""
-    with ServerPool() as pool:
-        yield pool.start
 
 SOURCE = "test_source"
 OAI = "{http://www.openarchives.org/OAI/2.0/}"

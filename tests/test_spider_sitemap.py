@@ -16,7 +16,7 @@ import re
 import textwrap
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,10 +26,10 @@ from sqlalchemy import select
 import spiders.sitemap
 from harvester.extraction.structured import StructuredBodyError
 from spiders.sitemap import parse_sitemap
-from storage.db import session_factory, upgrade
+from storage.db import session_factory
 from storage.models import Candidate, CrawlRun, FetchedPage
 from tests.conftest import run_crawl
-from tests.recorded_server import RecordedServer, Route, ServerPool, path_of
+from tests.recorded_server import RecordedServer, Route, path_of
 
 pytestmark = pytest.mark.slow
 
@@ -182,21 +182,6 @@ PAGES = {
 FOLLOW = r"/post/chapter-\d/$|/about/$|/xxe/"
 SITEMAPS = {"/sitemap.xml": "hugo-18f_sitemap-index.xml", "/fr/sitemap.xml": "hugo-18f_fr_sitemap.xml",
             "/en/sitemap.xml": "hugo-18f_en_sitemap.xml"}
-
-
-@pytest.fixture
-def recorded_server() -> Iterator[Callable[[Route], RecordedServer]]:
-    with ServerPool() as pool:
-        yield pool.start
-
-
-@pytest.fixture
-def registry(harvester_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "registry"
-    folder.mkdir()
-    monkeypatch.setenv("HARVESTER_REGISTRY_DIR", str(folder))
-    upgrade()
-    return folder
 
 
 def hugo_route(sitemap_dir: Path, html_dir: Path, override: dict[str, bytes] | None = None) -> Route:
