@@ -168,6 +168,13 @@ class SourceSpec(_Strict):
     verified: bool
     verification: str = Field(description="how it was verified, or why it is not")
     schedule: str = "0 2 * * *"
+    min_interval_hours: float | None = Field(
+        default=None, gt=0, description="adaptive recrawl: shortest interval between crawls (default: the cron period)")
+    max_interval_hours: float | None = Field(
+        default=None, gt=0, description="adaptive recrawl: longest interval, also the failure back-off cap "
+        "(default: 7 days, or the cron period if longer)")
+    omit_from_schedule: str | None = Field(
+        default=None, min_length=3, description="why this source is kept out of the schedule (manual crawls only)")
     politeness: Politeness = Politeness()
     record: RecordSpec = RecordSpec()
     selectors: dict[str, str] = Field(default_factory=dict, description="HTML detail field -> CSS/XPath")
@@ -208,6 +215,9 @@ class SourceSpec(_Strict):
             raise ValueError(f"kind {self.kind.value!r} needs a {self.kind.value!r} section")
         if self.kind == SourceKind.LISTING and not self.selectors:
             raise ValueError("kind 'listing' needs 'selectors' for the detail page fields")
+        if (self.min_interval_hours is not None and self.max_interval_hours is not None
+                and self.min_interval_hours > self.max_interval_hours):
+            raise ValueError("min_interval_hours must not exceed max_interval_hours")
         if self.verified and not self.replay:
             raise ValueError("a verified source needs the 'replay' captures it was verified against")
         return self

@@ -11,6 +11,7 @@ from scrapy.crawler import Crawler
 from twisted.internet import task
 
 from harvester.dedupe import record_hash
+from harvester.health import field_fill_stats
 from storage.db import transaction
 from storage.models import RunStatus
 from storage.runs import RunLockedError, ensure_source, finish_run, heartbeat, start_run
@@ -87,4 +88,5 @@ class RunExtension:
         status = RunStatus.FINISHED if reason == "finished" else (
             RunStatus.INTERRUPTED if reason == "shutdown" else RunStatus.FAILED)
         with transaction() as session:
+            stats |= field_fill_stats(session, self.run_id)  # per-field fill rates: selector drift checks
             finish_run(session, self.run_id, status, reason, stats)

@@ -3,11 +3,16 @@ the offline ``harvester extract`` / ``sources test`` path, so both produce the s
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from harvester.dedupe import canonical_url, record_hash, text_hash
 from harvester.extraction.item import extract_item
 from harvester.items import CandidateItem, CriterionResult
 from harvester.language import LanguageGuess, detect_language, normalise_lang_tag
 from harvester.registry import SourceSpec
+
+if TYPE_CHECKING:
+    from harvester.classify.learn import RelevanceModel
 
 
 def apply_language(item: CandidateItem, seed: int) -> LanguageGuess:
@@ -29,7 +34,9 @@ def apply_hashes(item: CandidateItem) -> None:
         item.record_hash = record_hash(item.harvested_fields())
 
 
-def classify_item(item: CandidateItem) -> CandidateItem:
+def classify_item(item: CandidateItem, model: RelevanceModel | None = None) -> CandidateItem:
+    """Rules criteria (a)-(d) with evidence and tags; with a learned ``model`` the score is the
+    model's relevance probability and ``classifier_version`` its version, else the rules' score."""
     from harvester.classify import ClassifierInput, classify
 
     result = classify(ClassifierInput(
@@ -42,6 +49,13 @@ def classify_item(item: CandidateItem) -> CandidateItem:
     item.score = round(result.score, 4)
     item.tags = {**result.tags, "supportTypes": result.support_types, "topics": result.topics}
     item.classifier_version = result.version
+    if model is not None:
+        from harvester.classify.learn import Doc, model_text, rule_scores
+
+        doc = Doc(model_text(item.title, item.summary, item.text, item.keywords, item.organisations),
+                  rule_scores(result))
+        item.score = round(float(model.predict([doc])[0]), 4)
+        item.classifier_version = model.version
     return item
 
 

@@ -1,4 +1,10 @@
-"""Stage 3: canonical URL and hashes; the same text under two URLs in one crawl is clustered."""
+"""Stage 3: canonical URL and hashes; the same text under two URLs in one crawl is counted.
+
+Near-duplicate clusters across sources and languages need the database: the store stage indexes
+every new or changed candidate's fingerprint (``storage.model_store.link_duplicates``) in the same
+transaction as its upsert and joins it to the cluster of an existing near-duplicate;
+``harvester classify dedupe`` recomputes every cluster.
+"""
 
 from __future__ import annotations
 

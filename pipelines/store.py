@@ -14,12 +14,14 @@ from scrapy.http import Response
 from scrapy.statscollectors import StatsCollector
 
 from harvester import signals
+from harvester.classify.routing import pending_threshold
 from harvester.dedupe import canonical_url
 from harvester.items import CandidateItem
 from harvester.settings import get_settings
 from harvester.snapshots import SnapshotWriter
 from harvester.warc import RecordedResponse
 from storage.db import transaction
+from storage.model_store import link_duplicates
 from storage.models import CandidateStatus
 from storage.pages import load_page_states, record_page
 from storage.queue import Outcome, mark_gone, mark_missing_gone, touch_page_candidates, upsert_candidate
@@ -43,7 +45,8 @@ class StorePipeline:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         assert crawler.stats is not None
-        return cls(crawler, crawler.stats, crawler.settings.getfloat("HARVESTER_PENDING_THRESHOLD", 0.35))
+        threshold = pending_threshold(crawler.settings.getfloat("HARVESTER_PENDING_THRESHOLD", 0.35))
+        return cls(crawler, crawler.stats, threshold)
 
     @property
     def run_id(self) -> int | None:
@@ -79,6 +82,9 @@ class StorePipeline:
         with transaction() as session:
             result = upsert_candidate(session, source_id=item.source_id, url=url, record_hash=item.record_hash,
                                       run_id=self.run_id, initial_status=status, values=candidate_values(item))
+            if result.outcome is not Outcome.NOT_MODIFIED and link_duplicates(
+                    session, result.candidate_id, new=result.outcome is Outcome.NEW):
+                self.stats.inc_value("harvester/dedupe/clustered")
         self.stats.inc_value(f"harvester/store/{result.outcome.value}")
         if result.outcome is Outcome.NEW:
             self.stats.inc_value(f"harvester/store/new_{status.value}")
@@ -164,7 +170,6 @@ def candidate_values(item: CandidateItem) -> dict[str, Any]:
         "language": item.language, "language_prob": item.language_prob,
         "criteria": {k: v.as_dict() for k, v in item.criteria.items()}, "score": item.score, "tags": item.tags,
         "classifier_version": item.classifier_version, "text_hash": item.text_hash,
-        "duplicate_cluster": item.text_hash if item.duplicate_of else None,
     }
 
 

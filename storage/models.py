@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -254,6 +255,38 @@ class Decision(Base):
     score_shown: Mapped[float | None] = mapped_column(Float)
 
 
+class ClassifierModel(Base):
+    """A learned re-ranker trained on curator decisions (``harvester classify retrain``).
+
+    ``blob`` is the joblib-pickled ``harvester.classify.learn.RelevanceModel``; it is only ever
+    written and read by this project (unpickling runs code: never load a blob from elsewhere).
+    ``metrics`` holds the cross-validated figures and the training-set composition.
+    """
+
+    __tablename__ = "classifier_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(40), unique=True)
+    kind: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[datetime] = _now_default()
+    n_train: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    library_version: Mapped[str] = mapped_column(String(40))
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DuplicateKey(Base):
+    """Index keys of a candidate's near-duplicate fingerprint (normalised URL, title, text, MinHash
+    LSH bands): candidates sharing a key are compared, confirmed pairs share ``duplicate_cluster``."""
+
+    __tablename__ = "duplicate_keys"
+    __table_args__ = (UniqueConstraint("candidate_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(40), index=True)
+
+
 class ChmSubmission(Base):
     __tablename__ = "chm_submissions"
 
@@ -267,3 +300,61 @@ class ChmSubmission(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now_default()
     updated_at: Mapped[datetime] = _now_default()
+
+
+class AlertKind(StrEnum):
+    """What source-health monitoring (``harvester.health``) and the scheduler raise."""
+
+    ZERO_ITEMS = "zero_items"
+    ERROR_SPIKE = "error_spike"
+    NOT_MODIFIED_COLLAPSE = "not_modified_collapse"
+    ITEM_COUNT_DROP = "item_count_drop"
+    ITEM_COUNT_JUMP = "item_count_jump"
+    FIELD_EMPTY = "field_empty"
+    STUCK_RUN = "stuck_run"
+    REPEATED_FAILURES = "repeated_failures"
+    JOB_ERROR = "job_error"
+    JOB_MISSED = "job_missed"
+
+
+class Alert(Base):
+    """A source-health alert. At most one open alert per (source, kind, subject): a re-check refreshes
+    ``last_seen_at`` instead of adding a row; ``resolved_at`` is set when the condition clears.
+    ``subject`` narrows the kind (the field of a ``field_empty`` alert, the job of a ``job_error``);
+    ``source_id`` is a registry id (no foreign key: a source may alert before its first run row)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index(
+            "uq_alerts_one_open_per_source_kind",
+            "source_id",
+            "kind",
+            "subject",
+            unique=True,
+            sqlite_where=text("resolved_at IS NULL"),
+            postgresql_where=text("resolved_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = _now_default()
+    last_seen_at: Mapped[datetime] = _now_default()
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SchedulerJob(Base):
+    """APScheduler 3's ``SQLAlchemyJobStore`` table, created by Alembic instead of by APScheduler so the
+    schema has one owner. Jobs reference module-level functions (``schedules.jobs:crawl_source``) with
+    plain-string args: APScheduler deletes a row it cannot unpickle."""
+
+    __tablename__ = "apscheduler_jobs"
+
+    id: Mapped[str] = mapped_column(String(191), primary_key=True)
+    next_run_time: Mapped[float | None] = mapped_column(Float(25), index=True)
+    job_state: Mapped[bytes] = mapped_column(LargeBinary)

@@ -9,6 +9,11 @@ Modules: ``folding`` (case/accent folding with offsets), ``matching`` (term synt
 matchers), ``vocab`` (per-language YAML vocabularies), ``countries`` (country names -> ISO2),
 ``dates``, ``fields`` (input -> named fields), ``evidence`` (hits, weights, evidence lists),
 ``criteria`` (the score formulas), ``tags`` (CHM tags), ``classifier`` (``classify``).
+
+Beside the rules, also pure logic: ``learn`` (the re-ranker trained on curator decisions, ranking
+figures, active-learning simulation), ``evaluate`` (``harvester classify eval``), ``duplicates``
+(near-duplicate fingerprints and clusters), ``routing`` (pending threshold). Their database side
+is ``storage.model_store``.
 """
 
 from harvester.classify.classifier import VERSION, classify, languages_for

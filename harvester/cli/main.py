@@ -70,7 +70,7 @@ def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-from harvester.cli import crawl_cmds, extract_cmds, queue_cmds, review_cmds, sources_cmds  # noqa: E402
+from harvester.cli import classify_cmds, crawl_cmds, extract_cmds, queue_cmds, review_cmds, sources_cmds  # noqa: E402
 
 cli.add_command(sources_cmds.sources)
 cli.add_command(crawl_cmds.crawl)
@@ -81,4 +81,8 @@ cli.add_command(extract_cmds.extract)
 cli.add_command(review_cmds.users)
 cli.add_command(review_cmds.serve)
 cli.add_command(review_cmds.decide)
+cli.add_command(classify_cmds.classify)
+from harvester.cli.schedule_cmds import schedule as _schedule  # noqa: E402
+
+cli.add_command(_schedule)
 __all__ = ["Path", "cli", "json_option", "main", "print_json", "print_table"]

@@ -114,3 +114,50 @@ def sources_test(source_ids: tuple[str, ...], update: bool) -> None:
         failed |= not tally.ok or bool(tally.problems)
     if failed:
         raise SystemExit(1)
+
+
+@sources.command("health")
+@click.option("--source", "source_id", help="Only this source id.")
+@click.option("--check", is_flag=True, help="Run the health checks now (as the daily job does) before showing.")
+@click.option("--resolved", is_flag=True, help="Also show resolved alerts.")
+@json_option
+def sources_health(source_id: str | None, check: bool, resolved: bool, as_json: bool) -> None:
+    """Source health: open alerts (zero items, error spikes, count drops, empty fields, stuck runs...)."""
+    from sqlalchemy import select
+
+    from harvester.health import alert_json, alerts, check_sources
+    from storage.db import session_factory, transaction, upgrade
+    from storage.models import CrawlRun
+
+    upgrade()
+    registry = load_registry()
+    with session_factory()() as session:
+        ids = sorted(set(registry) | set(session.scalars(select(CrawlRun.source_id).distinct())))
+    ids = [source_id] if source_id else ids
+    if check:
+        with transaction() as session:
+            check_sources(session, ids)
+    with session_factory()() as session:
+        rows = [alert_json(a) for a in alerts(session, source_id, include_resolved=resolved)]
+        last = {sid: session.scalars(select(CrawlRun).where(CrawlRun.source_id == sid)
+                                     .order_by(CrawlRun.id.desc()).limit(1)).first() for sid in ids}
+        report = [{"source": sid, "status": "alert" if any(r["source"] == sid and not r["resolved"] for r in rows)
+                   else "ok",
+                   "last_run": {"id": run.id, "status": run.status, "started_at": run.started_at,
+                                "finished_at": run.finished_at} if (run := last[sid]) else None,
+                   "alerts": [r for r in rows if r["source"] == sid]} for sid in ids]
+    report += [{"source": sid, "status": "alert", "last_run": None, "alerts": [r for r in rows if r["source"] == sid]}
+               for sid in sorted({r["source"] for r in rows} - set(ids))]  # scheduler-level alerts
+    if as_json:
+        print_json(report)
+        return
+    table = []
+    for entry in report:
+        run = entry["last_run"]
+        for alert in entry["alerts"] or [None]:
+            state = "ok" if alert is None else ("resolved" if alert["resolved"] else "ALERT")
+            table.append([entry["source"], state, f"{run['id']} {run['status']}" if run else "-",
+                          str(alert["created"])[:16] if alert else "", alert["message"] if alert else ""])
+    print_table(["source", "status", "last run", "since", "alert"], table)
+    open_count = sum(1 for r in rows if not r["resolved"])
+    click.echo(f"{open_count} open alert(s) on {sum(1 for e in report if e['status'] == 'alert')} source(s)")

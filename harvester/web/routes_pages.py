@@ -15,7 +15,7 @@ from sqlalchemy import select
 from harvester.web.auth import AuthError, add_user, login, logout
 from harvester.web.deps import AdminUser, CurrentUser, SessionDep, check_csrf, cookie_name
 from harvester.web.highlight import all_evidence, segments
-from storage.decisions import Actor, DecisionConflict, DecisionError, decide, history, undo_last
+from storage.decisions import Actor, DecisionError, decide, history, undo_last
 from storage.models import Candidate, CandidateStatus, CrawlRun, Decision, ReasonCode, Source, User
 from storage.queue import CRITERIA, QueueFilter, search_candidates
 
@@ -174,8 +174,9 @@ async def decide_submit(request: Request, session: SessionDep, user: CurrentUser
     form = await request.form()
     check_csrf(request, user, str(form.get("csrf_token", "")))
     action = str(form.get("action", ""))
-    edits = {name: str(form[name]) for name in ("title", "summary", "organisations", "countries", "published")
-             if name in form}
+    # Browsers send textarea line ends as CRLF: an untouched multi-line summary is no edit.
+    edits = {name: str(form[name]).replace("\r\n", "\n")
+             for name in ("title", "summary", "organisations", "countries", "published") if name in form}
     version = str(form.get("version", ""))
     try:
         if action == "undo":
@@ -185,12 +186,10 @@ async def decide_submit(request: Request, session: SessionDep, user: CurrentUser
                    reason=str(form.get("reason") or "") or None, note=str(form.get("note") or "") or None,
                    edits=edits if action == "accept" else {},
                    expected_version=int(version) if version.isdigit() else None)
-    except DecisionConflict as exc:
+    except DecisionError as exc:  # a conflict, nothing to undo, a reject without reason: said on the page
         session.rollback()
         return RedirectResponse(f"/candidates/{candidate_id}?{urlencode({'message': str(exc)})}", status_code=303)
-    except DecisionError as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from None
-    target = str(form.get("next") or "")
+    target = "" if action == "undo" else str(form.get("next") or "")  # after an undo, stay to decide again
     return RedirectResponse(safe_next(target) if target else f"/candidates/{candidate_id}", status_code=303)
 
 

@@ -19,7 +19,18 @@
     rows.forEach(function (r, i) { r.classList.toggle("selected", i === selected); });
     rows[selected].scrollIntoView({block: "nearest"});
   }
+  // A reject reason picked with the mouse rejects at once. From the keyboard (r, then arrows or a letter)
+  // every key press changes the choice and fires "change", so there Enter confirms the reason instead.
+  let reasonKeyed = false;
   document.addEventListener("keydown", function (event) {
+    const t = event.target;
+    if (t && t.id === "reason") {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        if (t.value) { click("reject"); }
+      } else { reasonKeyed = true; }
+      return;
+    }
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event)) { return; }
     const help = document.getElementById("help");
     const onQueue = document.querySelector("[data-keyboard=queue]") !== null;
@@ -46,6 +57,10 @@
     event.preventDefault();
   });
   document.addEventListener("change", function (event) {
-    if (event.target && event.target.id === "reason" && event.target.value) { click("reject"); }
+    if (event.target && event.target.id === "reason") {
+      if (event.target.value && !reasonKeyed) { click("reject"); }
+      reasonKeyed = false;
+    }
   });
+  document.addEventListener("pointerdown", function () { reasonKeyed = false; });
 })();

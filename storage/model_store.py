@@ -1,0 +1,382 @@
+"""The database side of classification: learned model versions trained on curator decisions,
+rescoring the queue with the current model, and near-duplicate keys and clusters.
+
+- ``retrain``: accepted (1) and rejected (0) candidates train a ``RelevanceModel``; a reject with
+  reason ``duplicate`` says nothing about relevance and is left out. Fewer than ``MIN_DECISIONS``
+  usable decisions, or fewer than ``MIN_PER_CLASS`` of either kind, raise ``NotEnoughDecisions``
+  and the current model (or the rules alone) keeps ranking. The new row holds the version id, the
+  training-set composition and cross-validated figures of the model and of the rules.
+- ``rescore``: pending and filtered candidates get the current model's score (the rules' overall
+  score when there is no model) and its version in ``classifier_version``. Status moves between
+  pending and filtered by the threshold, but only for candidates no curator has decided on;
+  accepted, rejected and deferred candidates are never touched. Updates are guarded by the status
+  in their WHERE clause, so a curator decision taken meanwhile always wins.
+- ``link_duplicates`` (one new or changed candidate, called by the crawl's store stage) and
+  ``recompute_clusters`` (the whole database): fingerprint keys in ``duplicate_keys``, confirmed
+  near-duplicates share ``Candidate.duplicate_cluster``. Nothing is deleted or merged away.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.orm import Session, defer
+
+from harvester.classify import VERSION as RULES_VERSION
+from harvester.classify.criteria import overall
+from harvester.classify.duplicates import (
+    MAX_BUCKET,
+    DupRecord,
+    Fingerprint,
+    cluster_fingerprints,
+    cluster_id,
+    cluster_number,
+    fingerprint,
+    match,
+)
+from harvester.classify.learn import KIND, Doc, RelevanceModel, cross_validated, figures, model_text, rule_scores
+from harvester.classify.model import CRITERIA
+from harvester.classify.routing import route
+from storage.db import session_factory, transaction
+from storage.models import Candidate, CandidateStatus, ClassifierModel, Decision, DuplicateKey, ReasonCode
+
+SYSTEM_ACTOR = "harvester"  # decisions by this actor (gone at source) are not curator decisions
+MIN_DECISIONS = 20
+MIN_PER_CLASS = 2
+CV_FOLDS = 5
+BATCH = 500
+ROUTABLE = (CandidateStatus.PENDING.value, CandidateStatus.FILTERED.value)
+TEXT_LIMIT = 20_000
+_candidates = Candidate.__table__  # Core updates: routing and clusters are not curator edits (no version bump)
+
+
+class NotEnoughDecisions(ValueError):
+    """Too few curator decisions to train a model."""
+
+
+class ModelUnavailable(ValueError):
+    """The stored model cannot be used here (trained with another scikit-learn)."""
+
+
+def library_version() -> str:
+    import sklearn
+
+    return f"scikit-learn {sklearn.__version__}"
+
+
+def candidate_doc(c: Any) -> Doc:
+    """The model's view of a candidate row (ORM object or row with the same attributes)."""
+    return Doc(model_text(c.title, c.summary, c.text, c.keywords or (), c.organisations or ()),
+               rule_scores(c.criteria))
+
+
+def rules_score(doc: Doc) -> float:
+    return overall(dict(zip(CRITERIA, doc.rules, strict=True)))
+
+
+# ---- training ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Example:
+    candidate_id: int
+    doc: Doc
+    label: int
+    reason: str | None
+
+
+def training_examples(session: Session) -> tuple[list[Example], int]:
+    """(accepted and rejected candidates as examples, number of duplicate-rejects left out)."""
+    reasons: dict[int, str | None] = {}
+    for cid, reason in session.execute(select(Decision.candidate_id, Decision.reason_code)
+                                       .where(Decision.to_status == CandidateStatus.REJECTED.value)
+                                       .order_by(Decision.id)):
+        reasons[cid] = reason
+    examples, skipped = [], 0
+    rows = session.scalars(select(Candidate).where(Candidate.status.in_(
+        [CandidateStatus.ACCEPTED.value, CandidateStatus.REJECTED.value])).order_by(Candidate.id))
+    for c in rows:
+        label = int(c.status == CandidateStatus.ACCEPTED.value)
+        reason = None if label else reasons.get(c.id)
+        if reason == ReasonCode.DUPLICATE.value:
+            skipped += 1
+            continue
+        examples.append(Example(c.id, candidate_doc(c), label, reason))
+    return examples, skipped
+
+
+def new_version(now: datetime | None = None) -> str:
+    return f"lr-{(now or datetime.now(UTC)):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def retrain(engine: Engine | None = None, *, min_decisions: int = MIN_DECISIONS,
+            folds: int = CV_FOLDS) -> ClassifierModel:
+    """Train on every usable decision, evaluate by cross-validation, store the new version.
+
+    Reads in one short session and writes in one short transaction: training holds no lock
+    (a SQLite transaction here is a write lock from its first statement).
+    """
+    with session_factory(engine)() as session:
+        examples, skipped = training_examples(session)
+    labels = [e.label for e in examples]
+    n_pos = sum(labels)
+    n_neg = len(labels) - n_pos
+    if len(examples) < min_decisions or n_pos < MIN_PER_CLASS or n_neg < MIN_PER_CLASS:
+        left_out = f", {skipped} duplicate rejects left out" if skipped else ""
+        raise NotEnoughDecisions(
+            f"not enough curator decisions to train: {len(examples)} usable ({n_pos} accepted, {n_neg} rejected"
+            f"{left_out}); retrain needs at least {min_decisions}, with at least {MIN_PER_CLASS} accepts and "
+            f"{MIN_PER_CLASS} rejects. The rules keep ranking the queue until then.")
+    docs = [e.doc for e in examples]
+    out_of_fold = cross_validated(docs, labels, folds)
+    metrics = {
+        "n_accepted": n_pos, "n_rejected": n_neg, "duplicate_rejects_left_out": skipped,
+        "reject_reasons": dict(Counter(e.reason or "none" for e in examples if not e.label)),
+        "cv_folds": min(folds, n_pos, n_neg),
+        "model": figures(labels, out_of_fold),
+        "rules": figures(labels, [rules_score(d) for d in docs]),
+        "rules_version": RULES_VERSION,
+    }
+    model = RelevanceModel.train(docs, labels)
+    model.version = new_version()
+    row = ClassifierModel(version=model.version, kind=KIND, n_train=len(examples), metrics=metrics,
+                          library_version=library_version(), blob=model.dumps())
+    with transaction(engine) as session:
+        session.add(row)
+    return row
+
+
+def list_models(session: Session) -> list[ClassifierModel]:
+    return list(session.scalars(select(ClassifierModel).options(defer(ClassifierModel.blob))
+                                .order_by(ClassifierModel.id.desc())))
+
+
+def latest_model(session: Session) -> RelevanceModel | None:
+    """The newest stored model, or ``None`` when none was trained yet (the rules rank)."""
+    row = session.scalars(select(ClassifierModel).order_by(ClassifierModel.id.desc()).limit(1)).one_or_none()
+    if row is None:
+        return None
+    if row.library_version != library_version():
+        raise ModelUnavailable(f"model {row.version} was trained with {row.library_version}, this installation "
+                               f"has {library_version()}: run `harvester classify retrain`")
+    model = RelevanceModel.loads(row.blob)
+    model.version = row.version
+    return model
+
+
+# ---- rescoring ---------------------------------------------------------------------------------------
+
+@dataclass
+class RescoreReport:
+    version: str
+    threshold: float
+    scored: int = 0
+    to_pending: int = 0
+    to_filtered: int = 0
+    kept_by_curator: int = 0  # would have moved, but a curator decided on them
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def curator_decided(session: Session, ids: Sequence[int]) -> set[int]:
+    return set(session.scalars(select(Decision.candidate_id).where(
+        Decision.candidate_id.in_(ids), Decision.actor != SYSTEM_ACTOR).distinct()))
+
+
+def rescore(engine: Engine | None = None, *, threshold: float, batch: int = BATCH,
+            progress: Callable[[int, int], None] | None = None) -> RescoreReport:
+    """Re-score pending and filtered candidates with the current model (or the rules)."""
+    with session_factory(engine)() as session:
+        model = latest_model(session)
+        ids = list(session.scalars(select(Candidate.id).where(Candidate.status.in_(ROUTABLE))
+                                   .order_by(Candidate.id)))
+    report = RescoreReport(version=model.version if model and model.version else RULES_VERSION,
+                           threshold=threshold)
+    for start in range(0, len(ids), batch):
+        _rescore_batch(engine, ids[start:start + batch], model, report)
+        if progress:
+            progress(min(start + batch, len(ids)), len(ids))
+    with session_factory(engine)() as session:
+        report.by_status = {s: n for s, n in session.execute(
+            select(Candidate.status, func.count()).group_by(Candidate.status))}
+    return report
+
+
+def _rescore_batch(engine: Engine | None, ids: Sequence[int], model: RelevanceModel | None,
+                   report: RescoreReport) -> None:
+    with session_factory(engine)() as session:
+        rows = session.execute(select(Candidate.id, Candidate.title, Candidate.summary, Candidate.text,
+                                      Candidate.keywords, Candidate.organisations, Candidate.criteria,
+                                      Candidate.status)
+                               .where(Candidate.id.in_(ids), Candidate.status.in_(ROUTABLE))).all()
+    if not rows:
+        return
+    docs = [candidate_doc(r) for r in rows]
+    scores = model.predict(docs) if model else [rules_score(d) for d in docs]  # outside any transaction
+    with transaction(engine) as session:
+        pinned = curator_decided(session, [r.id for r in rows])
+        params = []
+        for r, score in zip(rows, scores, strict=True):
+            status = route(float(score), report.threshold)
+            if status != r.status:
+                if r.id in pinned:
+                    status = r.status
+                    report.kept_by_curator += 1
+                elif status == CandidateStatus.PENDING.value:
+                    report.to_pending += 1
+                else:
+                    report.to_filtered += 1
+            params.append({"cid": r.id, "new_score": round(float(score), 4), "new_status": status})
+        # the status guard: a curator decision taken since the read wins
+        session.connection().execute(
+            update(_candidates).where(_candidates.c.id == bindparam("cid"),  # no IN (...): executemany
+                                      or_(*(_candidates.c.status == s for s in ROUTABLE)))
+            .values(score=bindparam("new_score"), status=bindparam("new_status"),
+                    classifier_version=report.version),
+            params)
+    report.scored += len(params)
+
+
+# ---- near-duplicate clusters ---------------------------------------------------------------------------
+
+_DUP_COLUMNS = (Candidate.id, Candidate.source_id, Candidate.url, Candidate.title, Candidate.organisations,
+                Candidate.countries, Candidate.summary, Candidate.text, Candidate.duplicate_cluster)
+
+
+def dup_record(row: Any) -> DupRecord:
+    body = "\n".join(p for p in (row.summary, row.text) if p)
+    return DupRecord(key=row.id, source_id=row.source_id, url=row.url, title=row.title,
+                     organisations=row.organisations or (), countries=row.countries or (),
+                     text=body[:TEXT_LIMIT] or None)
+
+
+def _write_keys(session: Session, prints: dict[int, Fingerprint]) -> None:
+    if not prints:
+        return
+    session.execute(delete(DuplicateKey).where(DuplicateKey.candidate_id.in_(list(prints))))
+    rows = [{"candidate_id": cid, "key": key} for cid, fp in prints.items() for key in dict.fromkeys(fp.index_keys())]
+    if rows:
+        session.execute(insert(DuplicateKey), rows)
+
+
+def link_duplicates(session: Session, candidate_id: int, *, new: bool = False) -> str | None:
+    """Index one new or changed candidate and join it to the cluster of its near-duplicates.
+
+    Returns its cluster id (``None`` when it has no near-duplicate). Clusters met on the way are
+    merged under the smallest id. A changed candidate that no longer matches keeps its cluster
+    until ``recompute_clusters``. ``new``: the candidate was just inserted (no old keys to drop).
+    """
+    row = session.execute(select(*_DUP_COLUMNS).where(Candidate.id == candidate_id)).one_or_none()
+    if row is None:
+        return None
+    fp = fingerprint(dup_record(row))
+    keys = list(dict.fromkeys(fp.index_keys()))
+    by_key: dict[str, list[int]] = {}
+    if keys:
+        for key, other in session.execute(select(DuplicateKey.key, DuplicateKey.candidate_id)
+                                          .where(DuplicateKey.key.in_(keys))):
+            by_key.setdefault(key, []).append(other)
+    if not new:
+        session.execute(delete(DuplicateKey).where(DuplicateKey.candidate_id == candidate_id))
+    if keys:
+        session.execute(insert(DuplicateKey), [{"candidate_id": candidate_id, "key": k} for k in keys])
+    # a key shared by too many candidates is too generic to compare on
+    other_ids = sorted({o for members in by_key.values() if len(members) <= MAX_BUCKET for o in members}
+                       - {candidate_id})
+    matched = [o for o in _rows(session, other_ids) if match(fp, fingerprint(dup_record(o)))]
+    if not matched:
+        return row.duplicate_cluster
+    existing = {c for c in [row.duplicate_cluster, *(m.duplicate_cluster for m in matched)] if c}
+    target = min(existing, key=cluster_number) if existing else cluster_id([candidate_id, *(m.id for m in matched)])
+    members = [candidate_id, *(m.id for m in matched)]
+    condition = _candidates.c.id.in_(members)
+    if existing - {target}:
+        condition = or_(condition, _candidates.c.duplicate_cluster.in_(existing - {target}))
+    session.connection().execute(update(_candidates).where(condition).values(duplicate_cluster=target))
+    return target
+
+
+def _rows(session: Session, ids: Sequence[int]) -> Iterator[Any]:
+    for start in range(0, len(ids), BATCH):
+        yield from session.execute(select(*_DUP_COLUMNS).where(Candidate.id.in_(ids[start:start + BATCH])))
+
+
+@dataclass
+class DedupeReport:
+    candidates: int = 0
+    clusters: int = 0
+    clustered: int = 0  # candidates in a cluster
+    changed: int = 0  # candidates whose cluster id changed
+    cross_source: int = 0  # clusters with members from more than one source
+    largest: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def recompute_clusters(engine: Engine | None = None, *, batch: int = 1000,
+                       progress: Callable[[int, int], None] | None = None) -> DedupeReport:
+    """Fingerprint every candidate, rebuild its keys and recompute every cluster.
+
+    Reads in short batches and fingerprints outside any transaction, then writes in short
+    batches, so a crawl storing candidates meanwhile is not blocked (its own candidates index
+    themselves).
+    """
+    keys: list[int] = []
+    prints: list[Fingerprint] = []
+    sources: dict[int, str] = {}
+    current: dict[int, str | None] = {}
+    with session_factory(engine)() as session:
+        ids = list(session.scalars(select(Candidate.id).order_by(Candidate.id)))
+    for start in range(0, len(ids), batch):
+        with session_factory(engine)() as session:  # short reads; fingerprints computed outside them
+            rows = session.execute(select(*_DUP_COLUMNS).where(Candidate.id.in_(ids[start:start + batch]))
+                                   .order_by(Candidate.id)).all()
+        for row in rows:
+            keys.append(row.id)
+            prints.append(fingerprint(dup_record(row)))
+            sources[row.id] = row.source_id
+            current[row.id] = row.duplicate_cluster
+        if progress:
+            progress(len(keys), len(ids))
+    assigned = cluster_fingerprints(keys, prints)
+    report = DedupeReport(candidates=len(keys))
+    members: dict[str, list[Any]] = {}
+    for cid, cluster in assigned.items():
+        members.setdefault(cluster, []).append(cid)
+    report.clusters = len(members)
+    report.clustered = len(assigned)
+    report.cross_source = sum(1 for m in members.values() if len({sources[i] for i in m}) > 1)
+    report.largest = max((len(m) for m in members.values()), default=0)
+    for start in range(0, len(keys), batch):
+        chunk = keys[start:start + batch]
+        changes = [{"cid": cid, "cluster": assigned.get(cid)} for cid in chunk if assigned.get(cid) != current[cid]]
+        report.changed += len(changes)
+        with transaction(engine) as session:
+            _write_keys(session, dict(zip(chunk, prints[start:start + batch], strict=True)))
+            if changes:
+                session.connection().execute(
+                    update(_candidates).where(_candidates.c.id == bindparam("cid"))
+                    .values(duplicate_cluster=bindparam("cluster")), changes)
+    return report
+
+
+def cluster_members(session: Session, cluster: str) -> list[Candidate]:
+    return list(session.scalars(select(Candidate).where(Candidate.duplicate_cluster == cluster)
+                                .order_by(Candidate.id)))
+
+
+def iter_clusters(session: Session) -> Iterable[tuple[str, list[Candidate]]]:
+    """Every cluster with its members, largest first."""
+    groups: dict[str, list[Candidate]] = {}
+    for c in session.scalars(select(Candidate).where(Candidate.duplicate_cluster.is_not(None))
+                             .order_by(Candidate.id)):
+        groups.setdefault(c.duplicate_cluster or "", []).append(c)
+    return sorted(groups.items(), key=lambda kv: (-len(kv[1]), cluster_number(kv[0])))
