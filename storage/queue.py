@@ -100,18 +100,6 @@ def mark_missing_gone(session: Session, source_id: str, fetched_url: str, seen_u
     return mark_gone(session, source_id, missing, f"no longer in {fetched_url}", run_id)
 
 
-def list_candidates(session: Session, *, status: str | None = None, source_id: str | None = None,
-                    limit: int | None = None, offset: int = 0) -> list[Candidate]:
-    query = select(Candidate).order_by(Candidate.score.desc().nulls_last(), Candidate.id)
-    if status:
-        query = query.where(Candidate.status == status)
-    if source_id:
-        query = query.where(Candidate.source_id == source_id)
-    if limit:
-        query = query.limit(limit).offset(offset)
-    return list(session.scalars(query))
-
-
 def count_by_source_status(session: Session) -> dict[tuple[str, str], int]:
     rows = session.execute(select(Candidate.source_id, Candidate.status, func.count()).group_by(
         Candidate.source_id, Candidate.status))
@@ -188,9 +176,9 @@ def filtered_query(f: QueueFilter) -> Any:
     return query
 
 
-def search_candidates(session: Session, f: QueueFilter, limit: int = 50, offset: int = 0
+def search_candidates(session: Session, f: QueueFilter, limit: int | None = 50, offset: int = 0
                       ) -> tuple[list[Candidate], int]:
-    """One page of the ranked, filtered queue and the total count of the filter."""
+    """One page of the ranked, filtered queue (``limit=None``: all of it) and the total count of the filter."""
     query = filtered_query(f)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Candidate.score.desc().nulls_last(), Candidate.id)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from harvester.dedupe import record_hash
 from harvester.registry import load_registry
-from storage.db import session_factory, transaction, upgrade
+from storage.db import session_factory, transaction
 from storage.models import Candidate, CrawlRun, Decision, FetchedPage, HarvestWindow
 from storage.queue import upsert_candidate
 from storage.runs import ensure_source
@@ -90,15 +90,6 @@ def write_source(registry: Path, base_url: str) -> None:
         """), encoding="utf-8")
 
 
-@pytest.fixture
-def oai_env(harvester_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    registry = tmp_path / "registry"
-    registry.mkdir()
-    monkeypatch.setenv("HARVESTER_REGISTRY_DIR", str(registry))
-    upgrade()
-    return registry
-
-
 def crawl(registry: Path) -> None:
     result = run_crawl(SOURCE, env={"HARVESTER_REGISTRY_DIR": str(registry)}, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -162,11 +153,11 @@ def duplicate_urls() -> list[tuple[str, str, int]]:
 # --- tests ------------------------------------------------------------------------------------------
 
 def test_resumption_chain_gives_one_candidate_per_record_with_metadata(
-        oai_env: Path, fixtures_dir: Path, recorded_server: Callable[[Route], RecordedServer]) -> None:
+        registry: Path, fixtures_dir: Path, recorded_server: Callable[[Route], RecordedServer]) -> None:
     oai = fixtures_dir / "formats" / "oai"
     server = recorded_server(dryad_route(fixtures_dir, lambda: (200, (oai / ERASMUS).read_bytes())))
-    write_source(oai_env, server.url)
-    crawl(oai_env)
+    write_source(registry, server.url)
+    crawl(registry)
 
     served = server.served("/oai")
     assert len(served) == 4, served
@@ -206,7 +197,7 @@ def test_resumption_chain_gives_one_candidate_per_record_with_metadata(
 
 
 def test_run_interrupted_between_windows_resumes_at_the_unfinished_window(
-        oai_env: Path, fixtures_dir: Path, recorded_server: Callable[[Route], RecordedServer]) -> None:
+        registry: Path, fixtures_dir: Path, recorded_server: Callable[[Route], RecordedServer]) -> None:
     oai = fixtures_dir / "formats" / "oai"
     healthy = {"window_2": False}
 
@@ -214,10 +205,10 @@ def test_run_interrupted_between_windows_resumes_at_the_unfinished_window(
         return (200, (oai / ERASMUS).read_bytes()) if healthy["window_2"] else (503, b"Service Unavailable")
 
     server = recorded_server(dryad_route(fixtures_dir, window_2))
-    write_source(oai_env, server.url)
+    write_source(registry, server.url)
 
     # First run: window 2 fails every time (retried, then given up).
-    crawl(oai_env)
+    crawl(registry)
     first_log = server.served("/oai")
     assert sum(is_window(p, WINDOW_1) for p in first_log) == 1
     assert sum(is_window(p, WINDOW_2) for p in first_log) >= 1
@@ -244,7 +235,7 @@ def test_run_interrupted_between_windows_resumes_at_the_unfinished_window(
     # Second run with a healthy server: only window 2 is asked for.
     server.clear()
     healthy["window_2"] = True
-    crawl(oai_env)
+    crawl(registry)
     second_log = server.served("/oai")
     assert not any(is_window(p, WINDOW_1) or is_token(p) for p in second_log), "window 1 is not fetched again"
     assert [is_window(p, WINDOW_2) for p in second_log] == [True]
@@ -273,7 +264,7 @@ def test_run_interrupted_between_windows_resumes_at_the_unfinished_window(
 
 
 def test_no_records_match_is_a_completed_empty_window(
-        oai_env: Path, fixtures_dir: Path, recorded_server: Callable[[Route], RecordedServer]) -> None:
+        registry: Path, fixtures_dir: Path, recorded_server: Callable[[Route], RecordedServer]) -> None:
     oai = fixtures_dir / "formats" / "oai"
 
     def route(path: str) -> tuple[int, dict[str, str], bytes] | None:
@@ -286,8 +277,8 @@ def test_no_records_match_is_a_completed_empty_window(
         return None
 
     server = recorded_server(route)
-    write_source(oai_env, server.url)
-    crawl(oai_env)
+    write_source(registry, server.url)
+    crawl(registry)
 
     served = server.served("/oai")
     assert [is_window(p, WINDOW_1) for p in served] == [True, False]

@@ -16,10 +16,10 @@ from storage.models import CandidateStatus
 def queue(status: str | None, source_id: str | None, limit: int, as_json: bool) -> None:
     """List candidates ranked by relevance score."""
     from storage.db import session_factory
-    from storage.queue import candidate_json, list_candidates
+    from storage.queue import QueueFilter, candidate_json, search_candidates
 
     with session_factory()() as session:
-        rows = list_candidates(session, status=status, source_id=source_id, limit=limit or None)
+        rows, _ = search_candidates(session, QueueFilter(status=status, source_id=source_id), limit=limit or None)
         data = [candidate_json(c) for c in rows]
     if as_json:
         print_json(data)
