@@ -101,7 +101,7 @@ def upgrade(engine: Engine | None = None) -> None:
 
     engine = engine or get_engine()
     try:
-        command.upgrade(alembic_config(engine), "head")
+        command.upgrade(alembic_config(engine), "heads")
     except Exception as exc:
         if "connection" in type(exc).__name__.lower() or "OperationalError" in type(exc).__name__:
             raise DatabaseUrlError(f"cannot reach the database at {engine.url!r}: {str(exc).splitlines()[0]}") from exc

@@ -51,6 +51,7 @@ class CandidateStatus(StrEnum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     DEFERRED = "deferred"
+    QUARANTINED = "quarantined"  # new in an over-harvesting run: out of the queue until an admin decides
 
 
 class Role(StrEnum):
@@ -101,6 +102,11 @@ class CrawlRun(Base):
     replay: Mapped[bool] = mapped_column(Boolean, default=False)
     finish_reason: Mapped[str | None] = mapped_column(String(100))
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Distributed mode: the shared crawl (Redis) this run belongs to; workers with the same key join the run.
+    crawl_key: Mapped[str | None] = mapped_column(String(64))
+    # Over-harvest quarantine (``harvester.quarantine``): null, or held / released / discarded, and why.
+    quarantine: Mapped[str | None] = mapped_column(String(20))
+    quarantine_details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class FetchedPage(Base):
@@ -145,7 +151,6 @@ class Candidate(Base):
     __tablename__ = "candidates"
     __table_args__ = (
         UniqueConstraint("source_id", "url"),
-        Index("ix_candidates_status_score", "status", "score"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -186,6 +191,14 @@ class Candidate(Base):
     version_id: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version_id}
+
+
+# Dialect-specific structures made by migration 0007 in SQL (storage/search.py, the queue index) and left out of
+# autogenerate by storage/migrations/env.py: the FTS5 table (and its shadow tables, same prefix), the PostgreSQL
+# search column with its GIN index, and the keyset-pagination indexes ([status,] score DESC [NULLS LAST], id).
+MIGRATION_ONLY_TABLE_PREFIX = "candidates_fts"
+MIGRATION_ONLY_COLUMNS = {("candidates", "search_vector")}
+MIGRATION_ONLY_INDEXES = {"ix_candidates_queue", "ix_candidates_rank", "ix_candidates_search_vector"}
 
 
 class User(Base):
@@ -287,18 +300,60 @@ class DuplicateKey(Base):
     key: Mapped[str] = mapped_column(String(40), index=True)
 
 
+class ChmStatus(StrEnum):
+    """Where one accepted candidate's CHM document is (``storage.submissions``, ``harvester.chm.push``)."""
+
+    EXPORTED = "exported"
+    INVALID = "invalid"
+    DRAFT_SAVED = "draft_saved"
+    PUBLISH_REQUESTED = "publish_requested"
+    PUBLISHED = "published"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    WITHDRAWN = "withdrawn"
+
+
 class ChmSubmission(Base):
+    """One candidate's document in one CHM realm. ``pending_step`` is written (and committed) before a
+    non-idempotent KM API call and cleared after it, so a killed push knows to look before repeating it."""
+
     __tablename__ = "chm_submissions"
+    __table_args__ = (UniqueConstraint("candidate_id", "realm"), UniqueConstraint("identifier", "realm"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
-    identifier: Mapped[str] = mapped_column(String(100), unique=True)
+    identifier: Mapped[str] = mapped_column(String(100))
     schema: Mapped[str] = mapped_column(String(50))
     payload_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20))
     workflow_id: Mapped[str | None] = mapped_column(String(100))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now_default()
+    updated_at: Mapped[datetime] = _now_default()
+    realm: Mapped[str] = mapped_column(String(40), server_default="")
+    api_base: Mapped[str | None] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    pushed_hash: Mapped[str | None] = mapped_column(String(64))
+    document_id: Mapped[str | None] = mapped_column(String(100))
+    errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=list)
+    permanent_error: Mapped[bool] = mapped_column(Boolean, server_default=text("false"), default=False)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
+    pending_step: Mapped[str | None] = mapped_column(String(20))
+    requested_action: Mapped[str | None] = mapped_column(String(20))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ChmCuration(Base):
+    """A curator's CHM choices for one candidate: the target schema (``resource``,
+    ``capacityBuildingInitiative``, ``organization``) and field values merged over the mapped document."""
+
+    __tablename__ = "chm_curations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), unique=True)
+    schema: Mapped[str] = mapped_column(String(50))
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_by: Mapped[str] = mapped_column(String(100))
     updated_at: Mapped[datetime] = _now_default()
 
 
@@ -315,6 +370,7 @@ class AlertKind(StrEnum):
     REPEATED_FAILURES = "repeated_failures"
     JOB_ERROR = "job_error"
     JOB_MISSED = "job_missed"
+    RUN_QUARANTINED = "run_quarantined"  # an over-harvest waits for an admin (harvester.quarantine)
 
 
 class Alert(Base):
@@ -346,6 +402,11 @@ class Alert(Base):
     created_at: Mapped[datetime] = _now_default()
     last_seen_at: Mapped[datetime] = _now_default()
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100))
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # sent by mail/webhook (once)
+    notify_error: Mapped[str | None] = mapped_column(Text)
 
 
 class SchedulerJob(Base):
