@@ -12,7 +12,8 @@ finished runs before it:
   selector or API field drifted). Fill rates come from the candidates whose ``last_run_id`` is the
   run (``field_fill_stats``, stored in the run's stats at run end);
 - ``repeated_failures``: the last runs failed or were interrupted;
-- ``stuck_run``: a ``running`` row whose heartbeat is older than a threshold.
+- ``stuck_run``: a ``running`` row whose heartbeat is older than a threshold;
+- ``run_quarantined``: a run held in over-harvest quarantine (``harvester.quarantine``) waits for an admin.
 
 Alerts live in the ``alerts`` table, one open alert per (source, kind, subject); a re-check refreshes
 it, a check that no longer finds the condition resolves it.
@@ -236,6 +237,17 @@ def stuck_findings(source_id: str, running: Sequence[RunView], now: datetime,
     return found
 
 
+def quarantine_findings(session: Session, source_id: str) -> list[Finding]:
+    """One alert per run held in over-harvest quarantine, until an admin releases or discards it."""
+    held = session.scalars(select(CrawlRun).where(CrawlRun.source_id == source_id, CrawlRun.quarantine == "held")
+                           .order_by(CrawlRun.id))
+    return [Finding(AlertKind.RUN_QUARANTINED,
+                    f"run {run.id} on {source_id} is held in over-harvest quarantine "
+                    f"({(run.quarantine_details or {}).get('reason', 'too many new records')}): release or discard it",
+                    run.id, subject=f"run {run.id}", details={"run": run.id, **(run.quarantine_details or {})})
+            for run in held]
+
+
 # -- alerts table ------------------------------------------------------------------------------------
 
 @dataclass
@@ -293,6 +305,8 @@ def check_source(session: Session, source_id: str, now: datetime | None = None,
         evaluated |= METRIC_KINDS
     findings += failure_findings(source_id, recent, t)
     findings += stuck_findings(source_id, running, now, t)
+    findings += quarantine_findings(session, source_id)
+    evaluated.add(AlertKind.RUN_QUARANTINED)
 
     report = HealthReport(source_id)
     for finding in findings:

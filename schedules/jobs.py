@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from harvester.crawl import CrawlOptions
 from harvester.health import check_source, check_sources
+from harvester.notify import deliver_new_alerts
 from harvester.registry import RegistryError, SourceSpec, get_source, load_registry
 from schedules.adaptive import Bounds, Interval, RunOutcome, adaptive_interval, crawl_due
 from storage.db import session_factory, transaction
@@ -50,6 +51,8 @@ class ScheduleSettings(BaseSettings):
     timezone: str = Field(default="UTC", description="Time zone of the registry cron expressions.")
     health_cron: str = Field(default="30 7 * * *", description="When the daily source-health check runs.")
     retrain_cron: str = Field(default="0 4 * * 0", description="When `classify retrain` runs (weekly).")
+    chm_sync_cron: str = Field(default="0 7 * * *", description="When the CHM sync runs (after the nightly "
+                               "crawls): export every accepted candidate, and push when CHM credentials are set.")
     replay_dir: Path | None = Field(default=None, description="Scheduled crawls replay WARCs from here (demo).")
     crawl_log_level: str = Field(default="WARNING", description="Log level of the crawl child processes.")
 
@@ -251,6 +254,7 @@ def crawl_source(source_id: str, reason: str = "cron") -> str:
         report = check_source(session, source_id)
         for alert in report.opened:
             log.warning("alert on %s: %s", source_id, alert.message)
+    deliver_new_alerts()
     if run is None:
         raise RuntimeError(f"crawl of {source_id} exited with code {code} and recorded no run")
     outcome = f"crawled {source_id}: run {run.id} {run.status}"
@@ -270,6 +274,7 @@ def health_check() -> str:
         opened = sum(len(r.opened) for r in reports)
         still = sum(len(r.still_open) for r in reports)
         resolved = sum(len(r.resolved) for r in reports)
+    deliver_new_alerts()
     outcome = f"health check of {len(ids)} sources: {opened} new alert(s), {still} still open, {resolved} resolved"
     log.info(outcome)
     return outcome
@@ -287,3 +292,12 @@ def retrain_model() -> str:
         raise RuntimeError(f"classify retrain exited with {done.returncode}: {tail[0]}")
     log.info("classify retrain finished")
     return "retrained"
+
+
+def chm_sync() -> str:
+    """The CHM sync after the nightly crawls (``harvester.chm.sync``): export, and push when configured."""
+    from harvester.chm import sync
+
+    summary = sync()
+    log.info("chm sync finished: %s", summary)
+    return ", ".join(f"{step}: {result}" for step, result in summary.items())

@@ -8,7 +8,7 @@
 - Executors: crawls share a thread pool of ``max_workers`` threads (each thread waits on one crawl
   child process, so that is the cap on concurrent crawls); maintenance jobs have their own thread.
 - Jobs are re-derived from the registry at every start with fixed ids (``crawl:<source>``,
-  ``health_check``, ``classify_retrain``). A job whose trigger did not change keeps its stored next
+  ``health_check``, ``classify_retrain``, ``chm_sync``). A job whose trigger did not change keeps its stored next
   run time, so a firing missed while the scheduler was down is still caught up.
 """
 
@@ -47,9 +47,11 @@ CRAWL_PREFIX = "crawl:"
 CATCH_UP_PREFIX = "catch-up:"
 HEALTH_JOB = "health_check"
 RETRAIN_JOB = "classify_retrain"
+CHM_SYNC_JOB = "chm_sync"
 CRAWL_FUNC = "schedules.jobs:crawl_source"
 HEALTH_FUNC = "schedules.jobs:health_check"
 RETRAIN_FUNC = "schedules.jobs:retrain_model"
+CHM_SYNC_FUNC = "schedules.jobs:chm_sync"
 
 
 class _KeepDueJobsOnShutdown:
@@ -160,11 +162,13 @@ def plan_jobs(registry: dict[str, SourceSpec], settings: ScheduleSettings) -> tu
     if retrain_available():
         plans.append(JobPlan(RETRAIN_JOB, "retrain", RETRAIN_FUNC, (),
                              cron_trigger(settings.retrain_cron, tz), "maintenance", settings.retrain_cron))
+    plans.append(JobPlan(CHM_SYNC_JOB, "chm_sync", CHM_SYNC_FUNC, (), cron_trigger(settings.chm_sync_cron, tz),
+                         "maintenance", settings.chm_sync_cron))
     return plans, omitted
 
 
 def _managed(job_id: str) -> bool:
-    return job_id.startswith(CRAWL_PREFIX) or job_id in (HEALTH_JOB, RETRAIN_JOB)
+    return job_id.startswith(CRAWL_PREFIX) or job_id in (HEALTH_JOB, RETRAIN_JOB, CHM_SYNC_JOB)
 
 
 def sync_jobs(schedule: Schedule, registry: dict[str, SourceSpec], now: datetime | None = None,
@@ -228,6 +232,7 @@ def add_catch_ups(schedule: Schedule, registry: dict[str, SourceSpec], now: date
 def on_job_event(event: JobEvent) -> None:
     """Job errors and missed firings become alerts; the next successful execution resolves them."""
     from harvester.health import Finding, open_alert, resolve_alerts
+    from harvester.notify import deliver_new_alerts
     from storage.db import transaction
 
     job_id = event.job_id
@@ -246,6 +251,8 @@ def on_job_event(event: JobEvent) -> None:
             open_alert(session, source, Finding(AlertKind.JOB_MISSED, message, None, subject=job_id))
         elif event.code == EVENT_JOB_EXECUTED:
             resolve_alerts(session, source, [AlertKind.JOB_ERROR, AlertKind.JOB_MISSED], subject=job_id)
+    if event.code in (EVENT_JOB_ERROR, EVENT_JOB_MISSED):
+        deliver_new_alerts()
 
 
 def _note(next_run: datetime | None, now: datetime, grace_hours: float) -> str:

@@ -237,3 +237,48 @@ def test_sources_health_shows_open_alerts(harvester_env: Path, fixtures_dir: Pat
     table = CliRunner().invoke(cli, ["sources", "health"])
     assert "field title empty on source gcf_projects since run 2" in table.output
     assert "1 open alert(s) on 1 source(s)" in table.output
+
+
+def test_the_sources_page_shows_open_alerts_and_admins_acknowledge_or_resolve_them(db_engine: Engine) -> None:
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from harvester.web.app import create_app
+    from harvester.web.auth import add_user
+
+    add_run(db_engine, raw_stats(records=0))
+    check(db_engine)
+    with transaction(db_engine) as session:
+        add_user(session, "ada", "curator", "curator-pass-1")
+        add_user(session, "root", "admin", "admin-pass-12")
+        alert_id = session.scalars(select(Alert.id)).one()
+
+    def client(name: str, password: str) -> TestClient:
+        c = TestClient(create_app(db_engine), follow_redirects=False)
+        assert c.post("/login", data={"name": name, "password": password, "next": "/queue"}).status_code == 303
+        return c
+
+    curator, admin = client("ada", "curator-pass-1"), client("root", "admin-pass-12")
+    page = curator.get("/sources").text
+    assert f'<tr id="alert-{alert_id}" class="alert"><td>{SOURCE}</td><td>zero_items</td>' in page
+    assert f'action="/admin/alerts/{alert_id}"' not in page  # curators see alerts, admins act on them
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    assert curator.post(f"/admin/alerts/{alert_id}", data={"action": "resolve", "csrf_token": token}).status_code == 403
+
+    page = admin.get("/sources").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    assert f'action="/admin/alerts/{alert_id}"' in page
+    assert admin.post(f"/admin/alerts/{alert_id}", data={"action": "acknowledge"}).status_code == 403  # no token
+    done = admin.post(f"/admin/alerts/{alert_id}", data={"action": "acknowledge", "csrf_token": token})
+    assert (done.status_code, done.headers["location"]) == (303, f"/sources#source-{SOURCE}")
+    with transaction(db_engine) as session:
+        alert = session.get_one(Alert, alert_id)
+        assert (alert.acknowledged_by, alert.resolved_at) == ("root", None)
+    assert "root, " in admin.get("/sources").text
+
+    admin.post(f"/admin/alerts/{alert_id}", data={"action": "resolve", "csrf_token": token})
+    with transaction(db_engine) as session:
+        alert = session.get_one(Alert, alert_id)
+        assert alert.resolved_by == "root" and alert.resolved_at is not None
+    assert "No open alerts." in admin.get("/sources").text

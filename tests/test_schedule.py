@@ -7,7 +7,13 @@ import json
 import logging
 import os
 import pickle
+import re
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +33,7 @@ from harvester.runs_extension import run_stats
 from harvester.settings import get_settings
 from schedules.adaptive import Bounds, Interval, RunOutcome, adaptive_interval, crawl_due
 from schedules.jobs import ScheduleSettings, crawl_source, cron_period_hours, cron_trigger
-from schedules.scheduler import build_scheduler, sync_jobs
+from schedules.scheduler import add_catch_ups, build_scheduler, sync_jobs
 from storage.db import dispose_engines, transaction, upgrade
 from storage.models import Alert, AlertKind, CrawlRun, RunStatus, SchedulerJob
 from storage.runs import ensure_source, finish_run, start_run
@@ -481,3 +487,126 @@ def test_every_schedule_setting_is_documented() -> None:
     for name, field in ScheduleSettings.model_fields.items():
         assert field.description, f"schedule setting {name} has no help text"
         assert f"`HARVESTER_SCHEDULE_{name.upper()}`" in readme, f"HARVESTER_SCHEDULE_{name.upper()} not in README"
+
+
+# -- real crawl children: the wall-clock limit, the run lock, a killed crawl ------------------------
+
+class StallingServer:
+    """Accepts connections on 127.0.0.1 and never answers: a crawl of it hangs until it is stopped."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.connections: list[socket.socket] = []
+        self.running = True
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/feed.xml"
+
+    def _accept(self) -> None:
+        while self.running:
+            try:
+                self.connections.append(self.sock.accept()[0])
+            except TimeoutError:
+                continue
+
+    def stop(self) -> None:
+        self.running = False
+        self.thread.join(5)
+        for conn in self.connections:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def stalling_source(registry: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A feed source on a server that never answers, limited to 22.5 s of wall-clock per crawl (a loaded
+    machine may need several seconds just to start the crawl process)."""
+    server = StallingServer()
+    (registry / "stalling_feed.yaml").write_text(textwrap.dedent(f"""\
+        id: stalling_feed
+        name: A feed whose server never answers
+        kind: feed
+        start_urls: ["{server.url}"]
+        verified: false
+        verification: "local test server"
+        schedule: "{a_minute_away(datetime.now(UTC), 30)}"
+        max_run_minutes: 0.375
+        politeness: {{download_delay: 0, autothrottle: false}}
+        """), encoding="utf-8")
+    monkeypatch.setenv("HARVESTER_ALLOW_PRIVATE_HOSTS", "1")
+    monkeypatch.setenv("HARVESTER_CRAWL_KILL_GRACE_SECONDS", "2")
+    get_settings.cache_clear()
+    jobs.schedule_settings.cache_clear()
+    yield "stalling_feed"
+    server.stop()
+    jobs.schedule_settings.cache_clear()
+
+
+def runs_of(source_id: str) -> list[CrawlRun]:
+    with transaction() as session:
+        return list(session.scalars(select(CrawlRun).where(CrawlRun.source_id == source_id).order_by(CrawlRun.id)))
+
+
+@pytest.mark.slow
+def test_a_due_crawl_runs_in_a_child_that_holds_the_lock_until_its_wall_clock_limit_stops_it(
+        stalling_source: str, registry: Path, caplog: pytest.LogCaptureFixture) -> None:
+    schedule = build_scheduler(background=True, settings=ScheduleSettings())
+    sync_jobs(schedule, load_registry(registry))
+    job_id = f"crawl:{stalling_source}"
+    with caplog.at_level(logging.INFO):
+        schedule.scheduler.start(paused=True)
+        schedule.scheduler.modify_job(job_id, next_run_time=datetime.now(UTC) - timedelta(minutes=1))
+        started = time.monotonic()
+        schedule.scheduler.resume()
+        try:
+            assert wait_for(lambda: [r.status for r in runs_of(stalling_source)] == ["running"], timeout=22)
+            [running] = runs_of(stalling_source)
+            assert running.pid != os.getpid() and running.trigger == "schedule"  # a child process owns the run
+
+            schedule.scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))  # the scheduler fires again
+            assert wait_for(lambda: "fired while its previous run is still going: skipped" in caplog.text)
+            outcome = crawl_source(stalling_source)  # and another trigger, e.g. a second scheduler
+            assert outcome.startswith(f"skipped crawl of {stalling_source}: run {running.id} is already running "
+                                      f"(pid {running.pid} ")
+            assert outcome in caplog.text
+
+            assert wait_for(lambda: runs_of(stalling_source)[0].status != "running", timeout=45)
+            elapsed = time.monotonic() - started
+        finally:
+            schedule.scheduler.shutdown(wait=True)
+    [run] = runs_of(stalling_source)
+    assert run.status == "failed"
+    assert re.fullmatch(r"wall-clock limit of 22.5 s exceeded \(SIG(TERM|KILL)\)", run.finish_reason or "")
+    assert 22.5 <= elapsed < 22.5 + 2 + 20
+    assert f"crawl process {running.pid} exceeded its wall-clock limit of 22.5 s: SIGTERM" in caplog.text
+    with pytest.raises(ProcessLookupError):
+        os.kill(running.pid, 0)  # the child is gone
+    with transaction() as session:  # the lock is free: a new run of the source can start
+        start_run(session, stalling_source, "cli", replay=False)
+
+
+@pytest.mark.slow
+def test_the_lock_of_a_killed_crawl_is_recovered_by_the_next_trigger(
+        stalling_source: str, registry: Path, fake_crawl: Callable[..., FakeCrawl]) -> None:
+    child = subprocess.Popen([sys.executable, "-m", "harvester.crawl", "--quiet", "--trigger", "schedule",
+                              stalling_source], process_group=0)
+    try:
+        assert wait_for(lambda: [r.status for r in runs_of(stalling_source)] == ["running"], timeout=60)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)  # kill -9: no chance to close the run row
+        child.wait()
+    [killed] = runs_of(stalling_source)
+    assert (killed.status, killed.pid) == ("running", child.pid)
+
+    schedule = build_scheduler(background=True, settings=ScheduleSettings())
+    assert add_catch_ups(schedule, load_registry(registry)) == [stalling_source]  # the daemon would catch up once
+    fake = fake_crawl()
+    assert crawl_source(stalling_source, "catch-up").startswith(f"crawled {stalling_source}: run ")
+    assert fake.calls == [([stalling_source], "schedule")]
+    first, second = runs_of(stalling_source)
+    assert (first.id, first.status, first.finish_reason) == (killed.id, "interrupted", "process gone")
+    assert second.status == "finished"

@@ -79,3 +79,57 @@ def schedule_list(as_json: bool) -> None:
             detail = f"{r['note']}; {detail}"
         table.append([r["id"] or "(not scheduled)", r["source"] or "", r["schedule"], when, detail])
     print_table(["job", "source", "cron", "next run", "detail"], table)
+
+
+# -- over-harvest quarantine: `harvester runs quarantined|release|discard` (attached to the `runs` group) --
+
+@click.command("quarantined")
+@click.option("--all", "include_decided", is_flag=True, help="Also runs already released or discarded.")
+@json_option
+def runs_quarantined(include_decided: bool, as_json: bool) -> None:
+    """List runs held in over-harvest quarantine, with why and how many candidates they hold."""
+    from harvester.quarantine import quarantine_runs
+    from storage.db import session_factory
+
+    with session_factory()() as session:
+        rows = quarantine_runs(session, include_decided)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(["run", "source", "state", "new", "held", "why"],
+                [[r["run"], r["source"], r["state"], r["new"], r["held_candidates"], r["details"].get("reason", "")]
+                 for r in rows])
+
+
+def _quarantine_decision(run_id: int, actor: str, release: bool) -> None:
+    from harvester.quarantine import Admin, QuarantineError, discard_run, release_run
+    from storage.db import transaction
+
+    try:
+        with transaction() as session:
+            count = (release_run if release else discard_run)(session, run_id, Admin(actor))
+    except QuarantineError as exc:
+        raise click.ClickException(str(exc)) from None
+    if release:
+        click.echo(f"run {run_id} released: {count} candidate(s) entered the queue as they would have")
+    else:
+        click.echo(f"run {run_id} discarded: {count} candidate(s) kept as filtered, out of the queue")
+
+
+@click.command("release")
+@click.argument("run_id", type=int)
+@click.option("--as", "actor", default="cli-admin", show_default=True, help="Name recorded in the audit.")
+def runs_release(run_id: int, actor: str) -> None:
+    """Release a quarantined run: its candidates enter the queue (pending or filtered, as scored)."""
+    _quarantine_decision(run_id, actor, release=True)
+
+
+@click.command("discard")
+@click.argument("run_id", type=int)
+@click.option("--as", "actor", default="cli-admin", show_default=True, help="Name recorded in the audit.")
+def runs_discard(run_id: int, actor: str) -> None:
+    """Discard a quarantined run: its candidates are kept as filtered (out of the queue), audited."""
+    _quarantine_decision(run_id, actor, release=False)
+
+
+RUNS_QUARANTINE_COMMANDS = (runs_quarantined, runs_release, runs_discard)
