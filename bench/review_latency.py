@@ -9,7 +9,10 @@ URLs, spread over the registry's sources, with a status mix and lightly jittered
 inserts. SQLite lives in a temporary folder; PostgreSQL gets its own schema, dropped at the end. Then an
 in-process TestClient logged in as a curator times each endpoint; the baseline runs the same filter through
 the app's query builder in a bare SQLAlchemy session (no HTTP, auth, ORM page rendering or templates), split
-into the COUNT(*) of the filter and the fetch of one page. Prints a table and a final JSON line.
+into the (capped) count of the filter and the fetch of one keyset page. The deep page is reached by the cursor
+the app's "next" links carry. Same-run references: the old ways of the same queries (OFFSET paging, ILIKE search,
+exact COUNT(*)), database only, and the query plans of the first and the deep page. Prints tables and a final
+JSON line.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ class Case:
     name: str
     path: str
     params: dict[str, str]
-    offset: int = 0
+    after: str | None = None
 
 
 def real_records() -> list[Any]:
@@ -124,6 +127,35 @@ def fill(engine: Any, items: list[Any], n: int) -> dict[str, Any]:
     return {"fill_s": round(time.perf_counter() - started, 1), "decisions": len(reviewed)}
 
 
+def deep_cursor(engine: Any, offset: int) -> str:
+    """The cursor the queue's "next" link carries after ``offset`` pending rows."""
+    from sqlalchemy import select
+
+    from storage.db import session_factory
+    from storage.models import Candidate
+    from storage.queue import RANK, Cursor
+
+    with session_factory(engine)() as session:
+        row = session.execute(select(Candidate.id, Candidate.score).where(Candidate.status == "pending")
+                              .order_by(*RANK).offset(offset - 1).limit(1)).one()
+    return Cursor(row.score, row.id).encode()
+
+
+def deep_page(pending: int) -> int:
+    """Page 200 of the pending queue, or its middle page when it is shorter."""
+    return 200 if pending > 200 * 50 else max(2, pending // 50 // 2)
+
+
+def pending_count(engine: Any) -> int:
+    from sqlalchemy import func, select
+
+    from storage.db import session_factory
+    from storage.models import Candidate
+
+    with session_factory(engine)() as session:
+        return session.scalar(select(func.count()).where(Candidate.status == "pending")) or 0
+
+
 def cases(engine: Any) -> list[Case]:
     from sqlalchemy import func, select
 
@@ -136,17 +168,33 @@ def cases(engine: Any) -> list[Case]:
         total = session.scalar(select(func.count()).select_from(Candidate))
     step = max(1, len(pending) // 40)
     picks = pending[::step][:40]
-    page = 200 if len(pending) > 200 * 50 else max(1, len(pending) // 50 // 2)
+    page = deep_page(len(pending))
+    after = deep_cursor(engine, (page - 1) * 50)
     return [
         Case("queue p1 (pending)", "/queue", {}),
-        Case(f"queue p{page} (pending)", "/queue", {"page": str(page)}, offset=(page - 1) * 50),
+        Case(f"queue p{page} (pending, cursor)", "/queue", {"after": after}, after=after),
         Case("queue source+country+min_score", "/queue",
              {"status": "pending", "source": "gef_projects", "country": "KE", "min_score": "0.5"}),
         Case("queue text search q=biodiversity", "/queue", {"q": "biodiversity"}),
+        Case("queue text search q=\"climate chan\"", "/queue", {"q": "climate chan"}),
         Case("candidate page", "/candidates/{id}", {"ids": ",".join(map(str, picks))}),
         Case(f"api /api/v1/candidates (all {total})", "/api/v1/candidates", {}),
+        Case(f"api /api/v1/candidates p{page} (cursor)", "/api/v1/candidates",
+             {"after": deep_cursor_all(engine, (page - 1) * 50)}, after="all"),
         Case("api /api/v1/me (per-request floor)", "/api/v1/me", {}),
     ]
+
+
+def deep_cursor_all(engine: Any, offset: int) -> str:
+    from sqlalchemy import select
+
+    from storage.db import session_factory
+    from storage.models import Candidate
+    from storage.queue import RANK, Cursor
+
+    with session_factory(engine)() as session:
+        row = session.execute(select(Candidate.id, Candidate.score).order_by(*RANK).offset(offset - 1).limit(1)).one()
+    return Cursor(row.score, row.id).encode()
 
 
 def timed(fn: Callable[[int], Any], repeat: int) -> list[float]:
@@ -168,15 +216,13 @@ def summary(times: list[float]) -> dict[str, float]:
 
 def measure(engine: Any, repeat: int) -> dict[str, Any]:
     from fastapi.testclient import TestClient
-    from sqlalchemy import func, select
 
     from harvester.web.app import create_app
-    from harvester.web.routes_pages import _neighbours as neighbours
-    from harvester.web.routes_pages import queue_filter
+    from harvester.web.routes_pages import filter_params, queue_filter
     from storage.db import session_factory
     from storage.decisions import history
     from storage.models import Candidate
-    from storage.queue import filtered_query, search_candidates
+    from storage.queue import Cursor, count_candidates, neighbours, queue_page
 
     factory = session_factory(engine)
     results: dict[str, Any] = {}
@@ -194,7 +240,7 @@ def measure(engine: Any, repeat: int) -> dict[str, Any]:
                 def db(i: int, ids: list[int] = ids) -> int:  # what the page reads
                     with factory() as session, session.begin():
                         row = session.get(Candidate, ids[i % len(ids)])
-                        neighbours(session, row)
+                        neighbours(session, queue_filter({"status": row.status}), row)
                         history(session, row.id)
                     return 1
 
@@ -204,7 +250,8 @@ def measure(engine: Any, repeat: int) -> dict[str, Any]:
 
                 def around(i: int, ids: list[int] = ids) -> None:
                     with factory() as session, session.begin():
-                        neighbours(session, session.get(Candidate, ids[i % len(ids)]))
+                        row = session.get(Candidate, ids[i % len(ids)])
+                        neighbours(session, queue_filter({"status": row.status}), row)
 
                 row = {**summary(timed(web, repeat)), "db": summary(timed(db, repeat)),
                        "db_count": summary(timed(by_id, repeat)), "db_page": summary(timed(around, repeat)),
@@ -218,23 +265,21 @@ def measure(engine: Any, repeat: int) -> dict[str, Any]:
 
                 row = summary(timed(web, repeat))
                 if case.path != "/api/v1/me":
-                    params = {k: v for k, v in case.params.items() if k != "page"}
-                    if case.path == "/queue":
-                        params.setdefault("status", "pending")  # as the queue page defaults
-                    f = queue_filter(params)
+                    f = queue_filter(filter_params(case.params, "pending" if case.path == "/queue" else None))
+                    after = Cursor.decode(case.params["after"]) if case.after else None
 
-                    def db(i: int, f: Any = f, offset: int = case.offset) -> int:
+                    def db(i: int, f: Any = f, after: Any = after) -> int:
                         with factory() as session, session.begin():
-                            return search_candidates(session, f, 50, offset)[1]
+                            queue_page(session, f, 50, after=after)
+                            return count_candidates(session, f)
 
                     def count(i: int, f: Any = f) -> int:
                         with factory() as session, session.begin():
-                            return session.scalar(select(func.count()).select_from(filtered_query(f).subquery()))
+                            return count_candidates(session, f)
 
-                    def page(i: int, f: Any = f, offset: int = case.offset) -> None:
+                    def page(i: int, f: Any = f, after: Any = after) -> None:
                         with factory() as session, session.begin():
-                            session.scalars(filtered_query(f).order_by(Candidate.score.desc().nulls_last(),
-                                                                       Candidate.id).limit(50).offset(offset)).all()
+                            queue_page(session, f, 50, after=after)
 
                     row["db"] = summary(timed(db, repeat))
                     row["db_count"] = summary(timed(count, repeat))
@@ -243,6 +288,64 @@ def measure(engine: Any, repeat: int) -> dict[str, Any]:
             results[case.name] = row
             print(f"  {case.name}: {row['median_ms']:.1f} ms", file=sys.stderr, flush=True)
     return results
+
+
+def old_ways(engine: Any, repeat: int) -> dict[str, Any]:
+    """The queries this app ran before keyset paging, full-text search and capped counts, database only."""
+    from sqlalchemy import func, select
+
+    from storage.db import session_factory
+    from storage.models import Candidate
+    from storage.queue import RANK
+
+    factory = session_factory(engine)
+    offset = (deep_page(pending_count(engine)) - 1) * 50
+    pending = select(Candidate).where(Candidate.status == "pending")
+    like = "%biodiversity%"
+    searched = pending.where(Candidate.title.ilike(like) | Candidate.summary.ilike(like))
+    queries = {
+        "exact COUNT(*) of pending": select(func.count()).select_from(pending.subquery()),
+        f"pending, page at OFFSET {offset}": pending.order_by(*RANK).limit(50).offset(offset),
+        "ILIKE search biodiversity, p1": searched.order_by(*RANK).limit(50),
+        "ILIKE search biodiversity, COUNT(*)": select(func.count()).select_from(searched.subquery()),
+    }
+    out = {}
+    for name, query in queries.items():
+        def run(i: int, query: Any = query) -> None:
+            with factory() as session, session.begin():
+                session.execute(query).all()
+
+        out[name] = summary(timed(run, repeat))
+        print(f"  old way, {name}: {out[name]['median_ms']:.1f} ms", file=sys.stderr, flush=True)
+    return out
+
+
+def plans(engine: Any) -> dict[str, str]:
+    """EXPLAIN of the first and the deep pending page as the app sends them."""
+    from sqlalchemy import text
+
+    from storage.models import Candidate
+    from storage.queue import RANK, Cursor, QueueFilter, filtered_query
+
+    cursor = Cursor.decode(deep_cursor(engine, (deep_page(pending_count(engine)) - 1) * 50))
+    base = filtered_query(QueueFilter(status="pending"), engine.dialect.name)
+    score = Candidate.score
+    queries = {"first page": base.order_by(*RANK).limit(51),
+               "deep page": base.where(score <= cursor.score, (score < cursor.score) | (Candidate.id > cursor.id))
+               .order_by(*RANK).limit(51),
+               "search p1": filtered_query(QueueFilter(status="pending", q="biodiversity"), engine.dialect.name)
+               .order_by(*RANK).limit(51),
+               "any status p1 (API default)": filtered_query(QueueFilter(), engine.dialect.name)
+               .order_by(*RANK).limit(51)}
+    out = {}
+    with engine.connect() as conn:
+        for name, query in queries.items():
+            sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+            if engine.dialect.name == "postgresql":
+                out[name] = "\n".join(conn.scalars(text(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {sql}")))
+            else:
+                out[name] = "\n".join(r[3] for r in conn.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+    return out
 
 
 @contextmanager
@@ -306,10 +409,10 @@ def postgres_engine(url: str) -> Iterator[tuple[Any, Callable[[], str]]]:
 
 def print_table(n: int, all_results: dict[str, dict[str, Any]]) -> None:
     head = (f"{'db':10} {'endpoint':38} {'median':>8} {'p95':>8} {'db-only':>8} {'count':>8} {'page':>8} "
-            f"{'x app':>6} {'rows':>7}")
+            f"{'x app':>6} {'matches':>7}")
     print(f"\nreview app latency, {n:,} candidates, in ms. db-only = the same database work through SQLAlchemy "
           f"without the web layer;\ncount / page = its COUNT(*) and its one-page fetch (candidate page: the row by "
-          f"id / the previous+next neighbour queries); x app = median / db-only")
+          f"id / the previous+next neighbour queries); x app = median / db-only; counts stop at 10,001")
     print(head)
     print("-" * len(head))
     for db, results in all_results.items():
@@ -362,8 +465,16 @@ def main() -> None:
                 filled = fill(engine, items, args.candidates)
                 print(f"{name}: filled in {filled['fill_s']} s ({size()}); measuring ...", file=sys.stderr,
                       flush=True)
-                all_results[name] = {**filled, "size": size(), "endpoints": measure(engine, args.repeat)}
+                all_results[name] = {**filled, "size": size(), "endpoints": measure(engine, args.repeat),
+                                     "old_ways": old_ways(engine, args.repeat), "plans": plans(engine)}
         print_table(args.candidates, all_results)
+        print("\nsame run, database only: the queries the app used before (OFFSET paging, ILIKE, exact COUNT)")
+        for db, res in all_results.items():
+            for name, r in res["old_ways"].items():
+                print(f"{db:10} {name:38} {r['median_ms']:8.1f} {r['p95_ms']:8.1f}")
+        for db, res in all_results.items():
+            for name, plan in res["plans"].items():
+                print(f"\n{db} plan, {name}:\n  " + plan.replace("\n", "\n  "))
         slow = [f"{db}: {name}" for db, res in all_results.items() for name, r in res["endpoints"].items()
                 if r["median_ms"] > 300]
         print("over 300 ms median: " + (", ".join(slow) if slow else "none"))

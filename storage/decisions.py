@@ -6,18 +6,21 @@ changed it meanwhile the decision is refused with ``DecisionConflict`` instead o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import Candidate, CandidateStatus, Decision, ReasonCode
+from storage.queue import QueueFilter, filtered_query
 from storage.runs import now
 
 EDITABLE_FIELDS = ("title", "summary", "organisations", "countries", "start_date", "end_date", "published")
 ACTIONS = {"accept": CandidateStatus.ACCEPTED, "reject": CandidateStatus.REJECTED,
            "defer": CandidateStatus.DEFERRED, "reopen": CandidateStatus.PENDING}
+BULK_BATCH = 500
 
 
 class DecisionError(ValueError):
@@ -34,10 +37,21 @@ class Actor:
     user_id: int | None = None
 
 
+def _check_action(action: str, reason: str | None) -> None:
+    if action == "reject":
+        if reason not in {r.value for r in ReasonCode}:
+            raise DecisionError(f"a reject needs a reason code, one of: {', '.join(r.value for r in ReasonCode)}")
+    elif action not in ACTIONS and action != "note":
+        raise DecisionError(f"unknown action {action!r}")
+
+
 def _candidate(session: Session, candidate_id: int) -> Candidate:
     row = session.scalars(select(Candidate).where(Candidate.id == candidate_id).with_for_update()).one_or_none()
     if row is None:
         raise DecisionError(f"no candidate {candidate_id}")
+    if row.status == CandidateStatus.QUARANTINED:
+        raise DecisionError(f"candidate {candidate_id} is held with a quarantined run: an admin releases or "
+                            "discards the run first (harvester runs release|discard RUN_ID)")
     return row
 
 
@@ -67,11 +81,7 @@ def decide(session: Session, candidate_id: int, action: str, actor: Actor, *, re
         raise DecisionConflict(
             f"candidate {candidate_id} was changed by someone else (version {row.version_id}, you saw "
             f"{expected_version}); reload it and decide again")
-    if action == "reject":
-        if reason not in {r.value for r in ReasonCode}:
-            raise DecisionError(f"a reject needs a reason code, one of: {', '.join(r.value for r in ReasonCode)}")
-    elif action not in ACTIONS and action != "note":
-        raise DecisionError(f"unknown action {action!r}")
+    _check_action(action, reason)
     diff = _clean_edits(row, edits or {})
     from_status = row.status
     to_status = ACTIONS[action].value if action in ACTIONS else row.status
@@ -116,3 +126,92 @@ def undo_last(session: Session, candidate_id: int, actor: Actor) -> Decision:
 def history(session: Session, candidate_id: int) -> list[Decision]:
     return list(session.scalars(select(Decision).where(Decision.candidate_id == candidate_id)
                                 .order_by(Decision.id)))
+
+
+@dataclass(frozen=True)
+class BulkMark:
+    """What a curator confirmed a bulk action on: the candidates up to ``last_candidate`` as they were after
+    decision ``last_decision``. A candidate decided by anyone since is a conflict and is left alone."""
+
+    last_candidate: int
+    last_decision: int
+
+    @classmethod
+    def now(cls, session: Session) -> BulkMark:
+        return cls(session.scalar(select(func.max(Candidate.id))) or 0,
+                   session.scalar(select(func.max(Decision.id))) or 0)
+
+
+@dataclass
+class BulkResult:
+    decided: int = 0
+    conflicts: list[int] = field(default_factory=list)
+
+
+def decide_all(session: Session, f: QueueFilter, action: str, actor: Actor, mark: BulkMark, *,
+               reason: str | None = None, note: str | None = None, batch: int = BULK_BATCH) -> BulkResult:
+    """Apply one decision to every candidate matching ``f``, in batches, one audited Decision row per candidate.
+
+    No cap: the whole result is walked by id. Candidates harvested after the confirmation are not touched;
+    those decided by someone else since (``mark``) are skipped and reported as conflicts.
+    """
+    if action not in ACTIONS:
+        raise DecisionError(f"a bulk action is one of: {', '.join(ACTIONS)}")
+    _check_action(action, reason)
+    to_status = ACTIONS[action].value
+    query = filtered_query(f, session.get_bind().dialect.name).with_only_columns(
+        Candidate.id, Candidate.status, Candidate.classifier_version, Candidate.score,
+    ).where(Candidate.id <= mark.last_candidate, Candidate.status != CandidateStatus.QUARANTINED.value
+            ).order_by(Candidate.id).limit(batch)
+    result, last = BulkResult(), 0
+    while rows := session.execute(query.where(Candidate.id > last).with_for_update()).all():
+        last = rows[-1].id
+        ids = [r.id for r in rows]
+        touched = set(session.scalars(select(Decision.candidate_id).where(
+            Decision.candidate_id.in_(ids), Decision.id > mark.last_decision,
+            Decision.reason_code.is_distinct_from("gone_at_source"))))
+        todo = [r for r in rows if r.id not in touched]
+        result.conflicts += sorted(touched)
+        if not todo:
+            continue
+        values: dict[str, Any] = {"status": to_status, "updated_at": now(), "version_id": Candidate.version_id + 1}
+        if action in ("accept", "reject"):
+            values["changed_since_review"] = False
+        session.execute(update(Candidate).where(Candidate.id.in_([r.id for r in todo])).values(**values)
+                        .execution_options(synchronize_session=False))
+        session.execute(insert(Decision), [
+            {"candidate_id": r.id, "user_id": actor.user_id, "actor": actor.name, "from_status": r.status,
+             "to_status": to_status, "reason_code": reason if action == "reject" else None, "note": note,
+             "field_diff": {}, "model_version": r.classifier_version, "score_shown": r.score} for r in todo])
+        result.decided += len(todo)
+    return result
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Filters of the audit page and its CSV export; all optional, combined with AND."""
+
+    actor: str | None = None
+    candidate_id: int | None = None
+    to_status: str | None = None
+    reason: str | None = None
+    since: date | None = None
+    until: date | None = None
+
+
+def audit_query(f: AuditFilter) -> Any:
+    """Decisions matching ``f``, newest first (days in UTC; ``until`` includes its whole day)."""
+    query = select(Decision).order_by(Decision.id.desc())
+    if f.actor:
+        query = query.where(Decision.actor == f.actor)
+    if f.candidate_id is not None:
+        query = query.where(Decision.candidate_id == f.candidate_id)
+    if f.to_status:
+        query = query.where(Decision.to_status == f.to_status)
+    if f.reason:
+        query = query.where(Decision.reason_code == f.reason)
+    if f.since:
+        query = query.where(Decision.at >= datetime.combine(f.since, time.min, UTC))
+    if f.until:
+        query = query.where(Decision.at < datetime.combine(f.until + timedelta(days=1), time.min, UTC))
+    return query

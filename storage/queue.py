@@ -1,4 +1,9 @@
-"""Queue operations: idempotent candidate upsert, gone-at-source marking, listing."""
+"""Queue operations: idempotent candidate upsert, gone-at-source marking, the filtered and ranked listing.
+
+The queue is ranked by ``score DESC NULLS LAST, id`` and paged by keyset (a cursor names the last row
+shown), which the index ``ix_candidates_queue`` (status, score DESC [NULLS LAST], id) serves as a range
+scan on SQLite and PostgreSQL: a deep page costs what the first one does. Counts are capped.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import String, func, select, update
+from sqlalchemy import Select, String, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import Candidate, CandidateStatus, Decision
 from storage.runs import now
+from storage.search import match_clause
 from storage.upsert import insert_for
 
 REVIEWED = {CandidateStatus.ACCEPTED, CandidateStatus.REJECTED}
@@ -142,9 +148,49 @@ class QueueFilter:
 
 
 CRITERIA = ("support_type", "cbd_relevance", "active", "international")
+COUNT_CAP = 10_000
+RANK = (Candidate.score.desc().nulls_last(), Candidate.id)
 
 
-def filtered_query(f: QueueFilter) -> Any:
+class CursorError(ValueError):
+    """A page cursor that this app did not make."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in the ranked queue: the (score, id) of a row; pages start after or end before it."""
+
+    score: float | None
+    id: int
+
+    def encode(self) -> str:
+        return f"{'none' if self.score is None else repr(self.score)}_{self.id}"
+
+    @classmethod
+    def decode(cls, raw: str) -> Cursor:
+        score, _, ident = raw.partition("_")
+        try:
+            value = None if score == "none" else float(score)
+            if value is not None and value != value:  # NaN
+                raise ValueError
+            return cls(value, int(ident))
+        except ValueError:
+            raise CursorError(f"bad page cursor {raw!r}") from None
+
+    @classmethod
+    def of(cls, row: Candidate) -> Cursor:
+        return cls(row.score, row.id)
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    rows: list[Candidate]
+    next: Cursor | None
+    prev: Cursor | None
+
+
+def filtered_query(f: QueueFilter, dialect: str) -> Select[Any]:
+    """The candidates matching every given filter (unordered); ``dialect`` picks the full-text flavour."""
     query = select(Candidate)
     if f.status:
         query = query.where(Candidate.status == f.status)
@@ -160,14 +206,13 @@ def filtered_query(f: QueueFilter) -> Any:
         query = query.where(Candidate.published >= f.published_from)
     if f.published_to:
         query = query.where(Candidate.published <= f.published_to + "\uffff")
-    if f.q:
-        like = f"%{f.q.strip()}%"
-        query = query.where(Candidate.title.ilike(like) | Candidate.summary.ilike(like))
+    if f.q and f.q.strip():
+        query = query.where(match_clause(dialect, f.q))
     if f.reviewer:
         reviewed = select(Decision.candidate_id).where(Decision.actor == f.reviewer)
         query = query.where(Candidate.id.in_(reviewed))
     if f.country:
-        query = query.where(func.cast(Candidate.countries, String).like(f'%"{f.country.upper()}"%'))
+        query = query.where(func.cast(Candidate.countries, String).like(f'%"{f.country.strip().upper()}"%'))
     if f.support_type:
         query = query.where(func.cast(Candidate.tags, String).like(f'%"{f.support_type}"%'))
     if f.criterion in CRITERIA and f.criterion_min is not None:
@@ -176,11 +221,74 @@ def filtered_query(f: QueueFilter) -> Any:
     return query
 
 
-def search_candidates(session: Session, f: QueueFilter, limit: int | None = 50, offset: int = 0
-                      ) -> tuple[list[Candidate], int]:
-    """One page of the ranked, filtered queue (``limit=None``: all of it) and the total count of the filter."""
-    query = filtered_query(f)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Candidate.score.desc().nulls_last(), Candidate.id)
-                           .limit(limit).offset(offset)).all()
-    return list(rows), total
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _after(session: Session, query: Select[Any], cursor: Cursor | None, limit: int) -> list[Any]:
+    """Up to ``limit`` rows following ``cursor`` in rank order (scored rows first, then the unscored)."""
+    score, ident = Candidate.score, Candidate.id
+    if cursor is None:
+        return list(session.scalars(query.order_by(*RANK).limit(limit)))
+    if cursor.score is None:
+        return list(session.scalars(query.where(score.is_(None), ident > cursor.id).order_by(ident).limit(limit)))
+    rows = list(session.scalars(query.where(score <= cursor.score, or_(score < cursor.score, ident > cursor.id))
+                                .order_by(*RANK).limit(limit)))
+    if len(rows) < limit:
+        rows += session.scalars(query.where(score.is_(None)).order_by(ident).limit(limit - len(rows)))
+    return rows
+
+
+def _before(session: Session, query: Select[Any], cursor: Cursor, limit: int) -> list[Any]:
+    """Up to ``limit`` rows preceding ``cursor``, nearest first (the index read backwards)."""
+    score, ident = Candidate.score, Candidate.id
+    backwards = (score.asc().nulls_first(), ident.desc())
+    rows: list[Any] = []
+    if cursor.score is None:
+        rows = list(session.scalars(query.where(score.is_(None), ident < cursor.id).order_by(ident.desc())
+                                    .limit(limit)))
+        if len(rows) < limit:
+            rows += session.scalars(query.where(score.is_not(None)).order_by(*backwards).limit(limit - len(rows)))
+        return rows
+    return list(session.scalars(query.where(score >= cursor.score, or_(score > cursor.score, ident < cursor.id))
+                                .order_by(*backwards).limit(limit)))
+
+
+def queue_page(session: Session, f: QueueFilter, limit: int = 50, after: Cursor | None = None,
+               before: Cursor | None = None) -> QueuePage:
+    """One page of the ranked, filtered queue: the first, the one after ``after`` or the one before ``before``."""
+    query = filtered_query(f, _dialect(session))
+    if before is not None:
+        rows = _before(session, query, before, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit][::-1]
+        return QueuePage(rows, Cursor.of(rows[-1]) if rows else None, Cursor.of(rows[0]) if more and rows else None)
+    rows = _after(session, query, after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return QueuePage(rows, Cursor.of(rows[-1]) if more else None,
+                     Cursor.of(rows[0]) if after is not None and rows else None)
+
+
+def neighbours(session: Session, f: QueueFilter, row: Candidate) -> tuple[int | None, int | None]:
+    """The ids before and after ``row`` in the ranked queue of filter ``f`` (unscored rows included)."""
+    query = filtered_query(f, _dialect(session)).with_only_columns(Candidate.id, Candidate.score)
+    here = Cursor.of(row)
+    prev = _before(session, query, here, 1)
+    nxt = _after(session, query, here, 1)
+    return (prev[0] if prev else None), (nxt[0] if nxt else None)
+
+
+def count_candidates(session: Session, f: QueueFilter, cap: int | None = COUNT_CAP) -> int:
+    """How many candidates match ``f``; with ``cap``, counting stops at ``cap + 1`` (show it as "more than cap")."""
+    query = filtered_query(f, _dialect(session)).with_only_columns(Candidate.id)
+    if cap is not None:
+        query = query.limit(cap + 1)
+    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
+
+
+def search_candidates(session: Session, f: QueueFilter, limit: int | None = 50) -> tuple[list[Candidate], int]:
+    """The first ``limit`` rows of the ranked, filtered queue (``limit=None``: all of it) and the exact count."""
+    query = filtered_query(f, _dialect(session))
+    rows = session.scalars(query.order_by(*RANK).limit(limit)).all()
+    return list(rows), count_candidates(session, f, cap=None)

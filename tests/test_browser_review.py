@@ -290,7 +290,7 @@ def path_of(url: str) -> str:
 
 def queue_ids(page: Any) -> list[int]:
     hrefs = page.eval_on_selector_all("table.queue tbody tr[data-href]", "rows => rows.map(r => r.dataset.href)")
-    return [int(h.rsplit("/", 1)[1]) for h in hrefs]
+    return [int(path_of(h).rsplit("/", 1)[1]) for h in hrefs]
 
 
 def selected_row(page: Any) -> int:
@@ -385,7 +385,7 @@ def test_review_loop_by_keyboard(watched: tuple[Any, Watch], review_db: ReviewDb
     assert page.inner_text("h1") == original.title
 
     # j / k on the candidate page walk the ranked queue and come back.
-    after_first = int(page.get_attribute("#next", "href").rsplit("/", 1)[1])
+    after_first = int(path_of(page.get_attribute("#next", "href")).rsplit("/", 1)[1])
     with page.expect_navigation():
         page.keyboard.press("j")
     assert path_of(page.url) == f"/candidates/{after_first}"
@@ -466,7 +466,7 @@ def test_review_loop_by_keyboard(watched: tuple[Any, Watch], review_db: ReviewDb
     eventually(lambda: _assert_equal(
         [(d.to_status, d.reason_code) for d in decisions(engine, second)][-1], ("rejected", "duplicate")))
 
-    # Bulk defer over a filter; the confirm box is required by the browser and by the server.
+    # Bulk defer over a filter: the first submit only asks to confirm the exact count, the second decides.
     page.goto("/queue")
     page.select_option("form.filters select[name=source]", "gcf_projects")
     page.fill("form.filters input[name=country]", "BD")
@@ -477,15 +477,16 @@ def test_review_loop_by_keyboard(watched: tuple[Any, Watch], review_db: ReviewDb
     others_before = {i: candidate(engine, i).status for i in pending_ids(engine, "KE") if i not in targets}
     page.click("details.bulk summary")
     page.select_option("details.bulk select[name=action]", "defer")
-    before = page.url
-    page.click("details.bulk button[type=submit]")
-    page.wait_for_timeout(300)
-    assert page.url == before, "an unconfirmed bulk action must not be submitted"
-    assert all(candidate(engine, i).status == "pending" for i in targets)
-    page.check("details.bulk input[name=confirm]")
     with page.expect_navigation():
         page.click("details.bulk button[type=submit]")
-    assert query_of(page.url) == {"status": "pending", "source": "gcf_projects", "country": "BD"}
+    noun = "candidate" if len(targets) == 1 else "candidates"
+    assert page.inner_text("#bulk-confirm-title") == f"Defer {len(targets)} {noun}?"
+    assert all(candidate(engine, i).status == "pending" for i in targets), "asking to confirm decides nothing"
+    with page.expect_navigation():
+        page.click("#bulk-confirm")
+    assert {k: v for k, v in query_of(page.url).items() if k != "message"} == {
+        "status": "pending", "source": "gcf_projects", "country": "BD"}
+    assert page.inner_text("p.notice") == f"defer: {len(targets)} {noun} decided"
     assert queue_ids(page) == []
     assert page.inner_text("h1 small") == "0 candidates"
 
@@ -497,10 +498,6 @@ def test_review_loop_by_keyboard(watched: tuple[Any, Watch], review_db: ReviewDb
         assert {i: candidate(engine, i).status for i in others_before} == others_before
 
     eventually(deferred)
-    # Back to the filter page: the browser must not hand back a ticked confirm box for the next bulk action.
-    page.go_back()
-    assert urlsplit(page.url).path == "/queue"
-    assert not page.is_checked("details.bulk input[name=confirm]")
     page.wait_for_timeout(200)  # let late events (CSP reports, errors) reach the listeners
     assert watch.clean(), watch
 
@@ -545,7 +542,7 @@ def test_harvested_payloads_never_run(watched: tuple[Any, Watch], review_db: Rev
     page, watch = watched
     login(page, f"/queue?status=pending&source={HOSTILE_SOURCE}")
     assert queue_ids(page) == [review_db.hostile_id]
-    title_link = page.locator(f"table.queue a[href='/candidates/{review_db.hostile_id}']")
+    title_link = page.locator(f"table.queue a[href^='/candidates/{review_db.hostile_id}?']")
     assert title_link.inner_text() == HOSTILE_JOINED
     title_link.hover()
     _no_injected_markup(page)

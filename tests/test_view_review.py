@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from harvester.fixtures import load_capture
 from harvester.items import CandidateItem
-from harvester.offline import candidates_from_response
 from harvester.registry import load_registry
 from harvester.stages import apply_hashes
-from harvester.warc import RecordedResponse
 from harvester.web.app import create_app
 from harvester.web.auth import add_user
 from pipelines.store import candidate_values
 from storage.db import transaction
-from storage.models import Candidate, Decision
+from storage.models import Candidate, Decision, RunStatus
 from storage.queue import upsert_candidate
-from storage.runs import ensure_source
+from storage.runs import ensure_source, finish_run, start_run
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -37,10 +36,8 @@ def store(engine: Engine, items: list[CandidateItem], status: str = "pending") -
 
 
 @pytest.fixture
-def engine(db_engine: Engine) -> Engine:
-    spec = load_registry()["gcf_projects"]
-    capture = load_capture(spec.replay[0].fixture)
-    items = candidates_from_response(spec, RecordedResponse(capture.url, 200, capture.headers(), capture.body)).items
+def engine(db_engine: Engine, gcf_items: list[CandidateItem]) -> Engine:
+    items = copy.deepcopy(gcf_items[:60])
     hostile = CandidateItem("hostile_site", "https://example.org/x", "https://example.org/x", title=XSS,
                             summary=XSS, text=f"Training on {XSS} protected areas", organisations=[XSS])
     apply_hashes(hostile)
@@ -101,7 +98,7 @@ def test_session_cookie_is_httponly_and_samesite(engine: Engine) -> None:
 def test_open_redirect_after_login_is_refused(engine: Engine) -> None:
     client = client_for(engine)
     r = client.post("/login", data={"name": "ada", "password": "curator-pass-1", "next": "https://evil.example/"})
-    assert r.headers["location"] == "/queue"
+    assert r.status_code == 303 and r.headers["location"] in ("/queue", "/dashboard")  # the landing page, same site
 
 
 def test_queue_filters_combine_and_stay_in_the_url(curator: TestClient) -> None:
@@ -110,7 +107,7 @@ def test_queue_filters_combine_and_stay_in_the_url(curator: TestClient) -> None:
     assert "Building the Resilience of Wetlands in the Province of Datem del Marañón, Peru" in r.text
     assert 'value="PE"' in r.text
     data = curator.get("/api/v1/candidates", params={"source": "gcf_projects", "country": "PE"}).json()
-    assert data["total"] >= 1 and all("PE" in c["countries"] for c in data["items"])
+    assert data["count"] >= 1 and all("PE" in c["countries"] for c in data["items"])
 
 
 def test_accept_with_an_edit_is_audited_with_the_field_diff(curator: TestClient, engine: Engine) -> None:
@@ -267,3 +264,105 @@ def test_raw_snapshot_is_served_sanitised_for_a_sandboxed_frame(harvester_env: P
     assert "sandbox" in r.headers["content-security-policy"]
     assert "Un Exemple de Flux de Travail ELSA" in r.text
     assert "<script" not in r.text.lower() and "onerror" not in r.text.lower()
+
+
+def test_queue_and_api_page_by_cursor_through_the_whole_filter(curator: TestClient, engine: Engine) -> None:
+    with transaction(engine) as session:
+        expected = [r.id for r in sorted(session.execute(select(Candidate.id, Candidate.score).where(
+            Candidate.source_id == "gcf_projects")).all(), key=lambda r: (r.score is None, -(r.score or 0), r.id))]
+    seen, params = [], {"source": "gcf_projects", "limit": "7"}
+    while True:
+        data = curator.get("/api/v1/candidates", params=params).json()
+        seen += [c["id"] for c in data["items"]]
+        if not data["next_cursor"]:
+            break
+        params["after"] = data["next_cursor"]
+    assert seen == expected and data["count"] == 60 and data["count_capped"] is False
+    html = curator.get("/queue", params={"source": "gcf_projects"}).text
+    assert "60 candidates" in html
+    after = re.search(r'rel="next" href="/queue\?status=pending&amp;source=gcf_projects&amp;after=([^"]+)"', html)
+    second = curator.get("/queue", params={"source": "gcf_projects", "after": after.group(1)}).text
+    assert f'href="/candidates/{expected[50]}?status=pending&amp;source=gcf_projects"' in second
+    assert 'rel="prev"' in second and 'rel="next"' not in second
+    assert curator.get("/queue", params={"after": "1e9_x"}).status_code == 400
+    assert curator.get("/api/v1/candidates", params={"before": "drop table"}).status_code == 400
+
+
+def test_queue_says_one_candidate_and_names_the_countries_it_folds(curator: TestClient, engine: Engine) -> None:
+    with transaction(engine) as session:
+        row = session.get(Candidate, first_candidate_id(engine, "hostile_site"))
+        row.countries = ["BR", "CO", "EC", "KE", "PE", "TZ", "UG"]
+    html = curator.get("/queue", params={"source": "hostile_site"}).text
+    assert "1 candidate<" in html
+    assert '<span class="more" title="BR, CO, EC, KE, PE, TZ, UG">+2 more</span>' in html
+
+
+def test_bulk_action_confirms_the_exact_count_then_decides_the_whole_filter(curator: TestClient,
+                                                                           engine: Engine) -> None:
+    csrf = curator.get("/api/v1/me").json()["csrf_token"]
+    form = {"csrf_token": csrf, "status": "pending", "source": "gcf_projects", "action": "defer"}
+    ask = curator.post("/queue/bulk", data=form)
+    assert ask.status_code == 200 and "Defer 60 candidates?" in ask.text
+    with transaction(engine) as session:
+        assert session.scalar(select(Decision.id).limit(1)) is None
+    confirm = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">',
+                              ask.text.split('id="bulk-confirm-title"')[1].split("</form>")[0]))
+    assert confirm["confirm"] == "yes" and confirm["count"] == "60"
+    other = first_candidate_id(engine)  # another curator decides one in the meantime
+    with client_for(engine, "root", "admin-pass-12") as root:
+        root.post(f"/api/v1/candidates/{other}/decisions", json={"action": "note", "note": "mine"},
+                  headers={"X-CSRF-Token": root.get("/api/v1/me").json()["csrf_token"]})
+    done = curator.post("/queue/bulk", data=confirm)
+    assert done.status_code == 303
+    message = dict(parse_qsl(done.headers["location"].split("?", 1)[1]))["message"]
+    assert message == f"defer: 59 candidates decided; 1 left alone, decided since you confirmed ({other})"
+    with transaction(engine) as session:
+        audit = session.execute(select(Decision.candidate_id, Decision.note).where(Decision.actor == "ada")).all()
+        statuses = set(session.scalars(select(Candidate.status).where(Candidate.source_id == "gcf_projects",
+                                                                       Candidate.id != other)))
+        assert session.get(Candidate, other).status == "pending"
+    assert len(audit) == 59 and {a.note for a in audit} == {"bulk action"} and statuses == {"deferred"}
+    assert "reject needs a reason" in curator.post("/queue/bulk", data={**form, "action": "reject"}).text.lower()
+
+
+def test_audit_page_and_csv_follow_the_same_filters(curator: TestClient, engine: Engine) -> None:
+    ids = [first_candidate_id(engine), first_candidate_id(engine, "hostile_site")]
+    headers = {"X-CSRF-Token": curator.get("/api/v1/me").json()["csrf_token"]}
+    curator.post(f"/api/v1/candidates/{ids[0]}/decisions", json={"action": "defer", "note": "ask GCF"}, headers=headers)
+    curator.post(f"/api/v1/candidates/{ids[1]}/decisions", json={"action": "reject", "reason": "other"},
+                 headers=headers)
+    page = curator.get("/audit", params={"reason": "other", "actor": "ada"}).text
+    assert f'href="/candidates/{ids[1]}"' in page and f'href="/candidates/{ids[0]}"' not in page
+    assert 'href="/audit.csv?actor=ada&amp;reason=other"' in page
+    lines = curator.get("/audit.csv", params={"status": "deferred"}).text.splitlines()
+    assert len(lines) == 2 and lines[1].split(",")[1:3] == [str(ids[0]), "ada"] and "ask GCF" in lines[1]
+    assert "No decision matches" in curator.get("/audit", params={"until": "2001-01-01"}).text
+    assert curator.get("/audit", params={"since": "yesterday"}).status_code == 400
+
+
+def test_candidate_page_sets_duplicates_side_by_side_and_edits_dates(curator: TestClient, engine: Engine) -> None:
+    with transaction(engine) as session:
+        first, second = session.scalars(select(Candidate).where(Candidate.source_id == "gcf_projects")
+                                        .order_by(Candidate.id).limit(2)).all()
+        first.duplicate_cluster = second.duplicate_cluster = "c1"
+        ids, titles = (first.id, second.id), (first.title, second.title)
+    page = curator.get(f"/candidates/{ids[0]}").text
+    table = page.split('class="side-by-side"')[1].split("</table>")[0]
+    assert f'href="/candidates/{ids[1]}">#{ids[1]}' in table
+    assert all(t.replace("\n", " ")[:40] in table.replace("\n", " ") for t in titles)
+    form = {"csrf_token": csrf_of(page), "action": "accept", "start_date": "2019-03-01", "end_date": ""}
+    assert curator.post(f"/candidates/{ids[0]}/decide", data=form).status_code == 303
+    with transaction(engine) as session:
+        assert session.get(Candidate, ids[0]).start_date == "2019-03-01"
+
+
+def test_runs_page_shows_each_runs_figures(curator: TestClient, engine: Engine) -> None:
+    stats = {"requests": 71, "items": 64, "new": 60, "updated": 3, "not_modified": 1, "gone": 2, "errors": 5,
+             "duration_s": 12.5}
+    with transaction(engine) as session:
+        ensure_source(session, "gcf_projects", "gcf_projects", "api", True, True, "h")
+        run = start_run(session, "gcf_projects", "cli", replay=True)
+        finish_run(session, run.id, RunStatus.FINISHED, "finished", stats)
+    html = curator.get("/runs").text
+    row = next(r for r in html.split("<tr>") if "gcf_projects" in r)
+    assert re.findall(r'<td class="num">([^<]*)</td>', row) == ["71", "64", "60", "3", "1", "2", "5", "12.5"]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from harvester.charts.curves import chart_path
 from harvester.cli.output import json_option, print_json, print_table
+from harvester.cli.schedule_cmds import RUNS_QUARANTINE_COMMANDS
 from storage.models import CandidateStatus
 
 
@@ -29,19 +33,30 @@ def queue(status: str | None, source_id: str | None, limit: int, as_json: bool) 
                   d["language"], ",".join(d["countries"][:4]), (d["title"] or "")[:70]] for d in data])
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("--source", "source_id", help="Only this source id.")
 @click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), callback=chart_path,
+              help="Also draw the run history (records per run, per source) into this .svg or .png file.")
 @json_option
-def runs(source_id: str | None, limit: int, as_json: bool) -> None:
-    """List crawl runs, newest first, with their stats."""
+@click.pass_context
+def runs(ctx: click.Context, source_id: str | None, limit: int, plot: Path | None, as_json: bool) -> None:
+    """List crawl runs, newest first, with their stats; subcommands review over-harvest quarantine."""
+    if ctx.invoked_subcommand is not None:
+        return
     from storage.db import session_factory
     from storage.runs import list_runs
 
     with session_factory()() as session:
+        rows = list_runs(session, source_id, limit)
         data = [{"id": r.id, "source": r.source_id, "trigger": r.trigger, "status": r.status,
                  "started_at": r.started_at, "finished_at": r.finished_at, "finish_reason": r.finish_reason,
-                 "replay": r.replay, "stats": r.stats} for r in list_runs(session, source_id, limit)]
+                 "replay": r.replay, "stats": r.stats} for r in rows]
+        if plot is not None:
+            from harvester.charts.curves import runs_history_chart, write_chart
+
+            size = write_chart(runs_history_chart(rows), plot)
+            click.echo(f"wrote {plot} ({size} bytes, {len(rows)} runs)", err=True)
     if as_json:
         print_json(data)
         return
@@ -49,3 +64,7 @@ def runs(source_id: str | None, limit: int, as_json: bool) -> None:
                 [[d["id"], d["source"], d["status"], d["trigger"], str(d["started_at"])[:19],
                   d["stats"].get("items"), d["stats"].get("new"), d["stats"].get("not_modified"),
                   d["stats"].get("errors")] for d in data])
+
+
+for _command in RUNS_QUARANTINE_COMMANDS:
+    runs.add_command(_command)

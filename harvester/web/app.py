@@ -20,7 +20,7 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
-    from harvester.web import routes_api, routes_pages
+    from harvester.web import routes_api, routes_dashboard, routes_ops, routes_pages
 
     app = FastAPI(title="CHM Harvester review", version=__version__, docs_url=None,
                   openapi_url="/api/v1/openapi.json", redoc_url=None)
@@ -28,7 +28,12 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(routes_pages.router)
+    app.include_router(routes_ops.router)
+    app.include_router(routes_dashboard.router)
     app.include_router(routes_api.router)
+    from harvester.web import routes_chm
+
+    app.include_router(routes_chm.router)
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:

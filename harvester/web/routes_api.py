@@ -9,10 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from harvester.web.deps import CurrentUser, SessionDep, check_csrf
-from harvester.web.routes_pages import queue_filter
+from harvester.web.routes_pages import filter_params, queue_filter
 from storage.decisions import Actor, DecisionConflict, DecisionError, decide, history, undo_last
 from storage.models import Candidate, CrawlRun
-from storage.queue import candidate_json, search_candidates
+from storage.queue import COUNT_CAP, Cursor, CursorError, candidate_json, count_candidates, queue_page
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
 
@@ -30,10 +30,24 @@ class DecisionIn(BaseModel):
 
 @router.get("/candidates")
 def list_candidates(request: Request, session: SessionDep, user: CurrentUser,
-                    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
-    filters = queue_filter({k: v for k, v in request.query_params.items() if v})
-    rows, total = search_candidates(session, filters, limit, offset)
-    return {"total": total, "limit": limit, "offset": offset, "items": [candidate_json(c) for c in rows]}
+                    limit: int = Query(50, ge=1, le=500),
+                    after: str | None = Query(None, description="next_cursor of the previous page"),
+                    before: str | None = Query(None, description="prev_cursor of the following page"),
+                    ) -> dict[str, Any]:
+    """The ranked queue (score, highest first, unscored last), one keyset page at a time, filtered by the
+    queue page's query parameters (status [none: all], source, lang, min_score, max_score, criterion,
+    criterion_min, support_type, country, published_from, published_to, reviewer, q). ``count`` is exact up
+    to ``count_cap``; beyond it ``count_capped`` is true."""
+    filters = queue_filter(filter_params(request.query_params, default_status=None))
+    try:
+        page = queue_page(session, filters, limit, after=Cursor.decode(after) if after else None,
+                          before=Cursor.decode(before) if before else None)
+    except CursorError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+    count = count_candidates(session, filters)
+    return {"count": min(count, COUNT_CAP), "count_capped": count > COUNT_CAP, "count_cap": COUNT_CAP,
+            "limit": limit, "next_cursor": page.next.encode() if page.next else None,
+            "prev_cursor": page.prev.encode() if page.prev else None, "items": [candidate_json(c) for c in page.rows]}
 
 
 @router.get("/candidates/{candidate_id}")

@@ -5,22 +5,45 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import date
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
+from harvester.charts.queries import remaining as remaining_relevant
 from harvester.web.auth import AuthError, add_user, login, logout
 from harvester.web.deps import AdminUser, CurrentUser, SessionDep, check_csrf, cookie_name
 from harvester.web.highlight import all_evidence, segments
-from storage.decisions import Actor, DecisionError, decide, history, undo_last
+from storage.decisions import (
+    Actor,
+    AuditFilter,
+    BulkMark,
+    DecisionError,
+    audit_query,
+    decide,
+    decide_all,
+    history,
+    undo_last,
+)
 from storage.models import Candidate, CandidateStatus, CrawlRun, Decision, ReasonCode, Source, User
-from storage.queue import CRITERIA, QueueFilter, search_candidates
+from storage.queue import (
+    COUNT_CAP,
+    CRITERIA,
+    Cursor,
+    CursorError,
+    QueueFilter,
+    count_candidates,
+    neighbours,
+    queue_page,
+)
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
+FILTER_KEYS = ("status", "source", "lang", "min_score", "max_score", "criterion", "criterion_min", "support_type",
+               "country", "published_from", "published_to", "reviewer", "q")
 SUPPORT_TYPES = ("needs_assessment", "capacity_building", "workshops", "information_dissemination",
                  "other_implementation")
 
@@ -35,7 +58,7 @@ def safe_next(target: str | None) -> str:
     """Only same-site relative paths: no open redirect."""
     if target and target.startswith("/") and not target.startswith(("//", "/\\")):
         return target
-    return "/queue"
+    return "/dashboard"
 
 
 def queue_filter(params: dict[str, str]) -> QueueFilter:
@@ -61,7 +84,7 @@ def login_page(request: Request, next: str | None = None) -> HTMLResponse:
 
 @router.post("/login", name="login")
 def login_submit(request: Request, session: SessionDep, name: Annotated[str, Form()],
-                 password: Annotated[str, Form()], next: Annotated[str, Form()] = "/queue") -> Response:
+                 password: Annotated[str, Form()], next: Annotated[str, Form()] = "/dashboard") -> Response:
     from harvester.web.security import same_origin
 
     if not same_origin(request):
@@ -88,25 +111,53 @@ def logout_submit(request: Request, session: SessionDep, user: CurrentUser,
 
 @router.get("/", name="home")
 def home(user: CurrentUser) -> RedirectResponse:
-    return RedirectResponse("/queue", status_code=303)
+    return RedirectResponse("/dashboard", status_code=303)
+
+
+def filter_params(values: Any, default_status: str | None = CandidateStatus.PENDING.value) -> dict[str, str]:
+    """The queue filters of a query string or form, as kept in URLs; no status at all means ``default_status``
+    (``status=`` empty means any status)."""
+    status = str(values["status"]) if "status" in values else default_status
+    params = {"status": status} if status is not None else {}
+    return params | {k: str(values[k]) for k in FILTER_KEYS if k != "status" and values.get(k)}
+
+
+def _cursor(raw: str | None) -> Cursor | None:
+    try:
+        return Cursor.decode(raw) if raw else None
+    except CursorError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+
+
+def _render_queue(request: Request, session: Any, user: Any, params: dict[str, str], *, after: str | None = None,
+                  before: str | None = None, message: str | None = None, bulk: dict[str, Any] | None = None,
+                  status_code: int = 200) -> HTMLResponse:
+    filters = queue_filter(params)
+    page = queue_page(session, filters, PAGE_SIZE, after=_cursor(after), before=_cursor(before))
+    total = count_candidates(session, filters)
+    sources = session.scalars(select(Source.id).order_by(Source.id)).all()
+    query = urlencode(params)
+    return render(request, "queue.html", status_code=status_code, user=user, rows=page.rows, total=total,
+                  remaining=remaining_relevant(session),
+                  count_cap=COUNT_CAP, first_page=after is None and before is None,
+                  next_cursor=page.next.encode() if page.next else None,
+                  prev_cursor=page.prev.encode() if page.prev else None, params=params, query=query,
+                  statuses=[s.value for s in CandidateStatus], sources=sources, criteria=CRITERIA,
+                  support_types=SUPPORT_TYPES, reasons=[r.value for r in ReasonCode], message=message, bulk=bulk)
 
 
 @router.get("/queue", response_class=HTMLResponse, name="queue")
-def queue_page(request: Request, session: SessionDep, user: CurrentUser, page: int = Query(1, ge=1)) -> HTMLResponse:
-    params = {k: v for k, v in request.query_params.items() if v and k != "page"}
-    if "status" not in request.query_params:
-        params["status"] = CandidateStatus.PENDING.value
-    filters = queue_filter(params)
-    rows, total = search_candidates(session, filters, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-    sources = session.scalars(select(Source.id).order_by(Source.id)).all()
-    return render(request, "queue.html", user=user, rows=rows, total=total, page=page, page_size=PAGE_SIZE,
-                  params=params, query=urlencode(params), statuses=[s.value for s in CandidateStatus],
-                  sources=sources, criteria=CRITERIA, support_types=SUPPORT_TYPES)
+def queue_view(request: Request, session: SessionDep, user: CurrentUser, after: str | None = None,
+               before: str | None = None, message: str | None = None) -> HTMLResponse:
+    """The ranked queue, one keyset page at a time (``after``/``before`` are cursors of the rows at the edges)."""
+    params = filter_params(request.query_params)
+    return _render_queue(request, session, user, params, after=after, before=before, message=message)
 
 
 @router.get("/candidates/{candidate_id}", response_class=HTMLResponse, name="candidate")
 def candidate_page(request: Request, session: SessionDep, user: CurrentUser, candidate_id: int,
                    message: str | None = None) -> HTMLResponse:
+    """One candidate; previous/next (k/j) walk the queue filter it was opened from (default: its own status)."""
     row = session.get(Candidate, candidate_id)
     if row is None:
         raise HTTPException(status_code=404, detail="no such candidate")
@@ -114,8 +165,10 @@ def candidate_page(request: Request, session: SessionDep, user: CurrentUser, can
     cluster = []
     if row.duplicate_cluster:
         cluster = session.scalars(select(Candidate).where(Candidate.duplicate_cluster == row.duplicate_cluster,
-                                                          Candidate.id != row.id).limit(20)).all()
-    neighbours = _neighbours(session, row)
+                                                          Candidate.id != row.id).order_by(Candidate.id)
+                                  .limit(6)).all()
+    params = filter_params(request.query_params, default_status=row.status)
+    prev_id, next_id = neighbours(session, queue_filter(params), row)
     from storage.models import FetchedPage
 
     has_snapshot = session.scalar(select(FetchedPage.snapshot_ref).where(
@@ -125,18 +178,7 @@ def candidate_page(request: Request, session: SessionDep, user: CurrentUser, can
                   summary_segments=segments(row.summary, evidence, "summary"),
                   text_segments=segments(row.text, evidence, "text"),
                   cluster=cluster, decisions=history(session, row.id), reasons=[r.value for r in ReasonCode],
-                  message=message, neighbours=neighbours)
-
-
-def _neighbours(session: Any, row: Candidate) -> dict[str, int | None]:
-    """Previous and next candidate in the ranked queue of the same status."""
-    base = select(Candidate.id).where(Candidate.status == row.status)
-    score = row.score if row.score is not None else -1.0
-    nxt = session.scalar(base.where((Candidate.score < score) | ((Candidate.score == score) & (Candidate.id > row.id)))
-                         .order_by(Candidate.score.desc(), Candidate.id).limit(1))
-    prev = session.scalar(base.where((Candidate.score > score) | ((Candidate.score == score) & (Candidate.id < row.id)))
-                          .order_by(Candidate.score.asc(), Candidate.id.desc()).limit(1))
-    return {"next": nxt, "prev": prev}
+                  message=message, neighbours={"prev": prev_id, "next": next_id}, query=urlencode(params))
 
 
 SNAPSHOT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox; frame-ancestors 'self'"
@@ -176,8 +218,10 @@ async def decide_submit(request: Request, session: SessionDep, user: CurrentUser
     action = str(form.get("action", ""))
     # Browsers send textarea line ends as CRLF: an untouched multi-line summary is no edit.
     edits = {name: str(form[name]).replace("\r\n", "\n")
-             for name in ("title", "summary", "organisations", "countries", "published") if name in form}
+             for name in ("title", "summary", "organisations", "countries", "published", "start_date", "end_date")
+             if name in form}
     version = str(form.get("version", ""))
+    filters = urlencode(filter_params(dict(parse_qsl(str(form.get("filters", "")), keep_blank_values=True)), None))
     try:
         if action == "undo":
             undo_last(session, candidate_id, Actor(user.name, user.id))
@@ -188,35 +232,89 @@ async def decide_submit(request: Request, session: SessionDep, user: CurrentUser
                    expected_version=int(version) if version.isdigit() else None)
     except DecisionError as exc:  # a conflict, nothing to undo, a reject without reason: said on the page
         session.rollback()
-        return RedirectResponse(f"/candidates/{candidate_id}?{urlencode({'message': str(exc)})}", status_code=303)
+        here = f"/candidates/{candidate_id}?{filters}&{urlencode({'message': str(exc)})}"
+        return RedirectResponse(here, status_code=303)
     target = "" if action == "undo" else str(form.get("next") or "")  # after an undo, stay to decide again
-    return RedirectResponse(safe_next(target) if target else f"/candidates/{candidate_id}", status_code=303)
+    return RedirectResponse(safe_next(target) if target else f"/candidates/{candidate_id}?{filters}", status_code=303)
 
 
 @router.post("/queue/bulk", name="bulk")
 async def bulk_submit(request: Request, session: SessionDep, user: CurrentUser) -> Response:
-    """Apply one decision to every candidate of the current filter, each audited on its own."""
+    """Apply one decision to every candidate of the current filter, each audited on its own.
+
+    First post: a confirmation naming the exact count. Confirmed post: the whole result, in batches; candidates
+    decided by someone else since the confirmation are left alone and reported.
+    """
     form = await request.form()
     check_csrf(request, user, str(form.get("csrf_token", "")))
-    if form.get("confirm") != "yes":
-        raise HTTPException(status_code=400, detail="bulk actions must be confirmed")
-    params = {k: str(v) for k, v in form.items() if k in (
-        "status", "source", "lang", "min_score", "max_score", "criterion", "criterion_min", "support_type",
-        "country", "published_from", "published_to", "reviewer", "q") and v}
-    rows, _ = search_candidates(session, queue_filter(params), limit=1000)
+    params = filter_params(form, default_status=None)
     action, reason = str(form.get("action", "")), str(form.get("reason") or "") or None
+    if action not in ("accept", "reject", "defer", "reopen"):
+        raise HTTPException(status_code=400, detail=f"unknown bulk action {action!r}")
+    if action == "reject" and reason not in {r.value for r in ReasonCode}:
+        return _render_queue(request, session, user, params, status_code=400,
+                             message="A bulk reject needs a reason: pick one and apply again.")
+    if form.get("confirm") != "yes":
+        mark = BulkMark.now(session)
+        bulk = {"action": action, "reason": reason or "", "count": count_candidates(session, queue_filter(params),
+                                                                                   cap=None),
+                "last_candidate": mark.last_candidate, "last_decision": mark.last_decision}
+        return _render_queue(request, session, user, params, bulk=bulk)
     try:
-        for row in rows:
-            decide(session, row.id, action, Actor(user.name, user.id), reason=reason, note="bulk action")
+        mark = BulkMark(int(str(form.get("last_candidate"))), int(str(form.get("last_decision"))))
+        expected = int(str(form.get("count")))
+    except ValueError:
+        raise HTTPException(status_code=400, detail="bulk confirmation incomplete: start again") from None
+    try:
+        result = decide_all(session, queue_filter(params), action, Actor(user.name, user.id), mark, reason=reason,
+                            note="bulk action")
     except DecisionError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
-    return RedirectResponse(f"/queue?{urlencode(params)}", status_code=303)
+    message = f"{action}: {result.decided:,} {plural(result.decided, 'candidate')} decided"
+    if result.conflicts:
+        shown = ", ".join(map(str, result.conflicts[:20])) + (" ..." if len(result.conflicts) > 20 else "")
+        message += f"; {len(result.conflicts):,} left alone, decided since you confirmed ({shown})"
+    gone = expected - result.decided - len(result.conflicts)
+    if gone > 0:
+        message += f"; {gone:,} no longer matched the filter"
+    return RedirectResponse(f"/queue?{urlencode({**params, 'message': message})}", status_code=303)
+
+
+def plural(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
+
+
+AUDIT_KEYS = ("actor", "candidate", "status", "reason", "since", "until")
+AUDIT_PAGE = 100
+
+
+def audit_filter(params: Any) -> AuditFilter:
+    """The audit filters of a query string; a malformed candidate id or date is a 400, not an empty page."""
+    candidate = params.get("candidate")
+    if candidate and not candidate.isdigit():
+        raise HTTPException(status_code=400, detail=f"candidate must be a number, not {candidate!r}")
+    try:
+        since, until = (date.fromisoformat(params[k]) if params.get(k) else None for k in ("since", "until"))
+    except ValueError:
+        raise HTTPException(status_code=400, detail="dates are YYYY-MM-DD") from None
+    return AuditFilter(actor=params.get("actor") or None, candidate_id=int(candidate) if candidate else None,
+                       to_status=params.get("status") or None, reason=params.get("reason") or None,
+                       since=since, until=until)
 
 
 @router.get("/audit", response_class=HTMLResponse, name="audit")
-def audit_page(request: Request, session: SessionDep, user: CurrentUser, page: int = Query(1, ge=1)) -> HTMLResponse:
-    rows = session.scalars(select(Decision).order_by(Decision.id.desc()).limit(100).offset((page - 1) * 100)).all()
-    return render(request, "audit.html", user=user, rows=rows, page=page)
+def audit_page(request: Request, session: SessionDep, user: CurrentUser,
+               before: int | None = Query(None, ge=1)) -> HTMLResponse:
+    """The decision trail, newest first, filtered; "older" continues below the last decision shown."""
+    params = {k: request.query_params[k] for k in AUDIT_KEYS if request.query_params.get(k)}
+    query = audit_query(audit_filter(params))
+    if before is not None:
+        query = query.where(Decision.id < before)
+    rows = session.scalars(query.limit(AUDIT_PAGE + 1)).all()
+    older = rows[AUDIT_PAGE - 1].id if len(rows) > AUDIT_PAGE else None
+    return render(request, "audit.html", user=user, rows=rows[:AUDIT_PAGE], params=params, query=urlencode(params),
+                  older=older, statuses=[s.value for s in CandidateStatus],
+                  reasons=[r.value for r in ReasonCode] + ["undo", "gone_at_source"])
 
 
 def csv_cell(value: Any) -> str:
@@ -226,12 +324,14 @@ def csv_cell(value: Any) -> str:
 
 
 @router.get("/audit.csv", name="audit_csv")
-def audit_csv(session: SessionDep, user: CurrentUser) -> Response:
+def audit_csv(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """The decisions of the audit page's filters, oldest first."""
+    query = audit_query(audit_filter(request.query_params)).order_by(None).order_by(Decision.id)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["id", "candidate_id", "actor", "at", "from_status", "to_status", "reason_code", "note",
                      "field_diff", "model_version", "score_shown"])
-    for d in session.scalars(select(Decision).order_by(Decision.id)):
+    for d in session.scalars(query.execution_options(yield_per=1000)):
         writer.writerow([csv_cell(v) for v in (d.id, d.candidate_id, d.actor, d.at.isoformat(), d.from_status,
                                                 d.to_status, d.reason_code, d.note,
                                                 json.dumps(d.field_diff, ensure_ascii=False), d.model_version,
@@ -253,8 +353,10 @@ def sources_page(request: Request, session: SessionDep, user: CurrentUser) -> HT
 
     counts = count_by_source_status(session)
     last_runs = {r.source_id: r for r in session.scalars(select(CrawlRun).order_by(CrawlRun.id))}
+    from harvester.web.routes_ops import alerts_by_source
+
     return render(request, "sources.html", user=user, specs=list(load_registry().values()), counts=counts,
-                  last_runs=last_runs)
+                  last_runs=last_runs, alerts=alerts_by_source(session))
 
 
 @router.get("/admin/users", response_class=HTMLResponse, name="users")

@@ -10,6 +10,11 @@
     if (el) { el.click(); return true; }
     return false;
   }
+  function clickLink(selector) {
+    const el = document.querySelector(selector);
+    if (el) { el.click(); return true; }
+    return false;
+  }
   function queueRows() { return Array.from(document.querySelectorAll("table.queue tbody tr[data-href]")); }
   let selected = -1;
   function select(index) {
@@ -38,7 +43,11 @@
     if (key === "?") { help.hidden = !help.hidden; event.preventDefault(); return; }
     if (key === "Escape") { help.hidden = true; return; }
     if (onQueue) {
-      if (key === "j") { select(selected + 1); }
+      const rows = queueRows();
+      // Past the last row (or before the first) j/k turn the page; the new page starts at its top row.
+      if (key === "j" && selected >= rows.length - 1 && rows.length) { if (!clickLink("a[rel=next]")) { select(selected + 1); } }
+      else if (key === "k" && selected <= 0 && rows.length) { if (!clickLink("a[rel=prev]")) { select(0); } }
+      else if (key === "j") { select(selected + 1); }
       else if (key === "k") { select(selected - 1); }
       else if ((key === "o" || key === "Enter") && selected >= 0) { window.location = queueRows()[selected].dataset.href; }
       else { return; }
