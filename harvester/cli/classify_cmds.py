@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from harvester.charts.curves import chart_path
 from harvester.cli.output import json_option, print_json, print_table
 
 
@@ -151,9 +152,12 @@ def models(as_json: bool) -> None:
               help="Simulation: retrain after this many decisions.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for folds and the simulation's start.")
 @click.option("--folds", type=click.IntRange(2), default=5, show_default=True, help="Cross-validation folds.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), callback=chart_path,
+              help="With --simulate: draw the recall curve and the random-screening line into this .svg or .png.")
 @json_option
 @one_line_errors
-def eval_cmd(file: Path, budget: int | None, simulate: bool, step: int, seed: int, folds: int, as_json: bool) -> None:
+def eval_cmd(file: Path, budget: int | None, simulate: bool, step: int, seed: int, folds: int, plot: Path | None,
+             as_json: bool) -> None:
     """Score the rules and the learned model on a labelled JSON Lines FILE.
 
     Each line: {"id", "title", "text", "url"?, "label": 0|1, "lang"?}. Prints ROC AUC, average
@@ -162,12 +166,19 @@ def eval_cmd(file: Path, budget: int | None, simulate: bool, step: int, seed: in
     """
     from harvester.classify.evaluate import evaluate, read_labelled, scored_docs, simulate_records
 
+    if plot is not None and not simulate:
+        raise click.UsageError("--plot draws the simulated recall curve: add --simulate")
     records = read_labelled(file)
     scored = scored_docs(records)
     result = evaluate(records, budget=budget, folds=folds, seed=seed, scored=scored)
     if simulate:
         result["simulation"] = simulate_records(records, step=step, seed=seed, docs=scored[0],
                                                 progress=_progress("simulating")).as_dict()
+        if plot is not None:
+            from harvester.charts.curves import simulation_chart, write_chart
+
+            size = write_chart(simulation_chart(result["simulation"]), plot)
+            click.echo(f"wrote {plot} ({size} bytes)", err=True)
     if as_json:
         print_json(result)
         return
