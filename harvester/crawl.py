@@ -4,7 +4,11 @@ the parent reads the outcome from the run rows the child wrote."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
+import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -14,6 +18,7 @@ from typing import Any
 from scrapy.settings import Settings
 
 REPLAY_HANDLER = "harvester.replay.ReplayDownloadHandler"
+log = logging.getLogger("harvester.crawl")
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,8 @@ class CrawlOptions:
     trigger: str = "cli"
     log_level: str = "WARNING"
     progress: bool = True
+    time_limit_s: float | None = None  # wall-clock limit of the child (None: registry / HARVESTER_CRAWL_MAX_MINUTES)
+    kill_grace_s: float | None = None  # SIGTERM -> SIGKILL (None: HARVESTER_CRAWL_KILL_GRACE_SECONDS)
 
 
 def crawl_settings(options: CrawlOptions) -> Settings:
@@ -59,8 +66,29 @@ def run_in_this_process(source_ids: list[str], options: CrawlOptions) -> None:
     process.start()
 
 
+def time_limit_s(source_ids: list[str]) -> float:
+    """The child's wall-clock limit: the longest ``max_run_minutes`` of its sources, else the global default."""
+    from harvester.registry import RegistryError, get_source
+    from harvester.settings import get_settings
+
+    default = get_settings().crawl_max_minutes
+    minutes = []
+    for source_id in source_ids:
+        try:
+            minutes.append(get_source(source_id).max_run_minutes or default)
+        except RegistryError:
+            minutes.append(default)  # the child reports the bad id itself
+    return 60 * max(minutes, default=default)
+
+
 def run_crawls(source_ids: list[str], options: CrawlOptions) -> int:
-    """Crawl the sources (concurrently, one child process) and return the child's exit code."""
+    """Crawl the sources (concurrently, one child process) and return the child's exit code.
+
+    A child past its wall-clock limit gets SIGTERM (Scrapy closes the spiders), then SIGKILL after the
+    grace; its run rows are marked failed with the reason, which also releases the run lock.
+    """
+    from harvester.settings import get_settings
+
     cmd = [sys.executable, "-m", "harvester.crawl", "--trigger", options.trigger, "--log-level", options.log_level]
     if options.replay_dir:
         cmd += ["--replay", str(options.replay_dir)]
@@ -68,8 +96,77 @@ def run_crawls(source_ids: list[str], options: CrawlOptions) -> int:
         cmd += ["--record", str(options.record_dir)]
     if not options.progress:
         cmd.append("--quiet")
-    env = {**os.environ}
-    return subprocess.run([*cmd, *source_ids], env=env, check=False).returncode
+    limit = options.time_limit_s if options.time_limit_s is not None else time_limit_s(source_ids)
+    grace = options.kill_grace_s if options.kill_grace_s is not None else get_settings().crawl_kill_grace_seconds
+    before = _last_run_id()
+    # Its own process group: the signals below also reach the crawl's helper processes (stage pool).
+    child = subprocess.Popen([*cmd, *source_ids], env={**os.environ}, process_group=0)
+    try:
+        return child.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        return stop_overdue(child, limit, grace, before)
+    except BaseException:  # Ctrl-C or shutdown while waiting: stop the crawl as Scrapy would, leave no orphan
+        stop_group(child, grace)
+        raise
+
+
+def _signal_group(child: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, sig)
+
+
+def stop_group(child: subprocess.Popen[bytes], grace_s: float) -> tuple[int, str]:
+    """SIGTERM to the child's process group, SIGKILL after ``grace_s``; returns (exit code, last signal)."""
+    _signal_group(child, signal.SIGTERM)
+    try:
+        code, name = child.wait(timeout=grace_s), "SIGTERM"
+    except subprocess.TimeoutExpired:
+        log.warning("crawl process %s still running %g s after SIGTERM: SIGKILL", child.pid, grace_s)
+        _signal_group(child, signal.SIGKILL)
+        code, name = child.wait(), "SIGKILL"
+    _signal_group(child, signal.SIGKILL)  # helper processes left behind by the crawl
+    return code, name
+
+
+def stop_overdue(child: subprocess.Popen[bytes], limit_s: float, grace_s: float, before_run_id: int) -> int:
+    """Terminate a crawl child over its wall-clock limit and mark the runs it started as failed."""
+    log.warning("crawl process %s exceeded its wall-clock limit of %g s: SIGTERM", child.pid, limit_s)
+    code, signal_name = stop_group(child, grace_s)
+    failed = fail_runs_of(child.pid, before_run_id, f"wall-clock limit of {limit_s:g} s exceeded ({signal_name})")
+    log.warning("crawl process %s stopped (%s, exit %s); run(s) %s marked failed", child.pid, signal_name, code,
+                ", ".join(map(str, failed)) or "none")
+    return code
+
+
+def _last_run_id() -> int:
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage.db import session_factory
+    from storage.models import CrawlRun
+
+    try:
+        with session_factory()() as session:
+            return int(session.scalar(select(func.max(CrawlRun.id))) or 0)
+    except SQLAlchemyError:  # no schema yet: the child creates it
+        return 0
+
+
+def fail_runs_of(pid: int, after_run_id: int, reason: str) -> list[int]:
+    """Runs the (now stopped) child process started that are not finished: failed, with the reason."""
+    from sqlalchemy import select
+
+    from storage.db import transaction
+    from storage.models import CrawlRun, RunStatus
+    from storage.runs import now
+
+    with transaction() as session:
+        rows = session.scalars(select(CrawlRun).where(
+            CrawlRun.id > after_run_id, CrawlRun.pid == pid, CrawlRun.host == socket.gethostname(),
+            CrawlRun.status.in_([RunStatus.RUNNING, RunStatus.INTERRUPTED]))).all()
+        for run in rows:
+            run.status, run.finish_reason, run.finished_at = RunStatus.FAILED.value, reason[:100], now()
+        return [run.id for run in rows]
 
 
 def main(argv: list[str] | None = None) -> None:

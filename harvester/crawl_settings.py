@@ -25,7 +25,7 @@ HARVESTER_RETRY_AFTER_CAP = 120.0
 # Tests and local mirrors only: lets crawls reach loopback and private addresses.
 HARVESTER_ALLOW_PRIVATE_HOSTS = False
 
-DOWNLOAD_TIMEOUT = 30
+DOWNLOAD_TIMEOUT = get_settings().download_timeout
 DOWNLOAD_MAXSIZE = 32 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 8 * 1024 * 1024
 REDIRECT_MAX_TIMES = 10
@@ -46,6 +46,7 @@ DOWNLOADER_MIDDLEWARES = {
 }
 
 ITEM_PIPELINES = {
+    "pipelines.pool.PooledStagesPipeline": 90,  # stages 100-400 in a process pool (HARVESTER_STAGE_POOL)
     "pipelines.extract.ExtractPipeline": 100,
     "pipelines.language.LanguagePipeline": 200,
     "pipelines.dedupe.DedupePipeline": 300,
@@ -53,6 +54,15 @@ ITEM_PIPELINES = {
     "pipelines.store.StorePipeline": 500,
 }
 EXTENSIONS = {"harvester.runs_extension.RunExtension": 500, "harvester.progress.ProgressExtension": 510}
+
+# Distributed mode (HARVESTER_REDIS_URL): scrapy-redis's scheduler and dupefilter, shared by every worker.
+if get_settings().redis_url:
+    from harvester.distributed import scrapy_settings as _distributed_settings
+
+    globals().update(_distributed_settings(str(get_settings().redis_url), EXTENSIONS))
+# Processes for the CPU-heavy stages (None: one per CPU when there are several; 0: in the crawl process).
+HARVESTER_STAGE_POOL = get_settings().stage_pool
+HARVESTER_STAGE_POOL_MAX_TASKS = 5000
 
 HARVESTER_LANGDETECT_SEED = get_settings().langdetect_seed
 HARVESTER_PENDING_THRESHOLD = 0.35

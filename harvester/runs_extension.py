@@ -14,7 +14,7 @@ from harvester.dedupe import record_hash
 from harvester.health import field_fill_stats
 from storage.db import transaction
 from storage.models import RunStatus
-from storage.runs import RunLockedError, ensure_source, finish_run, heartbeat, start_run
+from storage.runs import RunLockedError, ensure_source, finish_run, heartbeat, join_run, start_run, worker_report
 
 
 def run_stats(raw: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +35,9 @@ def run_stats(raw: dict[str, Any]) -> dict[str, Any]:
         "pages_parsed": raw.get("harvester/pages/parsed", 0),
         "gone": raw.get("harvester/store/gone", 0),
         "errors": raw.get("harvester/errors", 0) + raw.get("harvester/extract/failed", 0),
+        "failed_urls": raw.get("harvester/failed_urls", []),
         "replay_missing": raw.get("harvester/replay/missing", 0),
+        "stage_pool_workers": raw.get("harvester/stage_pool/workers", 0),
         "duration_s": round((end - start).total_seconds(), 3) if start and end else None,
     }
 
@@ -45,6 +47,7 @@ class RunExtension:
         self.crawler = crawler
         self.run_id: int | None = None
         self.beat: task.LoopingCall | None = None
+        self.worker: str | None = None  # distributed mode: this worker's id in the shared run
         self.interval = crawler.settings.getfloat("HARVESTER_HEARTBEAT_SECONDS", 15)
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
@@ -55,13 +58,11 @@ class RunExtension:
 
     def spider_opened(self, spider: Any) -> None:
         spec = spider.source
-        settings = self.crawler.settings
         config_hash = record_hash(json.loads(spec.model_dump_json()))
         try:
             with transaction() as session:
                 ensure_source(session, spec.id, spec.name, spec.kind.value, spec.verified, spec.enabled, config_hash)
-                run = start_run(session, spec.id, settings.get("HARVESTER_TRIGGER", "cli"),
-                                bool(settings.get("HARVESTER_REPLAY_DIR")))
+                run = self._start_or_join(session, spider)
                 self.run_id = run.id
         except RunLockedError as exc:
             spider.logger.error(str(exc))
@@ -74,10 +75,31 @@ class RunExtension:
         self.beat = task.LoopingCall(self._heartbeat)
         self.beat.start(self.interval, now=False)
 
+    def _start_or_join(self, session: Any, spider: Any) -> Any:
+        """A new run; in distributed mode the shared crawl's run (a worker that lost the race to create
+        it joins it in a fresh transaction)."""
+        settings = self.crawler.settings
+        trigger, replay = settings.get("HARVESTER_TRIGGER", "cli"), bool(settings.get("HARVESTER_REPLAY_DIR"))
+        shared = getattr(spider, "shared_crawl", None)
+        if shared is None:
+            return start_run(session, spider.source.id, trigger, replay)
+        self.worker = shared.worker
+        try:
+            with session.begin_nested():
+                run = join_run(session, spider.source.id, shared.token, trigger, replay)
+        except RunLockedError:
+            run = join_run(session, spider.source.id, shared.token, trigger, replay)
+        worker_report(session, run.id, shared.worker, {})
+        return run
+
     def _heartbeat(self) -> None:
         if self.run_id is not None and self.crawler.stats is not None:
             with transaction() as session:
-                heartbeat(session, self.run_id, run_stats(self.crawler.stats.get_stats()))
+                stats = run_stats(self.crawler.stats.get_stats())
+                if self.worker is not None:
+                    worker_report(session, self.run_id, self.worker, stats)
+                else:
+                    heartbeat(session, self.run_id, stats)
 
     def spider_closed(self, spider: Any, reason: str) -> None:
         if self.beat is not None and self.beat.running:
@@ -88,5 +110,22 @@ class RunExtension:
         status = RunStatus.FINISHED if reason == "finished" else (
             RunStatus.INTERRUPTED if reason == "shutdown" else RunStatus.FAILED)
         with transaction() as session:
+            if self.worker is not None:  # a shared run finishes with its last worker, with the summed stats
+                if not worker_report(session, self.run_id, self.worker, stats, finished=reason):
+                    return
+                stats, status, reason = shared_run_outcome(session, self.run_id)
             stats |= field_fill_stats(session, self.run_id)  # per-field fill rates: selector drift checks
             finish_run(session, self.run_id, status, reason, stats)
+
+
+def shared_run_outcome(session: Any, run_id: int) -> tuple[dict[str, Any], RunStatus, str]:
+    """Stats, status and reason of a shared run whose workers have all finished: finished only when
+    every worker finished normally."""
+    from storage.models import CrawlRun
+
+    run = session.get(CrawlRun, run_id)
+    reasons = {w["finished"] for w in run.stats["worker_stats"].values()}
+    if reasons == {"finished"}:
+        return dict(run.stats), RunStatus.FINISHED, "finished"
+    reason = sorted(reasons - {"finished"})[0]
+    return dict(run.stats), RunStatus.INTERRUPTED if reason == "shutdown" else RunStatus.FAILED, reason

@@ -3,6 +3,7 @@ the offline ``harvester extract`` / ``sources test`` path, so both produce the s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from harvester.dedupe import canonical_url, record_hash, text_hash
@@ -71,3 +72,34 @@ def process_offline(item: CandidateItem, spec: SourceSpec, seed: int = 0) -> Can
     apply_language(item, seed)
     apply_hashes(item)
     return classify_item(item)
+
+
+@dataclass
+class StagesOutcome:
+    """What ``run_cpu_stages`` did to one item, for the crawl's stats: the extraction error (the
+    item is then dropped) or the language guess's source."""
+
+    item: CandidateItem
+    error: str | None = None
+    language_source: str | None = None
+
+
+def run_cpu_stages(item: CandidateItem, spec: SourceSpec, seed: int,
+                   model: RelevanceModel | None = None) -> StagesOutcome:
+    """extract -> language -> hashes -> classify: the CPU-heavy stages of a crawl as one pure call
+    (item in, item out), so a process pool can run them next to the crawl's reactor thread."""
+    from harvester.extraction.html import ExtractionError
+    from harvester.extraction.structured import StructuredBodyError
+
+    if item.gone:
+        return StagesOutcome(item)
+    try:
+        extract_item(item, spec)
+    except (ExtractionError, StructuredBodyError) as exc:
+        return StagesOutcome(item, error=f"extraction failed for {item.url}: {exc}")
+    finally:
+        item.body = None
+    guess = apply_language(item, seed)
+    apply_hashes(item)
+    classify_item(item, model)
+    return StagesOutcome(item, language_source=guess.source)

@@ -7,11 +7,13 @@ import logging
 from typing import Self
 
 from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
 from scrapy.statscollectors import StatsCollector
 
 from harvester.classify.learn import RelevanceModel
 from harvester.items import CandidateItem
 from harvester.stages import classify_item
+from pipelines.pool import stage_pool_size
 
 logger = logging.getLogger(__name__)
 
@@ -23,20 +25,13 @@ class ClassifyPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
+        if stage_pool_size(crawler.settings):  # the pooled stages pipeline does this stage
+            raise NotConfigured
         assert crawler.stats is not None
         return cls(crawler.stats)
 
     def open_spider(self) -> None:
-        from storage.db import session_factory
-        from storage.model_store import ModelUnavailable, latest_model
-
-        try:
-            with session_factory()() as session:
-                self.model = latest_model(session)
-        except ModelUnavailable as exc:
-            logger.warning("scoring with the rules only: %s", exc)
-            self.model = None
-        self.stats.set_value("harvester/classify/model", self.model.version if self.model else "rules")
+        self.model = load_model(self.stats)
 
     def process_item(self, item: CandidateItem) -> CandidateItem:
         if item.gone:
@@ -44,3 +39,18 @@ class ClassifyPipeline:
         classify_item(item, self.model)
         self.stats.inc_value("harvester/classify/scored")
         return item
+
+
+def load_model(stats: StatsCollector) -> RelevanceModel | None:
+    """The newest learned model (None: the rules rank), once per crawl; its version goes into the stats."""
+    from storage.db import session_factory
+    from storage.model_store import ModelUnavailable, latest_model
+
+    try:
+        with session_factory()() as session:
+            model = latest_model(session)
+    except ModelUnavailable as exc:
+        logger.warning("scoring with the rules only: %s", exc)
+        model = None
+    stats.set_value("harvester/classify/model", model.version if model else "rules")
+    return model

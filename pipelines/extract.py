@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Self
 
 from scrapy.crawler import Crawler
-from scrapy.exceptions import DropItem
+from scrapy.exceptions import DropItem, NotConfigured
 from scrapy.statscollectors import StatsCollector
 
 from harvester.extraction.html import ExtractionError
@@ -13,6 +13,7 @@ from harvester.extraction.item import extract_item
 from harvester.extraction.structured import StructuredBodyError
 from harvester.items import CandidateItem
 from harvester.registry import SourceSpec
+from pipelines.pool import stage_pool_size
 
 
 class ExtractPipeline:
@@ -21,6 +22,8 @@ class ExtractPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
+        if stage_pool_size(crawler.settings):  # the pooled stages pipeline does this stage
+            raise NotConfigured
         assert crawler.stats is not None and crawler.spidercls is not None
         return cls(crawler.stats, crawler.spidercls.source)  # type: ignore[attr-defined]
 

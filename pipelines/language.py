@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Self
 
 from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
 from scrapy.statscollectors import StatsCollector
 
 from harvester.items import CandidateItem
 from harvester.stages import apply_language
+from pipelines.pool import stage_pool_size
 
 
 class LanguagePipeline:
@@ -17,6 +19,8 @@ class LanguagePipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
+        if stage_pool_size(crawler.settings):  # the pooled stages pipeline does this stage
+            raise NotConfigured
         assert crawler.stats is not None
         return cls(crawler.stats, crawler.settings.getint("HARVESTER_LANGDETECT_SEED", 0))
 

@@ -1,6 +1,9 @@
 """Stage 5: idempotent upsert, one short transaction per item; page state; gone-at-source.
 
-Receives the spiders' page signals too, so every database write of a crawl happens here.
+Receives the spiders' page signals too, so every database write of a crawl happens here. A page's
+state (content hash, record count) is written only after every item it yielded was stored or dropped:
+with the CPU stages in a process pool, items finish after their page was parsed, and a page recorded
+as unchanged before its records were stored would skip them on the next crawl.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from harvester import signals
 from harvester.classify.routing import pending_threshold
 from harvester.dedupe import canonical_url
 from harvester.items import CandidateItem
+from harvester.quarantine import QuarantineGate
 from harvester.settings import get_settings
 from harvester.snapshots import SnapshotWriter
 from harvester.warc import RecordedResponse
@@ -27,6 +31,8 @@ from storage.pages import load_page_states, record_page
 from storage.queue import Outcome, mark_gone, mark_missing_gone, touch_page_candidates, upsert_candidate
 from storage.windows import complete_window
 
+FAILED_URLS_KEPT = 200
+
 
 class StorePipeline:
     def __init__(self, crawler: Crawler, stats: StatsCollector, threshold: float) -> None:
@@ -35,12 +41,17 @@ class StorePipeline:
         self.complete_pages: set[str] = set()
         self.pages_with_drops: set[str] = set()
         self.record_counts: dict[str, int] = {}
+        self.items_done: dict[str, int] = defaultdict(int)  # per fetched page: items stored or dropped
+        self.waiting_pages: dict[str, tuple[int, tuple[Any, ...]]] = {}  # page -> (items it yielded, page_parsed)
         self.snapshots: SnapshotWriter | None = None
+        settings = get_settings()
+        self.quarantine = QuarantineGate(settings.quarantine_factor, settings.quarantine_min_records)
         connect = crawler.signals.connect
         connect(self.page_parsed, signal=signals.page_parsed)
         connect(self.page_failed, signal=signals.page_failed)
         connect(self.window_done, signal=signals.window_done)
         connect(self.item_dropped, signal=scrapy_signals.item_dropped)
+        connect(self.item_error, signal=scrapy_signals.item_error)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -66,6 +77,11 @@ class StorePipeline:
             return None
         if self.snapshots is None:
             self.snapshots = SnapshotWriter(get_settings().data_dir, spider.name, self.run_id)
+            shared = getattr(spider, "shared_crawl", None)
+            if shared is not None:  # workers of one shared run each append to their own file
+                worker = "".join(c if c.isalnum() else "-" for c in shared.worker)
+                self.snapshots.relative = self.snapshots.relative.with_name(
+                    f"run-{self.run_id or 0}-{worker}.warc.gz")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, vs in response.headers.items() for v in vs]
         return self.snapshots.write(RecordedResponse(response.url, response.status, headers, response.body))
 
@@ -75,20 +91,41 @@ class StorePipeline:
             with transaction() as session:
                 gone = mark_gone_for(session, item, url, self.run_id)
             self.stats.inc_value("harvester/store/gone", gone)
+            self.item_done(item)
             return item
         assert item.record_hash is not None
         self.seen[item.fetched_url].add(url)
         status = CandidateStatus.PENDING if (item.score or 0) >= self.threshold else CandidateStatus.FILTERED
         with transaction() as session:
             result = upsert_candidate(session, source_id=item.source_id, url=url, record_hash=item.record_hash,
-                                      run_id=self.run_id, initial_status=status, values=candidate_values(item))
+                                      run_id=self.run_id, initial_status=self.quarantine.status_for(status),
+                                      values=candidate_values(item))
+            if result.outcome is Outcome.NEW and self.quarantine.stored_new(
+                    session, item.source_id, self.run_id, result.candidate_id, status):
+                self.stats.set_value("harvester/quarantine/held_at_new", self.quarantine.new_records)
             if result.outcome is not Outcome.NOT_MODIFIED and link_duplicates(
                     session, result.candidate_id, new=result.outcome is Outcome.NEW):
                 self.stats.inc_value("harvester/dedupe/clustered")
         self.stats.inc_value(f"harvester/store/{result.outcome.value}")
         if result.outcome is Outcome.NEW:
             self.stats.inc_value(f"harvester/store/new_{status.value}")
+        self.item_done(item)
         return item
+
+    def item_done(self, item: CandidateItem) -> None:
+        page = item.fetched_url
+        self.items_done[page] += 1
+        waiting = self.waiting_pages.get(page)
+        if waiting is not None and self.items_done[page] >= waiting[0]:
+            del self.waiting_pages[page]
+            self.items_done.pop(page, None)
+            self.record_parsed_page(*waiting[1])
+
+    def item_error(self, item: Any, response: Response | None = None, spider: Any = None,
+                   failure: Any = None) -> None:
+        if isinstance(item, CandidateItem):
+            self.pages_with_drops.add(item.fetched_url)
+            self.item_done(item)
 
     def item_dropped(self, item: Any, response: Response | None = None, exception: Any = None,
                      spider: Any = None) -> None:
@@ -97,9 +134,19 @@ class StorePipeline:
             with transaction() as session:
                 record_page(session, source_id=item.source_id, url=item.url, canonical_url=canonical_url(item.url),
                             http_status=None, run_id=self.run_id, error=str(exception)[:500])
+            self.item_done(item)
 
     def page_parsed(self, spider: Any, response: Response, record_count: int | None, not_modified: bool,
                     complete: bool, content_hash: str | None) -> None:
+        args = (spider, response, record_count, not_modified, complete, content_hash)
+        if record_count and self.items_done[response.url] < record_count:
+            self.waiting_pages[response.url] = (record_count, args)
+            return
+        self.items_done.pop(response.url, None)
+        self.record_parsed_page(*args)
+
+    def record_parsed_page(self, spider: Any, response: Response, record_count: int | None, not_modified: bool,
+                           complete: bool, content_hash: str | None) -> None:
         headers = response.headers
         with transaction() as session:
             if not_modified:
@@ -122,6 +169,10 @@ class StorePipeline:
             self.complete_pages.add(response.url)
 
     def page_failed(self, spider: Any, url: str, status: int | None, error: str, gone: bool) -> None:
+        failed = self.stats.get_value("harvester/failed_urls") or []
+        if len(failed) < FAILED_URLS_KEPT:  # the run's per-URL errors; every one is also on its page row
+            self.stats.set_value("harvester/failed_urls",
+                                 [*failed, {"url": url, "status": status, "error": error, "gone": gone}])
         with transaction() as session:
             record_page(session, source_id=spider.name, url=url, canonical_url=canonical_url(url),
                         http_status=status, run_id=self.run_id, error=error)

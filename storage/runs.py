@@ -50,11 +50,21 @@ def recover_stale(session: Session, source_id: str, stale_after: timedelta = STA
             select(CrawlRun).where(CrawlRun.source_id == source_id, CrawlRun.status == RunStatus.RUNNING,
                                    CrawlRun.host == socket.gethostname())
         )
-        if r.pid is not None and not _alive(r.pid)
+        if r.pid is not None and not _alive(r.pid) and not _shared_run_alive(r)
     ]
     for run in same_host_dead:
         run.status, run.finished_at, run.finish_reason = RunStatus.INTERRUPTED, now(), "process gone"
     return int(getattr(result, "rowcount", 0) or 0) + len(same_host_dead)
+
+
+def _shared_run_alive(run: CrawlRun) -> bool:
+    """A shared (distributed) run lives while any of its unfinished workers does; workers on other
+    hosts count as alive (their staleness shows in the heartbeat)."""
+    if run.crawl_key is None:
+        return False
+    host = socket.gethostname()
+    return any(w.get("host") != host or _alive(int(w.get("pid") or 0))
+               for w in (run.stats or {}).get("worker_stats", {}).values() if not w.get("finished"))
 
 
 def _alive(pid: int) -> bool:
@@ -79,6 +89,57 @@ def start_run(session: Session, source_id: str, trigger: str, replay: bool) -> C
     except IntegrityError:
         raise RunLockedError(f"source {source_id!r} already has a running crawl") from None
     return run
+
+
+def join_run(session: Session, source_id: str, crawl_key: str, trigger: str, replay: bool) -> CrawlRun:
+    """The running run of the shared crawl ``crawl_key`` (distributed workers join it), or a new one.
+
+    Raises ``RunLockedError`` when another crawl of the source (another key, or none) is running."""
+    run = session.scalars(select(CrawlRun).where(
+        CrawlRun.source_id == source_id, CrawlRun.status == RunStatus.RUNNING, CrawlRun.crawl_key == crawl_key,
+    ).with_for_update()).first()
+    if run is not None:
+        return run
+    run = start_run(session, source_id, trigger, replay)
+    run.crawl_key = crawl_key
+    session.flush()
+    return run
+
+
+def merge_worker_stats(workers: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Run stats of a shared run: every worker's counts added up (durations: the longest)."""
+    def add(into: dict[str, Any], part: dict[str, Any]) -> None:
+        for key, value in part.items():
+            if isinstance(value, dict):
+                add(into.setdefault(key, {}), value)
+            elif isinstance(value, list):
+                into.setdefault(key, []).extend(value)
+            elif isinstance(value, bool) or not isinstance(value, int | float):
+                into.setdefault(key, value)
+            elif key == "duration_s":
+                into[key] = max(into.get(key) or 0, value)
+            else:
+                into[key] = into.get(key, 0) + value
+
+    total: dict[str, Any] = {}
+    for worker in workers.values():
+        add(total, worker.get("stats", {}))
+    return total
+
+
+def worker_report(session: Session, run_id: int, worker: str, stats: dict[str, Any],
+                  finished: str | None = None) -> bool:
+    """Record one worker's stats (and, with ``finished``, its finish reason) on a shared run; the
+    run's stats become the sum over workers. True when every worker that joined has finished."""
+    run = session.get(CrawlRun, run_id, with_for_update=True)
+    assert run is not None
+    workers = dict((run.stats or {}).get("worker_stats", {}))
+    workers[worker] = {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": now().isoformat(),
+                       "finished": finished, "stats": stats}
+    run.stats = merge_worker_stats(workers) | {"workers": len(workers), "worker_stats": workers}
+    run.heartbeat_at = now()
+    session.flush()
+    return all(w.get("finished") for w in workers.values())
 
 
 def heartbeat(session: Session, run_id: int, stats: dict[str, Any]) -> None:

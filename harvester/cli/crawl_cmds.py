@@ -24,22 +24,36 @@ def latest_runs(source_ids: list[str], after_id: int) -> dict[str, dict]:
     return {r.source_id: {"run": r.id, "status": r.status, **(r.stats or {})} for r in rows}
 
 
-def max_run_id() -> int:
+def max_run_id(exclude_running: bool = False) -> int:
+    """The newest run id; with ``exclude_running`` the newest ended one (a distributed worker may join a
+    shared run that is already running)."""
     from sqlalchemy import func, select
 
     from storage.db import session_factory
-    from storage.models import CrawlRun
+    from storage.models import CrawlRun, RunStatus
 
+    query = select(func.max(CrawlRun.id))
+    if exclude_running:
+        query = query.where(CrawlRun.status != RunStatus.RUNNING)
     with session_factory()() as session:
-        return session.scalar(select(func.max(CrawlRun.id))) or 0
+        return session.scalar(query) or 0
 
 
-def crawl_and_report(source_ids: list[str], options: CrawlOptions) -> dict[str, dict]:
+def run_workers(source_ids: list[str], options: CrawlOptions, workers: int) -> int:
+    """Distributed mode: ``workers`` crawl processes on this machine share the crawl; the worst exit code."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        return max(pool.map(lambda _: run_crawls(source_ids, options), range(workers)))
+
+
+def crawl_and_report(source_ids: list[str], options: CrawlOptions, workers: int = 1) -> dict[str, dict]:
+    from harvester.settings import get_settings
     from storage.db import upgrade
 
     upgrade()
-    before = max_run_id()
-    code = run_crawls(source_ids, options)
+    before = max_run_id(exclude_running=bool(get_settings().redis_url))
+    code = run_crawls(source_ids, options) if workers == 1 else run_workers(source_ids, options, workers)
     results = latest_runs(source_ids, before)
     rows = [[sid, r.get("status"), r.get("requests"), r.get("pages_parsed", 0) + r.get("pages_not_modified", 0),
              r.get("new"), r.get("new_pending"), r.get("updated"), r.get("not_modified"), r.get("gone"),
@@ -59,8 +73,18 @@ def crawl_and_report(source_ids: list[str], options: CrawlOptions) -> dict[str, 
               help="Serve responses from the WARC files in DIR instead of the network.")
 @click.option("--record", type=click.Path(path_type=Path, file_okay=False),
               help="Also write every response to a WARC file in DIR.")
-def crawl(source_ids: tuple[str, ...], crawl_all: bool, replay: Path | None, record: Path | None) -> None:
-    """Crawl SOURCE... (registry ids) or --all, store candidates and print per-source run stats."""
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Distributed mode (HARVESTER_REDIS_URL): crawl processes on this machine sharing the crawl.")
+def crawl(source_ids: tuple[str, ...], crawl_all: bool, replay: Path | None, record: Path | None,
+          workers: int) -> None:
+    """Crawl SOURCE... (registry ids) or --all, store candidates and print per-source run stats.
+
+    With HARVESTER_REDIS_URL set, every crawl process of a source (this command on several machines, or
+    --workers N here) shares one crawl: one queue, each URL fetched once, one run row."""
+    from harvester.settings import get_settings
+
+    if workers > 1 and not get_settings().redis_url:
+        raise click.UsageError("--workers needs distributed mode: set HARVESTER_REDIS_URL")
     registry = load_registry()
     if crawl_all:
         ids = [s.id for s in registry.values() if s.enabled]
@@ -70,7 +94,7 @@ def crawl(source_ids: tuple[str, ...], crawl_all: bool, replay: Path | None, rec
         raise click.UsageError("name at least one SOURCE or use --all")
     if replay and not replay.is_dir():
         raise click.UsageError(f"replay folder {replay} does not exist")
-    crawl_and_report(ids, CrawlOptions(replay_dir=replay, record_dir=record))
+    crawl_and_report(ids, CrawlOptions(replay_dir=replay, record_dir=record), workers)
 
 
 @click.command()

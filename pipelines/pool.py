@@ -1,0 +1,126 @@
+"""Stages 1-4 in a process pool: extract, language, hashes and classify of each item run in worker
+processes (``harvester.stages.run_cpu_stages``, item in, item out), so the CPU-heavy work uses every
+core instead of serialising the crawl on Scrapy's reactor thread.
+
+On when ``HARVESTER_STAGE_POOL`` is ``auto`` on a machine with more than one CPU, or a number > 0; the
+in-line stage pipelines then switch themselves off (``NotConfigured``). Storage stays in the crawl
+process: an item reaches the store stage only after its own CPU stages, and the store stage records a
+page only once every item of it was stored or dropped, so what it assumes still holds. Workers are
+replaced after ``HARVESTER_STAGE_POOL_MAX_TASKS`` items, which keeps their memory flat, and exit when
+their crawl process is gone (killed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Self
+
+from scrapy.crawler import Crawler
+from scrapy.exceptions import DropItem, NotConfigured
+from scrapy.settings import BaseSettings
+from scrapy.statscollectors import StatsCollector
+
+from harvester.items import CandidateItem
+from harvester.registry import SourceSpec
+from harvester.stages import StagesOutcome, apply_hashes, run_cpu_stages
+
+logger = logging.getLogger(__name__)
+
+_worker: dict[str, Any] = {}
+
+
+def stage_pool_size(settings: BaseSettings) -> int:
+    """Worker processes for the CPU stages: ``auto`` = one per CPU when there are several, else 0;
+    unset (components built outside a harvester crawl) = 0."""
+    value = settings.get("HARVESTER_STAGE_POOL")
+    if value is None or value == "":
+        return 0
+    if str(value).lower() == "auto":
+        cpus = os.cpu_count() or 1
+        return cpus if cpus > 1 else 0
+    return max(0, int(value))
+
+
+def _init_worker(spec: SourceSpec, seed: int, model: Any, crawl_pid: int) -> None:
+    _worker.update(spec=spec, seed=seed, model=model)
+    threading.Thread(target=_exit_with, args=(crawl_pid,), daemon=True).start()
+
+
+def _exit_with(crawl_pid: int) -> None:
+    """A worker leaves when its crawl process is gone (a killed crawl must not leave idle workers behind)."""
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(crawl_pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+
+
+def _run(item: CandidateItem) -> StagesOutcome:
+    return run_cpu_stages(item, _worker["spec"], _worker["seed"], _worker["model"])
+
+
+def _ready() -> bool:
+    return True
+
+
+class PooledStagesPipeline:
+    def __init__(self, stats: StatsCollector, spec: SourceSpec, seed: int, size: int, max_tasks: int) -> None:
+        self.stats, self.spec, self.seed, self.size, self.max_tasks = stats, spec, seed, size, max_tasks
+        self.pool: ProcessPoolExecutor | None = None
+        self.seen_text: dict[str, str] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        size = stage_pool_size(crawler.settings)
+        if not size:
+            raise NotConfigured
+        assert crawler.stats is not None and crawler.spidercls is not None
+        s = crawler.settings
+        return cls(crawler.stats, crawler.spidercls.source, s.getint("HARVESTER_LANGDETECT_SEED", 0),  # type: ignore[attr-defined]
+                   size, s.getint("HARVESTER_STAGE_POOL_MAX_TASKS", 5000))
+
+    def open_spider(self) -> None:
+        from pipelines.classify import load_model
+
+        model = load_model(self.stats)
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["harvester.stages", "harvester.classify", "harvester.extraction.item"])
+        self.pool = ProcessPoolExecutor(self.size, mp_context=context, initializer=_init_worker,
+                                        initargs=(self.spec, self.seed, model, os.getpid()),
+                                        max_tasks_per_child=self.max_tasks)
+        for _ in range(self.size):  # start the workers while the crawl fetches robots.txt and its first pages
+            self.pool.submit(_ready)
+        self.stats.set_value("harvester/stage_pool/workers", self.size)
+
+    async def process_item(self, item: CandidateItem) -> CandidateItem:
+        if item.gone:
+            apply_hashes(item)
+            return item
+        assert self.pool is not None
+        outcome = await asyncio.wrap_future(self.pool.submit(_run, item))
+        if outcome.error is not None:
+            item.body = None
+            self.stats.inc_value("harvester/extract/failed")
+            raise DropItem(outcome.error)
+        done = outcome.item
+        self.stats.inc_value("harvester/extract/ok")
+        self.stats.inc_value(f"harvester/language/{outcome.language_source}")
+        self.stats.inc_value("harvester/classify/scored")
+        if done.text_hash and done.canonical_url:
+            first = self.seen_text.setdefault(done.text_hash, done.canonical_url)
+            if first != done.canonical_url:
+                done.duplicate_of = first
+                self.stats.inc_value("harvester/dedupe/same_text")
+        return done
+
+    def close_spider(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None

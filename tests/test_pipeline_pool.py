@@ -1,0 +1,136 @@
+"""The CPU stages in a process pool: same candidates as in-line, configurable, and the store stage
+records a page only after every item of it was stored (what the next crawl's unchanged-skip relies on)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import textwrap
+from pathlib import Path
+
+import pytest
+from scrapy.http import HtmlResponse, Request
+from scrapy.settings import Settings
+from scrapy.utils.test import get_crawler
+from sqlalchemy import select
+
+from bench.site import PartnerSite, load_templates
+from harvester import signals
+from harvester.items import CandidateItem
+from harvester.registry import load_registry
+from harvester.spider_loader import spider_class_for
+from harvester.stages import process_offline, run_cpu_stages
+from pipelines.extract import ExtractPipeline
+from pipelines.pool import PooledStagesPipeline, stage_pool_size
+from pipelines.store import StorePipeline
+from storage.db import session_factory, transaction, upgrade
+from storage.models import Candidate, CrawlRun, FetchedPage
+from storage.runs import ensure_source
+from tests.conftest import run_crawl
+
+ELSA_FR = "formats/multilingual/elsa-undp_article-elsaR_fr.html"
+ELSA_URL = "https://elsa-undp.github.io/elsar/fr/articles/elsaR.html"
+
+
+@pytest.mark.parametrize(("value", "cpus", "size"), [
+    (None, 2, 0), ("", 2, 0), ("auto", 2, 2), ("auto", 1, 0), ("auto", 8, 8), ("0", 2, 0), ("3", 1, 3), (2, 2, 2),
+])
+def test_pool_size_is_one_per_cpu_on_auto_and_off_outside_a_harvester_crawl(
+        monkeypatch: pytest.MonkeyPatch, value: object, cpus: int, size: int) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    settings = Settings({} if value is None else {"HARVESTER_STAGE_POOL": value})
+    assert stage_pool_size(settings) == size
+
+
+def test_in_line_stages_switch_off_when_the_pool_runs_them() -> None:
+    spec = load_registry()["elsa_undp"]
+    pooled = get_crawler(spider_class_for(spec), {"HARVESTER_STAGE_POOL": "2"})
+    inline = get_crawler(spider_class_for(spec), {"HARVESTER_STAGE_POOL": "0"})
+    from scrapy.exceptions import NotConfigured
+
+    with pytest.raises(NotConfigured):
+        ExtractPipeline.from_crawler(pooled)
+    with pytest.raises(NotConfigured):
+        PooledStagesPipeline.from_crawler(inline)
+    assert isinstance(PooledStagesPipeline.from_crawler(pooled), PooledStagesPipeline)
+
+
+def test_cpu_stages_after_a_pickle_round_trip_equal_the_in_line_stages(fixtures_dir: Path) -> None:
+    spec = load_registry()["elsa_undp"]
+    body = (fixtures_dir / ELSA_FR).read_bytes()
+
+    def fresh() -> CandidateItem:
+        return CandidateItem("elsa_undp", ELSA_URL, ELSA_URL, body=body, content_type="text/html", page_lang="fr")
+
+    outcome = pickle.loads(pickle.dumps(run_cpu_stages(pickle.loads(pickle.dumps(fresh())), spec, 0)))
+    expected = process_offline(fresh(), spec)
+    assert outcome.error is None and outcome.language_source == "detected"
+    assert outcome.item == expected
+    assert outcome.item.language == "fr" and outcome.item.body is None and outcome.item.score is not None
+
+
+def test_cpu_stages_report_an_empty_page_as_an_error_instead_of_raising() -> None:
+    spec = load_registry()["elsa_undp"]
+    outcome = run_cpu_stages(CandidateItem("elsa_undp", ELSA_URL, ELSA_URL, body=b""), spec, 0)
+    assert outcome.error == f"extraction failed for {ELSA_URL}: empty body"
+    assert outcome.item.body is None
+
+
+def test_store_records_a_parsed_page_only_after_its_items_are_stored(harvester_env: Path) -> None:
+    upgrade()
+    spec = load_registry()["elsa_undp"]
+    with transaction() as session:
+        ensure_source(session, spec.id, spec.name, spec.kind.value, spec.verified, spec.enabled, "x")
+    crawler = get_crawler(spider_class_for(spec))
+    crawler.spider = crawler._create_spider()
+    crawler.stats.open_spider()
+    store = StorePipeline.from_crawler(crawler)
+    store.open_spider()
+    page_url = "https://elsa-undp.github.io/elsar/fr/list.html"
+    response = HtmlResponse(page_url, body=b"<html></html>", headers={"ETag": '"v1"'}, request=Request(page_url))
+    items = []
+    for i in range(2):
+        item = CandidateItem("elsa_undp", f"{page_url[:-5]}/{i}.html", page_url, title=f"Fiche {i}",
+                             text="Les zones essentielles au maintien de la vie. " * 5)
+        items.append(process_offline(item, spec))
+
+    def page_rows() -> list[FetchedPage]:
+        with session_factory()() as session:
+            return list(session.scalars(select(FetchedPage).where(FetchedPage.url == page_url)))
+
+    crawler.signals.send_catch_log(signals.page_parsed, spider=crawler.spider, response=response, record_count=2,
+                                   not_modified=False, complete=True, content_hash="abc")
+    assert page_rows() == []  # both items still in the CPU stages
+    store.process_item(items[0])
+    assert page_rows() == []
+    store.process_item(items[1])
+    [row] = page_rows()
+    assert (row.content_hash, row.record_count, row.etag) == ("abc", 2, '"v1"')
+
+
+@pytest.mark.slow
+def test_crawl_with_the_pool_stores_the_same_candidates_as_in_line(registry: Path, fixtures_dir: Path) -> None:
+    results = {}
+    with PartnerSite(load_templates(fixtures_dir), 40) as site:
+        for source, pool in (("pool_on", "2"), ("pool_off", "0")):
+            (registry / f"{source}.yaml").write_text(textwrap.dedent(f"""\
+                id: {source}
+                name: Generated partner site
+                kind: sitemap
+                start_urls: ["{site.url}/sitemap.xml"]
+                verified: false
+                verification: "local test server"
+                politeness: {{download_delay: 0, autothrottle: false, concurrent_requests_per_host: 8}}
+                """), encoding="utf-8")
+            result = run_crawl(source, env={"HARVESTER_STAGE_POOL": pool}, timeout=180)
+            assert result.returncode == 0, result.stderr[-3000:]
+            with session_factory()() as session:
+                rows = session.execute(select(Candidate.url, Candidate.title, Candidate.language, Candidate.score,
+                                              Candidate.text_hash, Candidate.criteria)
+                                       .where(Candidate.source_id == source).order_by(Candidate.url)).all()
+                stats = session.scalars(select(CrawlRun.stats).where(CrawlRun.source_id == source)).one()
+            results[pool] = ([tuple(r) for r in rows], stats)
+    assert len(results["2"][0]) == 40
+    assert results["2"][0] == results["0"][0]
+    assert (results["2"][1]["stage_pool_workers"], results["0"][1]["stage_pool_workers"]) == (2, 0)
+    assert results["2"][1]["new"] == results["0"][1]["new"] == 40
