@@ -175,6 +175,9 @@ class SourceSpec(_Strict):
         "(default: 7 days, or the cron period if longer)")
     omit_from_schedule: str | None = Field(
         default=None, min_length=3, description="why this source is kept out of the schedule (manual crawls only)")
+    max_run_minutes: float | None = Field(
+        default=None, gt=0, description="wall-clock limit of one crawl of this source (default: "
+        "HARVESTER_CRAWL_MAX_MINUTES); past it the crawl process is terminated and the run marked failed")
     politeness: Politeness = Politeness()
     record: RecordSpec = RecordSpec()
     selectors: dict[str, str] = Field(default_factory=dict, description="HTML detail field -> CSS/XPath")

@@ -4,9 +4,10 @@ not-modified handling, errbacks that record failures, and page signals for the s
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import scrapy
+from scrapy import signals as scrapy_signals
 from scrapy.http import Request, Response
 from twisted.python.failure import Failure
 
@@ -15,7 +16,30 @@ from harvester.items import CandidateItem
 from harvester.middlewares import CONDITIONAL, CONTENT_HASH, NOT_MODIFIED, SKIP_UNCHANGED
 from harvester.registry import SourceSpec
 
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
 GONE_STATUSES = (404, 410)
+# Scrapy raises these without a message; say what happened instead of an empty error.
+SILENT_FAILURES = {
+    "ResponseDataLossError": "connection closed before the whole body arrived (shorter than its Content-Length)",
+    "DownloadCancelledError": "download cancelled: body over the size cap (DOWNLOAD_MAXSIZE)",
+}
+
+
+def failure_message(failure: Failure) -> str:
+    """``Type: message`` for a failed request, with Twisted's wrapped reasons spelled out."""
+    exc = failure.value
+    name = type(exc).__name__
+    message = failure.getErrorMessage().strip()
+    reasons = getattr(exc.__cause__, "reasons", None) or getattr(exc, "reasons", None)
+    if not message and name in SILENT_FAILURES:
+        message = SILENT_FAILURES[name]
+    elif reasons and (not message or message.startswith("[<")):  # a repr of Twisted Failure objects
+        message = "; ".join(f"{r.type.__name__}: {r.getErrorMessage()}" for r in reasons)
+    elif not message:
+        message = ((type(exc).__doc__ or "").strip().splitlines() or [""])[0]
+    return f"{name}: {message}"
 
 
 class HarvesterSpider(scrapy.Spider):
@@ -23,6 +47,12 @@ class HarvesterSpider(scrapy.Spider):
 
     source: ClassVar[SourceSpec]
     handle_httpstatus_list: ClassVar[list[int]] = [304, 404, 410]
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.request_dropped, signal=scrapy_signals.request_dropped)
+        return spider
 
     async def start(self) -> AsyncIterator[Any]:
         for request in self.start_requests_for_source():
@@ -93,7 +123,19 @@ class HarvesterSpider(scrapy.Spider):
         status = getattr(response, "status", None)
         url = request.url if request is not None else "?"
         gone = status in GONE_STATUSES and (request is None or request.meta.get("harvester_role") == "record")
-        self._failed(url, status, f"{failure.type.__name__}: {failure.getErrorMessage()}"[:500], gone=gone)
+        message = failure_message(failure)
+        redirects = request.meta.get("redirect_urls") if request is not None else None
+        if redirects:
+            message += f" (redirected from {redirects[0]})"
+        self._failed(url, status, message[:500], gone=gone)
+
+    def request_dropped(self, request: Request) -> None:
+        """A redirect back to a URL already requested is dropped by the duplicate filter without any
+        errback: record it as a redirect loop against the URL the crawl asked for."""
+        redirects = request.meta.get("redirect_urls") or []
+        if request.url in redirects:
+            self._failed(redirects[0], None, f"redirect loop: {request.url} redirects back to itself "
+                         f"after {len(redirects)} hop(s)", gone=False)
 
     def _failed(self, url: str, status: int | None, error: str, gone: bool) -> None:
         if self.crawler.stats is not None:

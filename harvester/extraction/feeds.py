@@ -9,7 +9,7 @@ from typing import Any
 
 from lxml import etree
 
-from harvester.extraction.structured import StructuredBodyError, safe_parser
+from harvester.extraction.structured import StructuredBodyError, refuse_entity_declarations, safe_parser
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 DC = "{http://purl.org/dc/elements/1.1/}"
@@ -56,17 +56,22 @@ def _atom_entry(entry: Any) -> dict[str, Any]:
     }
 
 
-def _json_feed_entries(data: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for item in data.get("items", []):
+def _json_feed_entries(data: Any) -> Iterator[dict[str, Any]]:
+    items = data.get("items", []) if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise StructuredBodyError("bad JSON Feed: 'items' is not a list")
+    for item in items:
         if not isinstance(item, dict):
             continue
         authors = item.get("authors") or ([item["author"]] if isinstance(item.get("author"), dict) else [])
+        authors = authors if isinstance(authors, list) else []
+        tags = item.get("tags") if isinstance(item.get("tags"), list) else []
         yield {
             "id": item.get("id"), "title": item.get("title"), "link": item.get("url") or item.get("external_url"),
             "summary": item.get("summary"), "content": item.get("content_html") or item.get("content_text"),
             "published": item.get("date_published") or item.get("date_modified"),
             "authors": [a.get("name") for a in authors if isinstance(a, dict) and a.get("name")],
-            "categories": [t for t in item.get("tags", []) if isinstance(t, str)],
+            "categories": [t for t in tags if isinstance(t, str)],
         }
 
 
@@ -108,6 +113,7 @@ def iter_feed(body: bytes) -> Iterator[dict[str, Any]]:
         root = etree.fromstring(_undeclared_legacy_to_utf8(stripped), parser=safe_parser())
     except etree.XMLSyntaxError as exc:
         raise StructuredBodyError(f"bad feed XML: {exc}") from exc
+    refuse_entity_declarations(root, "feed")
     if root.tag == f"{ATOM}feed":
         yield from (_atom_entry(e) for e in root.iter(f"{ATOM}entry"))
     elif root.tag in ("rss", "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}RDF"):

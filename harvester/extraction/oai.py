@@ -7,7 +7,7 @@ from typing import Any
 
 from lxml import etree
 
-from harvester.extraction.structured import StructuredBodyError, safe_parser
+from harvester.extraction.structured import StructuredBodyError, refuse_entity_declarations, safe_parser
 
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
 DC = "{http://purl.org/dc/elements/1.1/}"
@@ -59,6 +59,7 @@ def parse_oai(body: bytes) -> OaiPage:
         root = etree.fromstring(body, parser=safe_parser())
     except etree.XMLSyntaxError as exc:
         raise StructuredBodyError(f"bad OAI-PMH XML: {exc}") from exc
+    refuse_entity_declarations(root, "OAI-PMH response")
     if root.tag != f"{OAI}OAI-PMH":
         raise StructuredBodyError(f"not an OAI-PMH response: root {root.tag!r}")
     page = OaiPage()

@@ -104,6 +104,15 @@ def safe_parser() -> etree.XMLParser:
     return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, recover=False)
 
 
+def refuse_entity_declarations(root: Any, what: str) -> None:
+    """A feed or OAI-PMH response never needs its own entities; one that declares any (billion
+    laughs, external entities) is refused instead of stored with ``&name;`` left in its text."""
+    dtd = root.getroottree().docinfo.internalDTD
+    names = [entity.name for entity in dtd.iterentities()] if dtd is not None else []
+    if names:
+        raise StructuredBodyError(f"{what} declares XML entities ({', '.join(names[:5])}); refused")
+
+
 def _refuse_external_entities(elem: Any) -> None:
     """An external entity (``<!ENTITY x SYSTEM "file:///...">``) is never resolved; a body that
     declares one is refused rather than read with the reference silently dropped."""

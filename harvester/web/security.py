@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
        "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
@@ -23,12 +23,20 @@ HEADERS = {
 
 class SecurityHeadersMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
+        if has_nul(request):  # PostgreSQL refuses NUL in text: a filter like ?q=%00 would end in a 500
+            response: Response = PlainTextResponse("bad request: NUL byte in the URL", status_code=400)
+        else:
+            response = await call_next(request)
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
         if request.url.path.startswith(("/api/", "/queue", "/candidates", "/audit", "/admin")):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+
+def has_nul(request: Request) -> bool:
+    """A NUL byte (raw or %00) in the path or query string."""
+    return "\x00" in request.scope.get("path", "") or b"%00" in request.scope.get("query_string", b"").lower()
 
 
 def same_origin(request: Request) -> bool:
