@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from harvester.items import CandidateItem
 from harvester.settings import PROJECT_ROOT, get_settings
 from storage.db import dispose_engines, make_engine, upgrade
 from tests.recorded_server import RecordedServer, Route, ServerPool
@@ -113,3 +114,17 @@ def run_crawl(*source_ids: str, replay: Path | None = None, env: dict[str, str] 
     env = {"HARVESTER_ALLOW_PRIVATE_HOSTS": "1", **(env or {})}  # local test servers live on 127.0.0.1
     return subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True,
                           timeout=timeout, check=False, cwd=PROJECT_ROOT)
+
+
+@pytest.fixture(scope="session")
+def gcf_items() -> list[CandidateItem]:
+    """The real GCF projects capture through the harvester's extraction, parsed once per test session.
+    Tests that change the items copy them first."""
+    from harvester.fixtures import load_capture
+    from harvester.offline import candidates_from_response
+    from harvester.registry import load_registry
+    from harvester.warc import RecordedResponse
+
+    spec = load_registry()["gcf_projects"]
+    capture = load_capture(spec.replay[0].fixture)
+    return candidates_from_response(spec, RecordedResponse(capture.url, 200, capture.headers(), capture.body)).items

@@ -14,11 +14,12 @@ USER_ERRORS: tuple[type[Exception], ...] = ()
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
+    from harvester.chm.reference import ReferenceMissingError
     from harvester.fixtures import FixturesMissingError
     from harvester.registry import RegistryError
     from storage.db import DatabaseUrlError
 
-    return (RegistryError, DatabaseUrlError, FixturesMissingError)
+    return (RegistryError, DatabaseUrlError, FixturesMissingError, ReferenceMissingError)
 
 
 class HarvesterGroup(click.Group):
@@ -85,4 +86,7 @@ cli.add_command(classify_cmds.classify)
 from harvester.cli.schedule_cmds import schedule as _schedule  # noqa: E402
 
 cli.add_command(_schedule)
+from harvester.cli.chm_cmds import chm as _chm  # noqa: E402
+
+cli.add_command(_chm)
 __all__ = ["Path", "cli", "json_option", "main", "print_json", "print_table"]

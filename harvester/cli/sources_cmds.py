@@ -83,7 +83,7 @@ def sources_check(as_json: bool) -> None:
         click.echo(f"  politeness: robots.txt {'obeyed' if p['robots_txt'] else 'IGNORED'}, "
                    f"delay {p['download_delay_s']} s, {p['concurrent_requests_per_host']} request(s) per host, "
                    f"autothrottle {'on' if p['autothrottle'] else 'off'}, Crawl-delay cap {p['crawl_delay_cap_s']} s, "
-                   f"timeout {p['download_timeout_s']} s, max {p['max_download_bytes']} bytes, "
+                   f"timeout {p['download_timeout_s']:g} s, max {p['max_download_bytes']} bytes, "
                    f"{p['max_redirects']} redirects")
         if not entry["verified"]:
             click.echo(f"  not verified: {entry['verification']}")
