@@ -8,6 +8,8 @@ from typing import Any, Self
 
 from scrapy import signals
 from scrapy.crawler import Crawler
+from scrapy.utils.defer import deferred_from_coro
+from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet import task
 
 from harvester.dedupe import record_hash
@@ -62,18 +64,25 @@ class RunExtension:
         try:
             with transaction() as session:
                 ensure_source(session, spec.id, spec.name, spec.kind.value, spec.verified, spec.enabled, config_hash)
-                run = self._start_or_join(session, spider)
-                self.run_id = run.id
+                run_id = self._start_or_join(session, spider).id
         except RunLockedError as exc:
             spider.logger.error(str(exc))
-            assert self.crawler.engine is not None
-            self.crawler.engine.close_spider_async(reason="locked") if hasattr(
-                self.crawler.engine, "close_spider_async") else self.crawler.engine.close_spider(spider, "locked")
+            self._close(spider, "locked")
             return
+        except SQLAlchemyError as exc:  # never crawl without a run: nothing would record what was fetched
+            spider.logger.error("cannot open the crawl run of %s: %s", spec.id, exc)
+            self._close(spider, "run_error")
+            return
+        self.run_id = run_id
         assert self.crawler.stats is not None
         self.crawler.stats.set_value("harvester/run_id", self.run_id)
         self.beat = task.LoopingCall(self._heartbeat)
         self.beat.start(self.interval, now=False)
+
+    def _close(self, spider: Any, reason: str) -> None:
+        engine = self.crawler.engine
+        assert engine is not None
+        deferred_from_coro(engine.close_spider_async(reason=reason))
 
     def _start_or_join(self, session: Any, spider: Any) -> Any:
         """A new run; in distributed mode the shared crawl's run (a worker that lost the race to create

@@ -26,11 +26,19 @@ def now() -> datetime:
 
 def ensure_source(session: Session, source_id: str, name: str, kind: str, verified: bool, enabled: bool,
                   config_hash: str) -> None:
+    """Register the source or bring its row up to date. Safe when several processes (distributed workers)
+    register the same new source at once: the losers of the insert race update the winner's row."""
     row = session.get(Source, source_id)
     if row is None:
-        session.add(Source(id=source_id, name=name, kind=kind, verified=verified, enabled=enabled,
-                           config_hash=config_hash))
-    elif row.config_hash != config_hash or row.name != name:
+        try:
+            with session.begin_nested():
+                session.add(Source(id=source_id, name=name, kind=kind, verified=verified, enabled=enabled,
+                                   config_hash=config_hash))
+            return
+        except IntegrityError:
+            row = session.get(Source, source_id)
+            assert row is not None
+    if row.config_hash != config_hash or row.name != name:
         row.name, row.kind, row.verified, row.enabled = name, kind, verified, enabled
         row.config_hash, row.updated_at = config_hash, now()
     session.flush()

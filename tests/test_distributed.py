@@ -89,15 +89,21 @@ def run_two_workers(env: dict[str, str], gate: threading.Event | None = None) ->
     """Run two workers to the end; with ``gate`` (the site's), open it once both have joined the run,
     so that neither can finish the crawl alone however slowly the other starts."""
     workers = [start_worker(env), start_worker(env)]
-    if gate is not None:
-        deadline = time.monotonic() + 120
-        while joined_workers() < 2 and all(w.poll() is None for w in workers):
-            assert time.monotonic() < deadline, "the two workers never both joined the crawl run"
-            time.sleep(0.2)
-        gate.set()
-    for worker in workers:
-        _, err = worker.communicate(timeout=240)
-        assert worker.returncode == 0, err[-3000:]
+    try:
+        if gate is not None:
+            deadline = time.monotonic() + 120
+            while joined_workers() < 2 and all(w.poll() is None for w in workers):
+                assert time.monotonic() < deadline, "the two workers never both joined the crawl run"
+                time.sleep(0.2)
+            gate.set()
+        for worker in workers:
+            _, err = worker.communicate(timeout=240)
+            assert worker.returncode == 0, err[-3000:]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+            worker.communicate()
 
 
 def test_two_workers_fetch_every_page_once_and_store_every_candidate_once(
