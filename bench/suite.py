@@ -13,7 +13,8 @@ listings, feed) on 127.0.0.1 and measures, each ``--repeat`` times with medians:
 - the DB upsert rate (one transaction per candidate, as the store stage writes) in SQLite and, with
   ``--postgres-url``, PostgreSQL;
 - with ``--redis-url`` and ``--postgres-url``: 1 vs 2 workers of one distributed crawl;
-- peak memory (RSS of the crawl process and its stage workers) crawling ``--memory-pages`` pages.
+- peak memory (summed PSS of the crawl process and its stage workers) crawling ``--memory-pages`` pages,
+  overall and per tenth of the pages (flat or growing).
 
 Other processes on the machine make the figures noisy; compare rows of one run, not runs.
 """
@@ -87,19 +88,23 @@ class Workspace:
         subprocess.run([sys.executable, "-m", "harvester", "db", "upgrade"], env=self.env, check=True,
                        cwd=PROJECT_ROOT, capture_output=True)
 
-    def crawl(self, workers: int = 1, sample_rss: bool = False) -> tuple[float, int]:
-        """Wall seconds of one crawl by ``workers`` processes, and the peak RSS (bytes) if sampled."""
+    def crawl(self, workers: int = 1, sampler: MemorySampler | None = None) -> float:
+        """Wall seconds of one crawl by ``workers`` processes; ``sampler`` follows the first one's memory."""
         cmd = [sys.executable, "-m", "harvester.crawl", "--quiet", SOURCE]
         start = time.perf_counter()
         procs = [subprocess.Popen(cmd, env=self.env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, text=True) for _ in range(workers)]
-        sampler = RssSampler(procs[0].pid) if sample_rss else None
-        for proc in procs:
-            _, err = proc.communicate()
-            if proc.returncode != 0:
-                raise RuntimeError(f"crawl failed: {err[-2000:]}")
-        elapsed = time.perf_counter() - start
-        return elapsed, sampler.stop() if sampler else 0
+        if sampler is not None:
+            sampler.start(procs[0].pid)
+        try:
+            for proc in procs:
+                _, err = proc.communicate()
+                if proc.returncode != 0:
+                    raise RuntimeError(f"crawl failed: {err[-2000:]}")
+        finally:
+            if sampler is not None:
+                sampler.stop()
+        return time.perf_counter() - start
 
     def last_run_stats(self) -> dict[str, Any]:
         code = ("import json; from storage.db import session_factory; from storage.runs import list_runs;"
@@ -112,15 +117,23 @@ class Workspace:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class RssSampler:
-    """Samples the memory of a process and its descendants every 0.2 s; ``stop()`` -> the peak in bytes.
+class MemorySampler:
+    """Samples the memory of a process and its descendants every 0.2 s: the peak, and the peak within each
+    tenth of the pages served (``served``: the site's request count), to show whether memory stays flat.
 
     Summed PSS (proportional set size): the stage workers are forked from one forkserver and share its
-    pages, which a sum of RSS would count once per process."""
+    pages, which a sum of RSS would count once per process. With ``report_every`` seconds, prints a
+    progress line (a 100,000-page run takes hours on a small machine)."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self.running = pid, 0, True
-        self.thread = threading.Thread(target=self._loop, daemon=True)
+    def __init__(self, served: Callable[[], int], pages: int, report_every: float = 0) -> None:
+        self.served, self.pages, self.report_every = served, pages, report_every
+        self.peak, self.running = 0, False
+        self.by_tenth: list[int] = [0] * 10
+        self.thread: threading.Thread | None = None
+
+    def start(self, pid: int) -> None:
+        self.running = True
+        self.thread = threading.Thread(target=self._loop, args=(pid,), daemon=True)
         self.thread.start()
 
     def _tree(self, pid: int) -> list[int]:
@@ -130,22 +143,34 @@ class RssSampler:
                 out += self._tree(int(child))
         return out
 
-    def _loop(self) -> None:
+    def _pss(self, pid: int) -> int:
+        total = 0
+        try:
+            for proc in self._tree(pid):
+                for line in Path(f"/proc/{proc}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        return total
+
+    def _loop(self, pid: int) -> None:
+        began = last_report = time.monotonic()
         while self.running:
-            total = 0
-            try:
-                for pid in self._tree(self.pid):
-                    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                        if line.startswith("Pss:"):
-                            total += int(line.split()[1]) * 1024
-            except (FileNotFoundError, ProcessLookupError):
-                pass
-            self.peak = max(self.peak, total)
+            pss, served = self._pss(pid), self.served()
+            self.peak = max(self.peak, pss)
+            tenth = min(9, served * 10 // max(1, self.pages))
+            self.by_tenth[tenth] = max(self.by_tenth[tenth], pss)
+            if self.report_every and time.monotonic() - last_report >= self.report_every:
+                last_report = time.monotonic()
+                print(f"  memory run: {last_report - began:.0f} s, {served:,} requests served, PSS "
+                      f"{pss / 2**20:.0f} MB (peak {self.peak / 2**20:.0f} MB)", flush=True)
             time.sleep(0.2)
 
     def stop(self) -> int:
         self.running = False
-        self.thread.join()
+        if self.thread is not None:
+            self.thread.join()
         return self.peak
 
 
@@ -158,11 +183,11 @@ def full_crawl(root: Path, site: PartnerSite, pool: str, repeat: int) -> tuple[f
     firsts, seconds = [], []
     for _ in range(repeat):
         ws = Workspace(root, "sitemap", site.url, extra_env={"HARVESTER_STAGE_POOL": pool})
-        firsts.append(ws.crawl()[0])
+        firsts.append(ws.crawl())
         stats = ws.last_run_stats()
         if stats.get("new") != site.pages:
             raise RuntimeError(f"crawl stored {stats.get('new')} of {site.pages} pages: {stats}")
-        seconds.append(ws.crawl()[0])
+        seconds.append(ws.crawl())
         ws.remove()
     return statistics.median(firsts), statistics.median(seconds)
 
@@ -171,8 +196,8 @@ def listing_recrawl(root: Path, site: PartnerSite, repeat: int) -> tuple[float, 
     firsts, seconds = [], []
     for _ in range(repeat):
         ws = Workspace(root, "listing", site.url)
-        firsts.append(ws.crawl()[0])
-        seconds.append(ws.crawl()[0])
+        firsts.append(ws.crawl())
+        seconds.append(ws.crawl())
         ws.remove()
     return statistics.median(firsts), statistics.median(seconds)
 
@@ -307,7 +332,7 @@ def distributed(root: Path, site: PartnerSite, redis_url: str, postgres_url: str
     engine.dispose()
     subprocess.run([sys.executable, "-m", "harvester", "db", "upgrade"], env=ws.env, check=True,
                    cwd=PROJECT_ROOT, capture_output=True)
-    elapsed = ws.crawl(workers=workers)[0]
+    elapsed = ws.crawl(workers=workers)
     stats = ws.last_run_stats()
     ws.remove()
     if stats.get("new") != site.pages:
@@ -386,12 +411,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.memory_pages:
         with PartnerSite(templates, args.memory_pages) as big:
             ws = Workspace(root, "sitemap", big.url)
-            elapsed, peak = ws.crawl(sample_rss=True)
+            sampler = MemorySampler(lambda: big.count, args.memory_pages, report_every=300)
+            elapsed = ws.crawl(sampler=sampler)
             ws.remove()
-        result |= {"memory_pages": args.memory_pages, "peak_pss_mb": peak / 2**20, "memory_run_pages_s":
-                   args.memory_pages / elapsed}
-        row(f"peak memory (PSS), {args.memory_pages:,} pages", f"{peak / 2**20:.0f} MB",
-            f"(crawl + stage workers, {args.memory_pages / elapsed:.1f} pages/s)")
+        tenths = [round(b / 2**20) for b in sampler.by_tenth]
+        result |= {"memory_pages": args.memory_pages, "peak_pss_mb": sampler.peak / 2**20,
+                   "peak_pss_mb_by_tenth": tenths, "memory_run_pages_s": args.memory_pages / elapsed}
+        row(f"peak memory (PSS), {args.memory_pages:,} pages", f"{sampler.peak / 2**20:.0f} MB",
+            f"(crawl + stage workers, {args.memory_pages / elapsed:.1f} pages/s; peak per tenth of the pages, MB: "
+            f"{', '.join(map(str, tenths))})")
     shutil.rmtree(root, ignore_errors=True)
 
     print("\n| measurement | figure | note |\n|---|---|---|")
