@@ -252,7 +252,7 @@ def stage_costs(site: PartnerSite, pages: int) -> dict[str, float]:
     shutil.rmtree(folder)
     from pipelines.store import candidate_values
     from storage.db import make_engine, transaction, upgrade
-    from storage.model_store import link_duplicates
+    from storage.model_store import FingerprintCache, link_duplicates
     from storage.models import CandidateStatus
     from storage.queue import Outcome, upsert_candidate
     from storage.runs import ensure_source
@@ -263,6 +263,8 @@ def stage_costs(site: PartnerSite, pages: int) -> dict[str, float]:
     with transaction(engine) as session:
         ensure_source(session, SOURCE, "bench", "sitemap", False, True, "x")
 
+    fingerprints = FingerprintCache()
+
     def store(it: CandidateItem) -> None:  # what the store stage does per item: upsert + near-duplicate index
         assert it.record_hash is not None
         with transaction(engine) as session:
@@ -270,7 +272,7 @@ def stage_costs(site: PartnerSite, pages: int) -> dict[str, float]:
                                       record_hash=it.record_hash, run_id=None,
                                       initial_status=CandidateStatus.PENDING, values=candidate_values(it))
             if result.outcome is not Outcome.NOT_MODIFIED:
-                link_duplicates(session, result.candidate_id, new=result.outcome is Outcome.NEW)
+                link_duplicates(session, result.candidate_id, new=result.outcome is Outcome.NEW, cache=fingerprints)
 
     totals = dict.fromkeys(("extract", "language", "dedupe", "classify", "store"), 0.0)
     for i in range(pages):

@@ -25,7 +25,7 @@ from harvester.settings import get_settings
 from harvester.snapshots import SnapshotWriter
 from harvester.warc import RecordedResponse
 from storage.db import transaction
-from storage.model_store import link_duplicates
+from storage.model_store import FingerprintCache, link_duplicates
 from storage.models import CandidateStatus
 from storage.pages import load_page_states, record_page
 from storage.queue import Outcome, mark_gone, mark_missing_gone, touch_page_candidates, upsert_candidate
@@ -38,6 +38,7 @@ class StorePipeline:
     def __init__(self, crawler: Crawler, stats: StatsCollector, threshold: float) -> None:
         self.crawler, self.stats, self.threshold = crawler, stats, threshold
         self.seen: dict[str, set[str]] = defaultdict(set)
+        self.fingerprints = FingerprintCache()
         self.complete_pages: set[str] = set()
         self.pages_with_drops: set[str] = set()
         self.record_counts: dict[str, int] = {}
@@ -104,7 +105,7 @@ class StorePipeline:
                     session, item.source_id, self.run_id, result.candidate_id, status):
                 self.stats.set_value("harvester/quarantine/held_at_new", self.quarantine.new_records)
             if result.outcome is not Outcome.NOT_MODIFIED and link_duplicates(
-                    session, result.candidate_id, new=result.outcome is Outcome.NEW):
+                    session, result.candidate_id, new=result.outcome is Outcome.NEW, cache=self.fingerprints):
                 self.stats.inc_value("harvester/dedupe/clustered")
         self.stats.inc_value(f"harvester/store/{result.outcome.value}")
         if result.outcome is Outcome.NEW:

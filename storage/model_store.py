@@ -19,7 +19,7 @@ rescoring the queue with the current model, and near-duplicate keys and clusters
 from __future__ import annotations
 
 import secrets
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -247,7 +247,38 @@ def _rescore_batch(engine: Engine | None, ids: Sequence[int], model: RelevanceMo
 # ---- near-duplicate clusters ---------------------------------------------------------------------------
 
 _DUP_COLUMNS = (Candidate.id, Candidate.source_id, Candidate.url, Candidate.title, Candidate.organisations,
-                Candidate.countries, Candidate.summary, Candidate.text, Candidate.duplicate_cluster)
+                Candidate.countries, Candidate.summary, Candidate.text, Candidate.duplicate_cluster,
+                Candidate.version_id, Candidate.record_hash)
+FINGERPRINT_CACHE_SIZE = 10_000
+
+
+class FingerprintCache:
+    """Fingerprints of stored candidates, the most recently used kept, for one crawl's store stage.
+
+    Each new candidate is compared with up to ``MAX_BUCKET`` stored candidates sharing an index key; on a
+    site of many near-identical pages those are mostly the same candidates page after page, and reading
+    and fingerprinting them again for every page made storing cost grow with the bucket. Keyed by
+    (id, version, record hash): any change to a candidate's fields bumps its version."""
+
+    def __init__(self, size: int = FINGERPRINT_CACHE_SIZE) -> None:
+        self.size = size
+        self.entries: OrderedDict[tuple[int, int, str], Fingerprint] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple[int, int, str]) -> Fingerprint | None:
+        found = self.entries.get(key)
+        if found is not None:
+            self.entries.move_to_end(key)
+            self.hits += 1
+        else:
+            self.misses += 1
+        return found
+
+    def put(self, key: tuple[int, int, str], fp: Fingerprint) -> None:
+        self.entries[key] = fp
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
 
 
 def dup_record(row: Any) -> DupRecord:
@@ -266,7 +297,8 @@ def _write_keys(session: Session, prints: dict[int, Fingerprint]) -> None:
         session.execute(insert(DuplicateKey), rows)
 
 
-def link_duplicates(session: Session, candidate_id: int, *, new: bool = False) -> str | None:
+def link_duplicates(session: Session, candidate_id: int, *, new: bool = False,
+                    cache: FingerprintCache | None = None) -> str | None:
     """Index one new or changed candidate and join it to the cluster of its near-duplicates.
 
     Returns its cluster id (``None`` when it has no near-duplicate). Clusters met on the way are
@@ -277,6 +309,8 @@ def link_duplicates(session: Session, candidate_id: int, *, new: bool = False) -
     if row is None:
         return None
     fp = fingerprint(dup_record(row))
+    if cache is not None:
+        cache.put((row.id, row.version_id, row.record_hash), fp)
     keys = list(dict.fromkeys(fp.index_keys()))
     by_key: dict[str, list[int]] = {}
     if keys:
@@ -290,12 +324,12 @@ def link_duplicates(session: Session, candidate_id: int, *, new: bool = False) -
     # a key shared by too many candidates is too generic to compare on
     other_ids = sorted({o for members in by_key.values() if len(members) <= MAX_BUCKET for o in members}
                        - {candidate_id})
-    matched = [o for o in _rows(session, other_ids) if match(fp, fingerprint(dup_record(o)))]
+    matched = [(oid, cluster) for oid, cluster, other in _fingerprints(session, other_ids, cache) if match(fp, other)]
     if not matched:
         return row.duplicate_cluster
-    existing = {c for c in [row.duplicate_cluster, *(m.duplicate_cluster for m in matched)] if c}
-    target = min(existing, key=cluster_number) if existing else cluster_id([candidate_id, *(m.id for m in matched)])
-    members = [candidate_id, *(m.id for m in matched)]
+    existing = {c for c in [row.duplicate_cluster, *(cluster for _, cluster in matched)] if c}
+    members = [candidate_id, *(oid for oid, _ in matched)]
+    target = min(existing, key=cluster_number) if existing else cluster_id(members)
     condition = _candidates.c.id.in_(members)
     if existing - {target}:
         condition = or_(condition, _candidates.c.duplicate_cluster.in_(existing - {target}))
@@ -306,6 +340,29 @@ def link_duplicates(session: Session, candidate_id: int, *, new: bool = False) -
 def _rows(session: Session, ids: Sequence[int]) -> Iterator[Any]:
     for start in range(0, len(ids), BATCH):
         yield from session.execute(select(*_DUP_COLUMNS).where(Candidate.id.in_(ids[start:start + BATCH])))
+
+
+def _fingerprints(session: Session, ids: Sequence[int],
+                  cache: FingerprintCache | None) -> Iterator[tuple[int, str | None, Fingerprint]]:
+    """(id, cluster, fingerprint) of stored candidates; with a cache, only the ones missing from it are read
+    in full and fingerprinted."""
+    if cache is None:
+        for row in _rows(session, ids):
+            yield row.id, row.duplicate_cluster, fingerprint(dup_record(row))
+        return
+    missing = []
+    for start in range(0, len(ids), BATCH):
+        for oid, version, rhash, cluster in session.execute(
+                select(Candidate.id, Candidate.version_id, Candidate.record_hash, Candidate.duplicate_cluster)
+                .where(Candidate.id.in_(ids[start:start + BATCH]))):
+            if (known := cache.get((oid, version, rhash))) is not None:
+                yield oid, cluster, known
+            else:
+                missing.append(oid)
+    for row in _rows(session, missing):
+        fp = fingerprint(dup_record(row))
+        cache.put((row.id, row.version_id, row.record_hash), fp)
+        yield row.id, row.duplicate_cluster, fp
 
 
 @dataclass

@@ -5,6 +5,7 @@ one cluster id; nothing is deleted; unrelated records stay apart."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from functools import cache
@@ -29,7 +30,7 @@ from harvester.stages import apply_hashes
 from harvester.warc import RecordedResponse
 from pipelines.store import candidate_values
 from storage.db import session_factory, transaction, upgrade
-from storage.model_store import link_duplicates, recompute_clusters, retrain
+from storage.model_store import FingerprintCache, link_duplicates, recompute_clusters, retrain
 from storage.models import Candidate, Decision, DuplicateKey, Source
 from storage.queue import upsert_candidate
 from tests.conftest import run_crawl
@@ -159,12 +160,41 @@ def test_url_key_drops_what_does_not_name_the_record(url: str, key: str | None) 
     assert url_key(url) == key
 
 
-def store(engine: Engine, item: CandidateItem) -> tuple[int, str | None]:
+def store(engine: Engine, item: CandidateItem, cache: FingerprintCache | None = None) -> tuple[int, str | None]:
     with transaction(engine) as session:
         cid = upsert_candidate(session, source_id=item.source_id, url=item.canonical_url or item.url,
                                record_hash=item.record_hash or "", run_id=None, initial_status="pending",
                                values=candidate_values(item)).candidate_id
-        return cid, link_duplicates(session, cid)
+        return cid, link_duplicates(session, cid, cache=cache)
+
+
+def retitled_copy(item: CandidateItem, n: int) -> CandidateItem:
+    """The same case study republished under another URL and title."""
+    copy = dataclasses.replace(item, url=f"https://example.org/republished/{n}", canonical_url=None,
+                               record_key=None, title=f"Republished {n}: {item.title}")
+    apply_hashes(copy)
+    return copy
+
+
+def test_a_cached_fingerprint_is_not_used_once_its_candidate_was_edited(db_engine: Engine) -> None:
+    with transaction(db_engine) as session:
+        session.add(Source(id="climate_adapt_cases", name="c", kind="listing", config_hash="x"))
+    cases = list(records("climate_adapt_cases").values())
+    original, unrelated = cases[0], cases[1]
+    cache = FingerprintCache()
+    first, cluster = store(db_engine, original, cache)
+    assert cluster is None and cache.entries
+    with transaction(db_engine) as session:  # a curator rewrites it: its version changes, its index keys stay
+        row = session.get(Candidate, first)
+        assert row is not None
+        row.summary, row.text = unrelated.summary, unrelated.text
+
+    copy_id, cluster = store(db_engine, retitled_copy(original, 1), cache)
+    assert cluster is None  # compared with the edited text, not the cached fingerprint of the old one
+    assert cache.misses >= 1
+    _, cluster = store(db_engine, retitled_copy(original, 2), cache)
+    assert cluster == f"dup-{copy_id}"  # the copies still find each other, through the cache
+    assert cache.hits >= 1
 
 
 def test_store_links_a_new_record_to_its_existing_near_duplicate(db_engine: Engine) -> None:
