@@ -312,18 +312,16 @@ def link_duplicates(session: Session, candidate_id: int, *, new: bool = False,
     if cache is not None:
         cache.put((row.id, row.version_id, row.record_hash), fp)
     keys = list(dict.fromkeys(fp.index_keys()))
-    by_key: dict[str, list[int]] = {}
-    if keys:
-        for key, other in session.execute(select(DuplicateKey.key, DuplicateKey.candidate_id)
-                                          .where(DuplicateKey.key.in_(keys))):
-            by_key.setdefault(key, []).append(other)
+    # a key shared by too many candidates is too generic to compare on: sizes are counted on the key index,
+    # stopping past MAX_BUCKET, so the big buckets' members are never read (that grew with every page stored)
+    small = [k for k in keys if (session.scalar(select(func.count()).select_from(
+        select(DuplicateKey.id).where(DuplicateKey.key == k).limit(MAX_BUCKET + 1).subquery())) or 0) <= MAX_BUCKET]
+    other_ids = sorted(set(session.scalars(select(DuplicateKey.candidate_id).where(DuplicateKey.key.in_(small))))
+                       - {candidate_id}) if small else []
     if not new:
         session.execute(delete(DuplicateKey).where(DuplicateKey.candidate_id == candidate_id))
     if keys:
         session.execute(insert(DuplicateKey), [{"candidate_id": candidate_id, "key": k} for k in keys])
-    # a key shared by too many candidates is too generic to compare on
-    other_ids = sorted({o for members in by_key.values() if len(members) <= MAX_BUCKET for o in members}
-                       - {candidate_id})
     matched = [(oid, cluster) for oid, cluster, other in _fingerprints(session, other_ids, cache) if match(fp, other)]
     if not matched:
         return row.duplicate_cluster

@@ -287,3 +287,18 @@ def test_cli_dedupe_recomputes_clusters_over_the_database(harvester_env: Path) -
     again = runner.invoke(cli, ["classify", "dedupe"])
     assert again.output == ("3 candidates: 2 in 1 near-duplicate clusters (1 across sources, largest 2); "
                             "0 cluster assignments changed\n")
+
+
+def test_a_key_shared_by_more_than_max_bucket_candidates_is_not_compared_on(
+        db_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("storage.model_store.MAX_BUCKET", 1)
+    with transaction(db_engine) as session:
+        session.add(Source(id="climate_adapt_cases", name="c", kind="listing", config_hash="x"))
+    original = next(iter(records("climate_adapt_cases").values()))
+    copies = [dataclasses.replace(original, url=f"https://example.org/mirror/{n}", canonical_url=None,
+                                  record_key=None) for n in (1, 2)]  # same title and text: the same keys
+    first, _ = store(db_engine, original)
+    _, cluster = store(db_engine, copies[0])
+    assert cluster == f"dup-{first}"  # every shared key holds one candidate: compared
+    _, cluster = store(db_engine, copies[1])
+    assert cluster is None  # every shared key now holds two: too generic, not compared
