@@ -80,9 +80,11 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 def joined_workers() -> int:
+    """Workers that joined the source's latest run."""
     with session_factory()() as session:
-        stats = session.scalars(select(CrawlRun.stats).where(CrawlRun.source_id == SOURCE)).all()
-    return max((s.get("workers", 0) for s in stats if s), default=0)
+        stats = session.scalars(select(CrawlRun.stats).where(CrawlRun.source_id == SOURCE)
+                                .order_by(CrawlRun.id.desc()).limit(1)).first()
+    return (stats or {}).get("workers", 0)
 
 
 def run_two_workers(env: dict[str, str], gate: threading.Event | None = None) -> None:
@@ -140,12 +142,28 @@ def test_two_workers_fetch_every_page_once_and_store_every_candidate_once(
 def test_second_shared_crawl_from_the_cli_starts_fresh_and_finds_every_page_unchanged(
         shared_env: dict[str, str], fixtures_dir: Path) -> None:
     shared_env["HARVESTER_STAGE_POOL"] = "0"  # stages in-line: two workers on two CPUs already
-    with PartnerSite(load_templates(fixtures_dir), 40, log_paths=True) as site:
+    gate = threading.Event()
+    with PartnerSite(load_templates(fixtures_dir), 40, log_paths=True, gate=gate) as site:
         write_source(Path(shared_env["HARVESTER_REGISTRY_DIR"]), site.url)
-        run_two_workers(shared_env)
+        run_two_workers(shared_env, gate)
         site.served.clear()
-        cli = subprocess.run([sys.executable, "-m", "harvester", "crawl", SOURCE, "--workers", "2"], cwd=PROJECT_ROOT,
-                             env={**os.environ, **shared_env}, capture_output=True, text=True, timeout=240)
+        gate.clear()
+        with session_factory()() as session:
+            first_run = session.scalar(select(func.max(CrawlRun.id)))
+        proc = subprocess.Popen([sys.executable, "-m", "harvester", "crawl", SOURCE, "--workers", "2"],
+                                cwd=PROJECT_ROOT, env={**os.environ, **shared_env}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None:  # both workers of the second crawl join its run before the site answers
+            with session_factory()() as session:
+                latest = session.scalar(select(func.max(CrawlRun.id)))
+            if latest != first_run and joined_workers() >= 2:
+                break
+            assert time.monotonic() < deadline, "the CLI's two workers never both joined the second run"
+            time.sleep(0.2)
+        gate.set()
+        out, err = proc.communicate(timeout=240)
+        cli = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         second = {p: n for p, n in site.served.items() if p != "/robots.txt"}
     assert cli.returncode == 0, cli.stderr[-3000:]
     report = next(line for line in cli.stdout.splitlines() if line.startswith(SOURCE))
