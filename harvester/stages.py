@@ -35,6 +35,18 @@ def apply_hashes(item: CandidateItem) -> None:
         item.record_hash = record_hash(item.harvested_fields())
 
 
+def mark_same_text(item: CandidateItem, seen_text: dict[str, str]) -> bool:
+    """Point ``item`` at the first page of this crawl with the same text (``seen_text``: text hash -> URL);
+    True when it is such a repeat."""
+    if not (item.text_hash and item.canonical_url):
+        return False
+    first = seen_text.setdefault(item.text_hash, item.canonical_url)
+    if first == item.canonical_url:
+        return False
+    item.duplicate_of = first
+    return True
+
+
 def classify_item(item: CandidateItem, model: RelevanceModel | None = None) -> CandidateItem:
     """Rules criteria (a)-(d) with evidence and tags; with a learned ``model`` the score is the
     model's relevance probability and ``classifier_version`` its version, else the rules' score."""

@@ -15,7 +15,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.statscollectors import StatsCollector
 
 from harvester.items import CandidateItem
-from harvester.stages import apply_hashes
+from harvester.stages import apply_hashes, mark_same_text
 from pipelines.pool import stage_pool_size
 
 
@@ -33,9 +33,6 @@ class DedupePipeline:
 
     def process_item(self, item: CandidateItem) -> CandidateItem:
         apply_hashes(item)
-        if item.text_hash and item.canonical_url:
-            first = self.seen_text.setdefault(item.text_hash, item.canonical_url)
-            if first != item.canonical_url:
-                item.duplicate_of = first
-                self.stats.inc_value("harvester/dedupe/same_text")
+        if mark_same_text(item, self.seen_text):
+            self.stats.inc_value("harvester/dedupe/same_text")
         return item

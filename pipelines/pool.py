@@ -28,7 +28,7 @@ from scrapy.statscollectors import StatsCollector
 
 from harvester.items import CandidateItem
 from harvester.registry import SourceSpec
-from harvester.stages import StagesOutcome, apply_hashes, run_cpu_stages
+from harvester.stages import StagesOutcome, apply_hashes, mark_same_text, run_cpu_stages
 
 logger = logging.getLogger(__name__)
 
@@ -113,11 +113,8 @@ class PooledStagesPipeline:
         self.stats.inc_value("harvester/extract/ok")
         self.stats.inc_value(f"harvester/language/{outcome.language_source}")
         self.stats.inc_value("harvester/classify/scored")
-        if done.text_hash and done.canonical_url:
-            first = self.seen_text.setdefault(done.text_hash, done.canonical_url)
-            if first != done.canonical_url:
-                done.duplicate_of = first
-                self.stats.inc_value("harvester/dedupe/same_text")
+        if mark_same_text(done, self.seen_text):
+            self.stats.inc_value("harvester/dedupe/same_text")
         return done
 
     def close_spider(self) -> None:
