@@ -66,6 +66,10 @@ class Settings(BaseSettings):
         description="Worker processes for the CPU-heavy stages (extract, language, hashes, classify): a number, 0 "
         "runs them in the crawl process; auto: one per CPU when there is more than one CPU, else 0.",
     )
+    stage_pool_max_tasks: int = Field(
+        default=5000, ge=1,
+        description="Items per stage worker before the pool's workers are renewed (keeps their memory flat).",
+    )
     reference_dir: Path = Field(
         default=PROJECT_ROOT.parent / "shared" / "reference",
         description="CHM reference data (schema field tables under chm/), read-only.",

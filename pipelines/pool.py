@@ -5,9 +5,14 @@ core instead of serialising the crawl on Scrapy's reactor thread.
 On when ``HARVESTER_STAGE_POOL`` is ``auto`` on a machine with more than one CPU, or a number > 0; the
 in-line stage pipelines then switch themselves off (``NotConfigured``). Storage stays in the crawl
 process: an item reaches the store stage only after its own CPU stages, and the store stage records a
-page only once every item of it was stored or dropped, so what it assumes still holds. Workers are
-replaced after ``HARVESTER_STAGE_POOL_MAX_TASKS`` items, which keeps their memory flat, and exit when
-their crawl process is gone (killed).
+page only once every item of it was stored or dropped, so what it assumes still holds. Workers exit
+when their crawl process is gone (killed).
+
+The workers are renewed after ``HARVESTER_STAGE_POOL_MAX_TASKS`` items per worker, which keeps their memory
+flat: new items wait while the current pool finishes its items and exits, then a new pool starts (from
+the forkserver, already warm: about 0.2 s). Not the executor's own ``max_tasks_per_child``: on Python 3.11
+and 3.12 that deadlocks once a worker exits at its limit with items queued (CPython gh-115634), which hung
+every crawl past 5,000 items per worker.
 """
 
 from __future__ import annotations
@@ -74,7 +79,10 @@ class PooledStagesPipeline:
     def __init__(self, stats: StatsCollector, spec: SourceSpec, seed: int, size: int, max_tasks: int) -> None:
         self.stats, self.spec, self.seed, self.size, self.max_tasks = stats, spec, seed, size, max_tasks
         self.pool: ProcessPoolExecutor | None = None
-        self.seen_text: dict[str, str] = {}
+        self.pool_items = 0
+        self.model: Any = None
+        self.renewal = asyncio.Lock()
+        self.seen_text: dict[int, int] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -89,22 +97,37 @@ class PooledStagesPipeline:
     def open_spider(self) -> None:
         from pipelines.classify import load_model
 
-        model = load_model(self.stats)
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["harvester.stages", "harvester.classify", "harvester.extraction.item"])
-        self.pool = ProcessPoolExecutor(self.size, mp_context=context, initializer=_init_worker,
-                                        initargs=(self.spec, self.seed, model, os.getpid()),
-                                        max_tasks_per_child=self.max_tasks)
-        for _ in range(self.size):  # start the workers while the crawl fetches robots.txt and its first pages
-            self.pool.submit(_ready)
+        self.model = load_model(self.stats)
+        self.pool = self._start_pool()
         self.stats.set_value("harvester/stage_pool/workers", self.size)
+
+    def _start_pool(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["pipelines.pool_warm"])
+        pool = ProcessPoolExecutor(self.size, mp_context=context, initializer=_init_worker,
+                                   initargs=(self.spec, self.seed, self.model, os.getpid()))
+        for _ in range(self.size):  # start the workers now, not on the first items
+            pool.submit(_ready)
+        self.pool_items = 0
+        return pool
+
+    async def _submit(self, item: CandidateItem) -> StagesOutcome:
+        if self.pool_items >= self.max_tasks * self.size:
+            async with self.renewal:
+                if self.pool_items >= self.max_tasks * self.size:
+                    assert self.pool is not None
+                    await asyncio.to_thread(self.pool.shutdown, wait=True)
+                    self.pool = self._start_pool()
+                    self.stats.inc_value("harvester/stage_pool/renewed")
+        assert self.pool is not None
+        self.pool_items += 1
+        return await asyncio.wrap_future(self.pool.submit(_run, item))
 
     async def process_item(self, item: CandidateItem) -> CandidateItem:
         if item.gone:
             apply_hashes(item)
             return item
-        assert self.pool is not None
-        outcome = await asyncio.wrap_future(self.pool.submit(_run, item))
+        outcome = await self._submit(item)
         if outcome.error is not None:
             item.body = None
             self.stats.inc_value("harvester/extract/failed")

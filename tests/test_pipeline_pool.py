@@ -109,7 +109,8 @@ def test_store_records_a_parsed_page_only_after_its_items_are_stored(harvester_e
 
 
 @pytest.mark.slow
-def test_crawl_with_the_pool_stores_the_same_candidates_as_in_line(registry: Path, fixtures_dir: Path) -> None:
+def test_a_pool_renewed_every_few_items_stores_the_same_candidates_as_in_line(
+        registry: Path, fixtures_dir: Path) -> None:
     results = {}
     with PartnerSite(load_templates(fixtures_dir), 40) as site:
         for source, pool in (("pool_on", "2"), ("pool_off", "0")):
@@ -122,7 +123,9 @@ def test_crawl_with_the_pool_stores_the_same_candidates_as_in_line(registry: Pat
                 verification: "local test server"
                 politeness: {{download_delay: 0, autothrottle: false, concurrent_requests_per_host: 8}}
                 """), encoding="utf-8")
-            result = run_crawl(source, env={"HARVESTER_STAGE_POOL": pool}, timeout=180)
+            # 4 items per worker: the pool is renewed 4 times over the 40 pages
+            result = run_crawl(source, env={"HARVESTER_STAGE_POOL": pool, "HARVESTER_STAGE_POOL_MAX_TASKS": "4"},
+                               timeout=180)
             assert result.returncode == 0, result.stderr[-3000:]
             with session_factory()() as session:
                 rows = session.execute(select(Candidate.url, Candidate.title, Candidate.language, Candidate.score,
@@ -133,4 +136,5 @@ def test_crawl_with_the_pool_stores_the_same_candidates_as_in_line(registry: Pat
     assert len(results["2"][0]) == 40
     assert results["2"][0] == results["0"][0]
     assert (results["2"][1]["stage_pool_workers"], results["0"][1]["stage_pool_workers"]) == (2, 0)
+    assert results["2"][1]["stage_pool_renewed"] == 4
     assert results["2"][1]["new"] == results["0"][1]["new"] == 40
