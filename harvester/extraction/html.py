@@ -10,6 +10,7 @@ from bs4 import UnicodeDammit
 from bs4.dammit import EncodingDetector
 from parsel import Selector
 
+from harvester.extraction.metadata import page_metadata
 from harvester.extraction.normalise import clean_list, clean_text
 
 MAX_HTML_BYTES = 8 * 1024 * 1024
@@ -88,13 +89,14 @@ def extract_html(body: bytes, url: str, selectors: dict[str, str], declared_enco
         if value:
             out.values[name] = value
             out.provenance[name] = f"selector:{query}"
-    if "text" not in out.values:
-        text = trafilatura.extract(html, url=url, include_comments=False, include_tables=True, favor_recall=True)
+    tree = trafilatura.load_html(html)  # parsed once for trafilatura's text and metadata extractors
+    if "text" not in out.values and tree is not None:
+        text = trafilatura.extract(tree, url=url, include_comments=False, include_tables=True, favor_recall=True)
         if text and text.strip():
             out.values["text"] = text.strip()
             out.provenance["text"] = "trafilatura"
-    meta = trafilatura.extract_metadata(html, default_url=url)
-    if meta is not None:
+    if tree is not None:
+        meta = page_metadata(tree, url)
         for name, value in (("title", meta.title), ("published", meta.date), ("summary", meta.description)):
             if value and name not in out.values:
                 out.values[name] = value
