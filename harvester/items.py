@@ -54,7 +54,6 @@ class CandidateItem:
     canonical_url: str | None = None
     text_hash: str | None = None
     record_hash: str | None = None
-    duplicate_of: str | None = None
 
     criteria: dict[str, CriterionResult] = field(default_factory=dict)
     score: float | None = None

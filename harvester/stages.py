@@ -16,6 +16,23 @@ if TYPE_CHECKING:
     from harvester.classify.learn import RelevanceModel
 
 
+def warm_up() -> None:
+    """Load what the CPU stages otherwise load on their first item: langdetect's profiles, pycountry's
+    tables, and every vocabulary and country-name matcher."""
+    from langdetect.detector_factory import init_factory
+
+    from harvester.classify import countries
+    from harvester.classify.vocab import available_languages, vocabulary
+
+    init_factory()
+    normalise_lang_tag("eng")
+    countries.resolve("France")
+    countries.structured_table()
+    for language in available_languages():
+        vocabulary(language)
+        countries.matcher(language)
+
+
 def apply_language(item: CandidateItem, seed: int) -> LanguageGuess:
     declared = item.extra.pop("language", None)
     if isinstance(declared, list):
@@ -35,16 +52,14 @@ def apply_hashes(item: CandidateItem) -> None:
         item.record_hash = record_hash(item.harvested_fields())
 
 
-def mark_same_text(item: CandidateItem, seen_text: dict[str, str]) -> bool:
-    """Point ``item`` at the first page of this crawl with the same text (``seen_text``: text hash -> URL);
-    True when it is such a repeat."""
+def mark_same_text(item: CandidateItem, seen_text: dict[int, int]) -> bool:
+    """True when an earlier page of this crawl had ``item``'s text under another URL. ``seen_text`` maps
+    64-bit prefixes of the text hashes seen to their first URL's hash: a crawl's worth of entries stays small.
+    Which records are near-duplicates is kept in the database (``storage.clusters``); this only counts."""
     if not (item.text_hash and item.canonical_url):
         return False
-    first = seen_text.setdefault(item.text_hash, item.canonical_url)
-    if first == item.canonical_url:
-        return False
-    item.duplicate_of = first
-    return True
+    first = seen_text.setdefault(int(item.text_hash[:16], 16), hash(item.canonical_url))
+    return first != hash(item.canonical_url)
 
 
 def classify_item(item: CandidateItem, model: RelevanceModel | None = None) -> CandidateItem:

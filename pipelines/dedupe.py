@@ -1,7 +1,7 @@
 """Stage 3: canonical URL and hashes; the same text under two URLs in one crawl is counted.
 
 Near-duplicate clusters across sources and languages need the database: the store stage indexes
-every new or changed candidate's fingerprint (``storage.model_store.link_duplicates``) in the same
+every new or changed candidate's fingerprint (``storage.clusters.link_duplicates``) in the same
 transaction as its upsert and joins it to the cluster of an existing near-duplicate;
 ``harvester classify dedupe`` recomputes every cluster.
 """
@@ -22,7 +22,7 @@ from pipelines.pool import stage_pool_size
 class DedupePipeline:
     def __init__(self, stats: StatsCollector) -> None:
         self.stats = stats
-        self.seen_text: dict[str, str] = {}
+        self.seen_text: dict[int, int] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:

@@ -15,6 +15,7 @@ from harvester.language import detect_language
 from harvester.registry import load_registry
 from harvester.spider_loader import spider_class_for
 from harvester.stages import apply_hashes, apply_language
+from pipelines.dedupe import DedupePipeline
 from pipelines.extract import ExtractPipeline
 
 ML = "formats/multilingual"
@@ -101,3 +102,18 @@ def test_rows_without_their_own_page_keep_the_row_key_in_the_canonical_url() -> 
     apply_hashes(item)
     assert item.canonical_url == "http://bio.devplx.com/adaptecca/cases_en.xml#4014"
     assert item.record_hash is not None and item.text_hash == text_hash("Amphibians")
+
+
+def test_dedupe_stage_counts_the_same_text_under_another_url_once_per_repeat(fixtures_dir: Path) -> None:
+    spec = load_registry()["elsa_undp"]
+    crawler = get_crawler(spider_class_for(spec))
+    crawler.stats.open_spider()
+    stage = DedupePipeline.from_crawler(crawler)
+    found = extract_html(page(fixtures_dir, f"{ML}/elsa-undp_article-elsaR_fr.html"), "u", {})
+    other = extract_html(page(fixtures_dir, f"{ML}/elsa-undp_article-elsaR_es.html"), "u", {})
+    base = "https://elsa-undp.github.io/elsar/"
+    for url, values in ((f"{base}fr/a.html", found), (f"{base}fr/a.html?utm_source=x", found),
+                        (f"{base}es/a.html", other), (f"{base}fr/b.html", found), (f"{base}fr/c.html", found)):
+        stage.process_item(CandidateItem("elsa_undp", url, url, title=str(values.values["title"]),
+                                         text=str(values.values["text"])))
+    assert crawler.stats.get_value("harvester/dedupe/same_text") == 2, "b and c repeat a; a's tracking URL is a"
