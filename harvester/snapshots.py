@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -9,23 +11,35 @@ from warcio.warcwriter import WARCWriter
 
 from harvester.warc import RecordedResponse, iter_responses, write_response
 
+GZIP_LEVEL = 6
+
+
+def gzip_member(data: bytes, level: int = GZIP_LEVEL) -> bytes:
+    compressor = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+    return compressor.compress(data) + compressor.flush()
+
 
 class SnapshotWriter:
+    """Each record is its own gzip member, as warcio writes them, but at zlib's default level: warcio's
+    fixed level 9 took half again the time on partner pages for snapshots 0.5 % smaller."""
+
     def __init__(self, root: Path, source_id: str, run_id: int | None) -> None:
         self.root = root
         self.relative = Path("snapshots") / source_id / f"run-{run_id or 0}.warc.gz"
         self.fh: BinaryIO | None = None
-        self.writer: WARCWriter | None = None
+        self.record = io.BytesIO()
+        self.writer = WARCWriter(self.record, gzip=False)
 
     def write(self, response: RecordedResponse) -> str:
         if self.fh is None:
             path = self.root / self.relative
             path.parent.mkdir(parents=True, exist_ok=True)
             self.fh = path.open("ab")
-            self.writer = WARCWriter(self.fh, gzip=True)
-        assert self.writer is not None
         offset = self.fh.tell()
+        self.record.seek(0)
+        self.record.truncate()
         write_response(self.writer, response)
+        self.fh.write(gzip_member(self.record.getvalue()))
         self.fh.flush()
         return f"{self.relative.as_posix()}@{offset}"
 

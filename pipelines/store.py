@@ -24,8 +24,8 @@ from harvester.quarantine import QuarantineGate
 from harvester.settings import get_settings
 from harvester.snapshots import SnapshotWriter
 from harvester.warc import RecordedResponse
+from storage.clusters import FingerprintCache, link_duplicates
 from storage.db import transaction
-from storage.model_store import FingerprintCache, link_duplicates
 from storage.models import CandidateStatus
 from storage.pages import load_page_states, record_page
 from storage.queue import Outcome, mark_gone, mark_missing_gone, touch_page_candidates, upsert_candidate
@@ -37,9 +37,11 @@ FAILED_URLS_KEPT = 200
 class StorePipeline:
     def __init__(self, crawler: Crawler, stats: StatsCollector, threshold: float) -> None:
         self.crawler, self.stats, self.threshold = crawler, stats, threshold
-        self.seen: dict[str, set[str]] = defaultdict(set)
+        self.seen: dict[str, set[str]] = defaultdict(set)  # per fetched page, until it is recorded: records stored
         self.fingerprints = FingerprintCache()
-        self.complete_pages: set[str] = set()
+        # complete pages that hold or held several records, with the records seen: the rest are gone at the source;
+        # single-record pages are not kept, so memory does not grow with the pages crawled
+        self.multi_record_pages: dict[str, set[str]] = {}
         self.pages_with_drops: set[str] = set()
         self.record_counts: dict[str, int] = {}
         self.items_done: dict[str, int] = defaultdict(int)  # per fetched page: items stored or dropped
@@ -69,7 +71,8 @@ class StorePipeline:
 
         source_id = self.crawler.spider.name if self.crawler.spider else ""
         with session_factory()() as session:
-            self.record_counts = {u: s.record_count for u, s in load_page_states(session, source_id).items()}
+            self.record_counts = {u: s.record_count for u, s in load_page_states(session, source_id).items()
+                                  if s.record_count != 1}  # 1, the usual count, is the default where it is read
 
     def snapshot(self, spider: Any, response: Response) -> str | None:
         """Keep the raw bytes of an HTML page (only HTML: exports and APIs are kept by their row fields)."""
@@ -166,8 +169,9 @@ class StorePipeline:
                 sitemap_lastmod=response.meta.get("lastmod"),
                 snapshot_ref=None if not_modified else self.snapshot(spider, response),
             )
-        if complete and not not_modified:
-            self.complete_pages.add(response.url)
+        seen = self.seen.pop(response.url, set())
+        if complete and not not_modified and (len(seen) >= 2 or (self.record_counts.get(response.url) or 0) >= 2):
+            self.multi_record_pages[response.url] = seen
 
     def page_failed(self, spider: Any, url: str, status: int | None, error: str, gone: bool) -> None:
         failed = self.stats.get_value("harvester/failed_urls") or []
@@ -193,10 +197,8 @@ class StorePipeline:
         spider = self.crawler.spider
         if spider is None:
             return
-        for page_url in sorted(self.complete_pages - self.pages_with_drops):
-            seen = self.seen.get(page_url, set())
-            if len(seen) < 2 and self.record_counts.get(page_url, 0) < 2:
-                continue
+        for page_url in sorted(self.multi_record_pages.keys() - self.pages_with_drops):
+            seen = self.multi_record_pages[page_url]
             with transaction() as session:
                 gone = mark_missing_gone(session, spider.name, page_url, seen, self.run_id)
             self.stats.inc_value("harvester/store/gone", gone)

@@ -29,8 +29,9 @@ from harvester.spider_loader import spider_class_for
 from harvester.stages import apply_hashes
 from harvester.warc import RecordedResponse
 from pipelines.store import candidate_values
+from storage.clusters import FingerprintCache, link_duplicates, recompute_clusters
 from storage.db import session_factory, transaction, upgrade
-from storage.model_store import FingerprintCache, link_duplicates, recompute_clusters, retrain
+from storage.model_store import retrain
 from storage.models import Candidate, Decision, DuplicateKey, Source
 from storage.queue import upsert_candidate
 from tests.conftest import run_crawl
@@ -291,7 +292,7 @@ def test_cli_dedupe_recomputes_clusters_over_the_database(harvester_env: Path) -
 
 def test_a_key_shared_by_more_than_max_bucket_candidates_is_not_compared_on(
         db_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("storage.model_store.MAX_BUCKET", 1)
+    monkeypatch.setattr("storage.clusters.MAX_BUCKET", 1)
     with transaction(db_engine) as session:
         session.add(Source(id="climate_adapt_cases", name="c", kind="listing", config_hash="x"))
     original = next(iter(records("climate_adapt_cases").values()))

@@ -113,7 +113,7 @@ def rescore(threshold: float | None, as_json: bool) -> None:
 @one_line_errors
 def dedupe(as_json: bool) -> None:
     """Recompute near-duplicate clusters over the whole database (nothing is deleted)."""
-    from storage.model_store import recompute_clusters
+    from storage.clusters import recompute_clusters
 
     report = recompute_clusters(progress=_progress("fingerprinting"))
     if as_json:
