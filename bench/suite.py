@@ -54,7 +54,7 @@ def machine() -> dict[str, Any]:
             **{name: version(name) for name in ("scrapy", "trafilatura", "scrapy-redis", "sqlalchemy", "lxml")}}
 
 
-def source_yaml(kind: str, site_url: str) -> str:
+def source_yaml(kind: str, site_url: str, revisit_days: float | None = None) -> str:
     head = textwrap.dedent(f"""\
         id: {SOURCE}
         name: Generated partner site
@@ -64,19 +64,23 @@ def source_yaml(kind: str, site_url: str) -> str:
         """)
     if kind == "sitemap":
         return head + f'kind: sitemap\nstart_urls: ["{site_url}/sitemap.xml"]\n'
-    return head + (f'kind: listing\nstart_urls: ["{site_url}/list/0.html"]\n'
-                   'listing: {item_links: "a.record::attr(href)", next_page: "a[rel=next]::attr(href)", '
-                   "max_pages: 100000}\nselectors: {title: \"title::text\"}\n")
+    listing: dict[str, Any] = {"item_links": "a.record::attr(href)", "next_page": "a[rel=next]::attr(href)",
+                               "max_pages": 100_000}
+    if revisit_days:
+        listing["revisit_days"] = revisit_days
+    return head + (f'kind: listing\nstart_urls: ["{site_url}/list/0.html"]\nlisting: {json.dumps(listing)}\n'
+                   f'selectors: {json.dumps({"title": "title::text"})}\n')
 
 
 class Workspace:
     """A fresh data dir, registry and database for one measured crawl."""
 
     def __init__(self, root: Path, kind: str, site_url: str, database_url: str | None = None,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, revisit_days: float | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(dir=root))
         (self.dir / "registry").mkdir()
-        (self.dir / "registry" / f"{SOURCE}.yaml").write_text(source_yaml(kind, site_url), encoding="utf-8")
+        (self.dir / "registry" / f"{SOURCE}.yaml").write_text(source_yaml(kind, site_url, revisit_days),
+                                                              encoding="utf-8")
         self.env = {**os.environ, "HARVESTER_DATA_DIR": str(self.dir / "var"),
                     "HARVESTER_REGISTRY_DIR": str(self.dir / "registry"), "HARVESTER_ALLOW_PRIVATE_HOSTS": "1",
                     **(extra_env or {})}
@@ -192,10 +196,12 @@ def full_crawl(root: Path, site: PartnerSite, pool: str, repeat: int) -> tuple[f
     return statistics.median(firsts), statistics.median(seconds)
 
 
-def listing_recrawl(root: Path, site: PartnerSite, repeat: int) -> tuple[float, float]:
+def listing_recrawl(root: Path, site: PartnerSite, repeat: int, revisit_days: float | None = None
+                    ) -> tuple[float, float]:
+    """Median seconds of a first crawl of the listing and of the unchanged re-crawl after it."""
     firsts, seconds = [], []
     for _ in range(repeat):
-        ws = Workspace(root, "listing", site.url)
+        ws = Workspace(root, "listing", site.url, revisit_days=revisit_days)
         firsts.append(ws.crawl())
         seconds.append(ws.crawl())
         ws.remove()
@@ -251,8 +257,8 @@ def stage_costs(site: PartnerSite, pages: int) -> dict[str, float]:
     spec = load_registry(folder)[SOURCE]
     shutil.rmtree(folder)
     from pipelines.store import candidate_values
+    from storage.clusters import FingerprintCache, link_duplicates
     from storage.db import make_engine, transaction, upgrade
-    from storage.model_store import FingerprintCache, link_duplicates
     from storage.models import CandidateStatus
     from storage.queue import Outcome, upsert_candidate
     from storage.runs import ensure_source
@@ -366,6 +372,10 @@ def speed(args: argparse.Namespace, templates: list[bytes], root: Path, result: 
         list_first, list_again = listing_recrawl(root, site, args.repeat)
         result["recrawl_fraction_listing"] = list_again / list_first
         row("unchanged re-crawl, listing + conditional GET", f"{100 * list_again / list_first:.1f} % of first",
+            f"({list_again:.1f} of {list_first:.1f} s)")
+        list_first, list_again = listing_recrawl(root, site, args.repeat, revisit_days=7)
+        result["recrawl_fraction_listing_revisit"] = list_again / list_first
+        row("unchanged re-crawl, listing + revisit_days 7", f"{100 * list_again / list_first:.1f} % of first",
             f"({list_again:.1f} of {list_first:.1f} s)")
         costs = stage_costs(site, min(n, 300))
         result["stage_ms_per_page"] = costs

@@ -128,6 +128,10 @@ class ListingOptions(_Strict):
     item_links: str
     next_page: str | None = None
     max_pages: int = 50
+    revisit_days: float | None = Field(
+        default=None, gt=0,
+        description="a detail page fetched within this many days is not requested again (listings give no "
+        "change date); none: every crawl re-requests every linked page with a conditional GET")
 
 
 class Politeness(_Strict):

@@ -19,7 +19,16 @@ def html_item(spider: HarvesterSpider, response: Response) -> CandidateItem:
 
 
 class ListingSpider(HarvesterSpider):
+    recently_fetched: frozenset[str] = frozenset()
+
     def start_requests_for_source(self) -> Iterable[Request]:
+        options = self.source.listing
+        if options is not None and options.revisit_days:
+            from storage.db import session_factory
+            from storage.pages import load_recently_fetched
+
+            with session_factory()() as session:
+                self.recently_fetched = frozenset(load_recently_fetched(session, self.name, options.revisit_days))
         for url in self.source.start_urls:
             yield self.nav_request(url, self.parse_listing, meta={"listing_page": 1})
 
@@ -30,7 +39,12 @@ class ListingSpider(HarvesterSpider):
         options = self.source.listing
         assert options is not None
         for href in select(response.selector, options.item_links):
-            yield self.record_request(response.urljoin(href.strip()))
+            url = response.urljoin(href.strip())
+            if url in self.recently_fetched:
+                if self.crawler.stats is not None:
+                    self.crawler.stats.inc_value("harvester/listing/recently_fetched")
+                continue
+            yield self.record_request(url)
         page = response.meta.get("listing_page", 1)
         if options.next_page and page < options.max_pages:
             for href in select(response.selector, options.next_page)[:1]:

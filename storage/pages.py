@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -48,6 +49,13 @@ def record_page(session: Session, *, source_id: str, url: str, canonical_url: st
     stmt = insert_for(session, FetchedPage).values(**values, first_seen=now())
     update = {k: stmt.excluded[k] for k in values if k not in ("source_id", "url")}
     session.execute(stmt.on_conflict_do_update(index_elements=["source_id", "url"], set_=update))
+
+
+def load_recently_fetched(session: Session, source_id: str, days: float) -> set[str]:
+    """URLs of the source fetched successfully (200 or 304) in the last ``days`` days."""
+    since = now() - timedelta(days=days)
+    return set(session.scalars(select(FetchedPage.url).where(
+        FetchedPage.source_id == source_id, FetchedPage.http_status == 200, FetchedPage.last_seen >= since)))
 
 
 def load_sitemap_lastmods(session: Session, source_id: str) -> dict[str, str]:
