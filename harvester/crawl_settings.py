@@ -55,6 +55,7 @@ ITEM_PIPELINES = {
 }
 EXTENSIONS = {"harvester.runs_extension.RunExtension": 500, "harvester.progress.ProgressExtension": 510}
 
+SCHEDULER = "harvester.scheduler.DiskQueueScheduler"  # request queue on disk: a sitemap's 50,000 URLs
 # Distributed mode (HARVESTER_REDIS_URL): scrapy-redis's scheduler and dupefilter, shared by every worker.
 if get_settings().redis_url:
     from harvester.distributed import scrapy_settings as _distributed_settings

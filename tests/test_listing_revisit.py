@@ -36,7 +36,7 @@ def crawl(site: PartnerSite) -> dict:
 
 
 def test_pages_fetched_within_the_window_are_not_requested_and_older_ones_are(
-        registry: Path, fixtures_dir: Path) -> None:
+        registry: Path, fixtures_dir: Path, harvester_env: Path) -> None:
     with PartnerSite(load_templates(fixtures_dir), PAGES, log_paths=True) as site:
         (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
             id: {SOURCE}
@@ -52,6 +52,8 @@ def test_pages_fetched_within_the_window_are_not_requested_and_older_ones_are(
 
         first = crawl(site)
         assert first["new"] == PAGES and len(served_records(site)) == PAGES
+        assert first["requests_queued_on_disk"] >= PAGES, "harvester.scheduler: the request queue is on disk"
+        assert list((harvester_env / "queues").iterdir()) == [], "and its folder is gone with the crawl"
 
         second = crawl(site)
         assert served_records(site) == set()
