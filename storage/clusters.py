@@ -14,7 +14,19 @@ from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, TextClause, bindparam, delete, insert, or_, select, text, update
+from sqlalchemy import (
+    Engine,
+    Executable,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from harvester.classify.duplicates import (
@@ -122,14 +134,14 @@ def link_duplicates(session: Session, candidate_id: int, *, new: bool = False,
 
 
 @lru_cache(maxsize=64)
-def _bucket_sizes(count: int) -> TextClause:
+def _bucket_sizes(count: int, limit: int) -> Executable:
     """One statement for the sizes of ``count`` index keys (bound as ``k0``, ``k1``, ...), each counted on
-    the key index and no further than ``MAX_BUCKET + 1``; written once per count, as building it with the
-    expression language for every stored page cost more than running it."""
-    table = DuplicateKey.__tablename__
-    return text(" UNION ALL ".join(
-        f"SELECT {i} AS i, COUNT(*) AS n FROM (SELECT id FROM {table} WHERE key = :k{i} LIMIT {MAX_BUCKET + 1}) "
-        f"AS bucket{i}" for i in range(count)))
+    the key index and no further than ``limit``; built once per count, as building it for every stored page
+    cost more than running it."""
+    parts = [select(literal_column(str(i)).label("i"), func.count().label("n")).select_from(
+        select(DuplicateKey.id).where(DuplicateKey.key == bindparam(f"k{i}")).limit(limit).subquery())
+        for i in range(count)]
+    return parts[0] if count == 1 else union_all(*parts)
 
 
 def _small_keys(session: Session, keys: list[str]) -> list[str]:
@@ -137,7 +149,7 @@ def _small_keys(session: Session, keys: list[str]) -> list[str]:
     compare on, and its members are never read (that grew with every page stored)."""
     if not keys:
         return []
-    sizes = session.execute(_bucket_sizes(len(keys)), {f"k{i}": key for i, key in enumerate(keys)})
+    sizes = session.execute(_bucket_sizes(len(keys), MAX_BUCKET + 1), {f"k{i}": key for i, key in enumerate(keys)})
     return [keys[i] for i, n in sizes if n <= MAX_BUCKET]
 
 
