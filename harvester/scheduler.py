@@ -17,22 +17,14 @@ from typing import Any
 
 from scrapy.core.scheduler import Scheduler
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+from storage.runs import pid_alive
 
 
 def remove_orphaned_queues(root: Path) -> None:
     """Queue folders of crawl processes that are gone (killed): named ``<pid>-…``."""
     for folder in root.glob("*-*"):
         pid = folder.name.split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -58,7 +58,7 @@ def recover_stale(session: Session, source_id: str, stale_after: timedelta = STA
             select(CrawlRun).where(CrawlRun.source_id == source_id, CrawlRun.status == RunStatus.RUNNING,
                                    CrawlRun.host == socket.gethostname())
         )
-        if r.pid is not None and not _alive(r.pid) and not _shared_run_alive(r)
+        if r.pid is not None and not pid_alive(r.pid) and not _shared_run_alive(r)
     ]
     for run in same_host_dead:
         run.status, run.finished_at, run.finish_reason = RunStatus.INTERRUPTED, now(), "process gone"
@@ -71,11 +71,12 @@ def _shared_run_alive(run: CrawlRun) -> bool:
     if run.crawl_key is None:
         return False
     host = socket.gethostname()
-    return any(w.get("host") != host or _alive(int(w.get("pid") or 0))
+    return any(w.get("host") != host or pid_alive(int(w.get("pid") or 0))
                for w in (run.stats or {}).get("worker_stats", {}).values() if not w.get("finished"))
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """A process with this id runs on this machine."""
     if pid == os.getpid():
         return True
     try:
