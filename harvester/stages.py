@@ -26,8 +26,7 @@ def warm_up() -> None:
 
     init_factory()
     normalise_lang_tag("eng")
-    countries.resolve("France")
-    countries.structured_table()
+    countries.resolve("France")  # pycountry's tables and the structured-name table
     for language in available_languages():
         vocabulary(language)
         countries.matcher(language)
@@ -58,8 +57,8 @@ def mark_same_text(item: CandidateItem, seen_text: dict[int, int]) -> bool:
     Which records are near-duplicates is kept in the database (``storage.clusters``); this only counts."""
     if not (item.text_hash and item.canonical_url):
         return False
-    first = seen_text.setdefault(int(item.text_hash[:16], 16), hash(item.canonical_url))
-    return first != hash(item.canonical_url)
+    url = hash(item.canonical_url)
+    return seen_text.setdefault(int(item.text_hash[:16], 16), url) != url
 
 
 def classify_item(item: CandidateItem, model: RelevanceModel | None = None) -> CandidateItem:

@@ -28,7 +28,7 @@ class ListingSpider(HarvesterSpider):
             from storage.pages import load_recently_fetched
 
             with session_factory()() as session:
-                self.recently_fetched = frozenset(load_recently_fetched(session, self.name, options.revisit_days))
+                self.recently_fetched = load_recently_fetched(session, self.name, options.revisit_days)
         for url in self.source.start_urls:
             yield self.nav_request(url, self.parse_listing, meta={"listing_page": 1})
 

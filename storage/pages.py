@@ -51,10 +51,10 @@ def record_page(session: Session, *, source_id: str, url: str, canonical_url: st
     session.execute(stmt.on_conflict_do_update(index_elements=["source_id", "url"], set_=update))
 
 
-def load_recently_fetched(session: Session, source_id: str, days: float) -> set[str]:
+def load_recently_fetched(session: Session, source_id: str, days: float) -> frozenset[str]:
     """URLs of the source fetched successfully (200 or 304) in the last ``days`` days."""
     since = now() - timedelta(days=days)
-    return set(session.scalars(select(FetchedPage.url).where(
+    return frozenset(session.scalars(select(FetchedPage.url).where(
         FetchedPage.source_id == source_id, FetchedPage.http_status == 200, FetchedPage.last_seen >= since)))
 
 
