@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import numpy as np
 
-from harvester.classify.folding import fold
+from harvester.classify.folding import fold_text
 
 MIN_TITLE_TOKENS = 3
 MIN_TITLE_CHARS = 15
@@ -113,7 +113,7 @@ def normalise_words(text: str | None) -> list[str]:
     """Folded (case, accents, dashes), punctuation-free words."""
     if not text:
         return []
-    return _NON_WORD.sub(" ", fold(text)[0]).split()
+    return _NON_WORD.sub(" ", fold_text(text)).split()
 
 
 def title_key(title: str | None) -> str | None:
