@@ -43,6 +43,7 @@ from storage.db import session_factory, transaction
 from storage.models import Candidate, DuplicateKey
 
 BATCH = 500
+READ_BATCH = 25  # stored candidates read and fingerprinted at a time while comparing
 TEXT_LIMIT = 20_000
 _candidates = Candidate.__table__  # Core updates: clusters are not curator edits (no version bump)
 
@@ -120,7 +121,7 @@ def link_duplicates(session: Session, candidate_id: int, *, new: bool = False,
         session.execute(delete(DuplicateKey).where(DuplicateKey.candidate_id == candidate_id))
     if keys:
         session.execute(insert(DuplicateKey), [{"candidate_id": candidate_id, "key": k} for k in keys])
-    matched = [(oid, cluster) for oid, cluster, other in _fingerprints(session, other_ids, cache) if match(fp, other)]
+    matched = _matches(session, fp, other_ids, row.duplicate_cluster, cache)
     if not matched:
         return row.duplicate_cluster
     existing = {c for c in [row.duplicate_cluster, *(cluster for _, cluster in matched)] if c}
@@ -158,27 +159,44 @@ def _rows(session: Session, ids: Sequence[int]) -> Iterator[Any]:
         yield from session.execute(select(*_DUP_COLUMNS).where(Candidate.id.in_(ids[start:start + BATCH])))
 
 
-def _fingerprints(session: Session, ids: Sequence[int],
-                  cache: FingerprintCache | None) -> Iterator[tuple[int, str | None, Fingerprint]]:
-    """(id, cluster, fingerprint) of stored candidates; with a cache, only the ones missing from it are read
-    in full and fingerprinted."""
-    if cache is None:
-        for row in _rows(session, ids):
-            yield row.id, row.duplicate_cluster, fingerprint(dup_record(row))
-        return
-    missing = []
-    for start in range(0, len(ids), BATCH):
-        for oid, version, rhash, cluster in session.execute(
-                select(Candidate.id, Candidate.version_id, Candidate.record_hash, Candidate.duplicate_cluster)
-                .where(Candidate.id.in_(ids[start:start + BATCH]))):
-            if (known := cache.get((oid, version, rhash))) is not None:
-                yield oid, cluster, known
-            else:
-                missing.append(oid)
-    for row in _rows(session, missing):
-        fp = fingerprint(dup_record(row))
-        cache.put((row.id, row.version_id, row.record_hash), fp)
-        yield row.id, row.duplicate_cluster, fp
+def _matches(session: Session, fp: Fingerprint, ids: Sequence[int], own_cluster: str | None,
+             cache: FingerprintCache | None) -> list[tuple[int, str | None]]:
+    """(id, cluster) of the stored candidates among ``ids`` that ``fp`` matches, enough of them to decide its
+    clusters: one matching member joins a whole cluster (``link_duplicates`` relabels the rest by cluster), so
+    the other members of that cluster, and of the candidate's own, are not compared. On a site of many
+    near-identical pages that is one comparison per page instead of hundreds. Members with a cached
+    fingerprint are compared first; the others are read and fingerprinted a few at a time, only while
+    still needed."""
+    heads = [head for start in range(0, len(ids), BATCH) for head in session.execute(
+        select(Candidate.id, Candidate.version_id, Candidate.record_hash, Candidate.duplicate_cluster)
+        .where(Candidate.id.in_(ids[start:start + BATCH])))]
+    joined = {own_cluster} if own_cluster else set()
+    matched: list[tuple[int, str | None]] = []
+
+    def compare(oid: int, cluster: str | None, other: Fingerprint) -> None:
+        if match(fp, other):
+            matched.append((oid, cluster))
+            if cluster:
+                joined.add(cluster)
+
+    uncached = []
+    for oid, version, rhash, cluster in heads:
+        known = cache.get((oid, version, rhash)) if cache is not None else None
+        if known is None:
+            uncached.append((oid, cluster))
+        elif cluster not in joined:
+            compare(oid, cluster, known)
+    while uncached:
+        batch = [oid for oid, cluster in uncached[:READ_BATCH] if cluster not in joined]
+        uncached = uncached[READ_BATCH:]
+        for row in _rows(session, batch):
+            if row.duplicate_cluster in joined:
+                continue
+            other = fingerprint(dup_record(row))
+            if cache is not None:
+                cache.put((row.id, row.version_id, row.record_hash), other)
+            compare(row.id, row.duplicate_cluster, other)
+    return matched
 
 
 @dataclass

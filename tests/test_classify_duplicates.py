@@ -198,6 +198,19 @@ def test_a_cached_fingerprint_is_not_used_once_its_candidate_was_edited(db_engin
     assert cache.hits >= 1
 
 
+def test_a_page_joins_a_large_cluster_by_comparing_one_of_its_members(db_engine: Engine) -> None:
+    with transaction(db_engine) as session:
+        session.add(Source(id="climate_adapt_cases", name="c", kind="listing", config_hash="x"))
+    original = next(iter(records("climate_adapt_cases").values()))
+    ids = [store(db_engine, retitled_copy(original, n))[0] for n in range(40)]
+    cache = FingerprintCache()  # a new crawl: nothing cached yet
+    _, cluster = store(db_engine, retitled_copy(original, 99), cache)
+    assert cluster == f"dup-{ids[0]}"
+    assert len(cache.entries) == 2  # its own fingerprint and one member's, not the 40 members'
+    report = recompute_clusters(db_engine)  # comparing every pair gives the same cluster
+    assert (report.clusters, report.largest, report.changed) == (1, 41, 0)
+
+
 def test_store_links_a_new_record_to_its_existing_near_duplicate(db_engine: Engine) -> None:
     with transaction(db_engine) as session:
         session.add_all([Source(id=s, name=s, kind="api", config_hash="x")
