@@ -11,7 +11,7 @@ from warcio.warcwriter import WARCWriter
 
 from harvester.warc import RecordedResponse, iter_responses, write_response
 
-GZIP_LEVEL = 6
+GZIP_LEVEL = 3
 
 
 def gzip_member(data: bytes, level: int = GZIP_LEVEL) -> bytes:
@@ -20,8 +20,9 @@ def gzip_member(data: bytes, level: int = GZIP_LEVEL) -> bytes:
 
 
 class SnapshotWriter:
-    """Each record is its own gzip member, as warcio writes them, but at zlib's default level: warcio's
-    fixed level 9 took half again the time on partner pages for snapshots 0.5 % smaller."""
+    """Each record is its own gzip member, as warcio writes them, but at level 3, not warcio's fixed 9: on the
+    recorded partner pages level 3 takes 0.6 ms a page against 1.3 ms at zlib's default 6, for snapshots
+    26.0 % instead of 23.5 % of the raw size (level 9 costs more again and saves 0.5 %)."""
 
     def __init__(self, root: Path, source_id: str, run_id: int | None) -> None:
         self.root = root

@@ -9,12 +9,15 @@ as unchanged before its records were stored would skip them on the next crawl.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Self
 
 from scrapy import signals as scrapy_signals
 from scrapy.crawler import Crawler
 from scrapy.http import Response
 from scrapy.statscollectors import StatsCollector
+from sqlalchemy.orm import Session
 
 from harvester import signals
 from harvester.classify.routing import pending_threshold
@@ -94,8 +97,8 @@ class StorePipeline:
         if item.gone:
             with transaction() as session:
                 gone = mark_gone_for(session, item, url, self.run_id)
+                self.item_done(item, session)
             self.stats.inc_value("harvester/store/gone", gone)
-            self.item_done(item)
             return item
         assert item.record_hash is not None
         self.seen[item.fetched_url].add(url)
@@ -110,20 +113,20 @@ class StorePipeline:
             if result.outcome is not Outcome.NOT_MODIFIED and link_duplicates(
                     session, result.candidate_id, new=result.outcome is Outcome.NEW, cache=self.fingerprints):
                 self.stats.inc_value("harvester/dedupe/clustered")
+            self.item_done(item, session)  # the page's state, when this was its last item, in the same commit
         self.stats.inc_value(f"harvester/store/{result.outcome.value}")
         if result.outcome is Outcome.NEW:
             self.stats.inc_value(f"harvester/store/new_{status.value}")
-        self.item_done(item)
         return item
 
-    def item_done(self, item: CandidateItem) -> None:
+    def item_done(self, item: CandidateItem, session: Session | None = None) -> None:
         page = item.fetched_url
         self.items_done[page] += 1
         waiting = self.waiting_pages.get(page)
         if waiting is not None and self.items_done[page] >= waiting[0]:
             del self.waiting_pages[page]
             self.items_done.pop(page, None)
-            self.record_parsed_page(*waiting[1])
+            self.record_parsed_page(*waiting[1], session=session)
 
     def item_error(self, item: Any, response: Response | None = None, spider: Any = None,
                    failure: Any = None) -> None:
@@ -138,7 +141,7 @@ class StorePipeline:
             with transaction() as session:
                 record_page(session, source_id=item.source_id, url=item.url, canonical_url=canonical_url(item.url),
                             http_status=None, run_id=self.run_id, error=str(exception)[:500])
-            self.item_done(item)
+                self.item_done(item, session)
 
     def page_parsed(self, spider: Any, response: Response, record_count: int | None, not_modified: bool,
                     complete: bool, content_hash: str | None) -> None:
@@ -150,9 +153,10 @@ class StorePipeline:
         self.record_parsed_page(*args)
 
     def record_parsed_page(self, spider: Any, response: Response, record_count: int | None, not_modified: bool,
-                           complete: bool, content_hash: str | None) -> None:
+                           complete: bool, content_hash: str | None, session: Session | None = None) -> None:
+        """Write a page's state, in ``session`` when given (the transaction of its last item), else in its own."""
         headers = response.headers
-        with transaction() as session:
+        with _within(session) as session:
             if not_modified:
                 previous = self.record_counts.get(response.url, 1)
                 self.stats.inc_value("harvester/store/not_modified", previous)
@@ -225,6 +229,15 @@ def candidate_values(item: CandidateItem) -> dict[str, Any]:
         "criteria": {k: v.as_dict() for k, v in item.criteria.items()}, "score": item.score, "tags": item.tags,
         "classifier_version": item.classifier_version, "text_hash": item.text_hash,
     }
+
+
+@contextmanager
+def _within(session: Session | None) -> Iterator[Session]:
+    if session is not None:
+        yield session
+    else:
+        with transaction() as own:
+            yield own
 
 
 def _header(headers: Any, name: bytes) -> str | None:
