@@ -78,7 +78,8 @@ def select(sel: Selector, query: str) -> list[str]:
 def extract_html(body: bytes, url: str, selectors: dict[str, str], declared_encoding: str | None = None
                  ) -> HtmlExtraction:
     html = decode_html(body, declared_encoding)
-    sel = Selector(text=html)
+    tree = trafilatura.load_html(html)  # parsed once for the selectors and trafilatura's text and metadata
+    sel = Selector(root=tree, type="html") if tree is not None else Selector(text=html)
     out = HtmlExtraction(lang_attr=(sel.xpath("/html/@lang").get() or sel.xpath("//html/@xml:lang").get()))
     for name, query in selectors.items():
         found = select(sel, query)
@@ -89,7 +90,6 @@ def extract_html(body: bytes, url: str, selectors: dict[str, str], declared_enco
         if value:
             out.values[name] = value
             out.provenance[name] = f"selector:{query}"
-    tree = trafilatura.load_html(html)  # parsed once for trafilatura's text and metadata extractors
     if "text" not in out.values and tree is not None:
         text = trafilatura.extract(tree, url=url, include_comments=False, include_tables=True, favor_recall=True)
         if text and text.strip():
