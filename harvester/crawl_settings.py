@@ -53,7 +53,8 @@ ITEM_PIPELINES = {
     "pipelines.classify.ClassifyPipeline": 400,
     "pipelines.store.StorePipeline": 500,
 }
-EXTENSIONS = {"harvester.runs_extension.RunExtension": 500, "harvester.progress.ProgressExtension": 510}
+EXTENSIONS = {"harvester.runs_extension.RunExtension": 500, "harvester.progress.ProgressExtension": 510,
+              "harvester.memory_trim.MallocTrimExtension": 520}
 
 SCHEDULER = "harvester.scheduler.DiskQueueScheduler"  # request queue on disk: a sitemap's 50,000 URLs
 # Distributed mode (HARVESTER_REDIS_URL): scrapy-redis's scheduler and dupefilter, shared by every worker.
@@ -68,6 +69,7 @@ HARVESTER_STAGE_POOL_MAX_TASKS = get_settings().stage_pool_max_tasks
 HARVESTER_LANGDETECT_SEED = get_settings().langdetect_seed
 HARVESTER_PENDING_THRESHOLD = 0.35
 HARVESTER_HEARTBEAT_SECONDS = 15
+HARVESTER_MALLOC_TRIM_SECONDS = 30  # free heap handed back to the OS (harvester.memory_trim)
 HARVESTER_TRIGGER = "cli"
 
 LOG_LEVEL = "INFO"

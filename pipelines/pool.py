@@ -32,6 +32,7 @@ from scrapy.settings import BaseSettings
 from scrapy.statscollectors import StatsCollector
 
 from harvester.items import CandidateItem
+from harvester.memory_trim import WORKER_TRIM_EVERY, malloc_trim
 from harvester.registry import SourceSpec
 from harvester.stages import StagesOutcome, apply_hashes, mark_same_text, run_cpu_stages
 
@@ -68,7 +69,11 @@ def _exit_with(crawl_pid: int) -> None:
 
 
 def _run(item: CandidateItem) -> StagesOutcome:
-    return run_cpu_stages(item, _worker["spec"], _worker["seed"], _worker["model"])
+    outcome = run_cpu_stages(item, _worker["spec"], _worker["seed"], _worker["model"])
+    _worker["items"] = _worker.get("items", 0) + 1
+    if _worker["items"] % WORKER_TRIM_EVERY == 0:
+        malloc_trim()
+    return outcome
 
 
 def _ready() -> bool:
