@@ -65,6 +65,7 @@ if get_settings().redis_url:
 # Processes for the CPU-heavy stages (None: one per CPU when there are several; 0: in the crawl process).
 HARVESTER_STAGE_POOL = get_settings().stage_pool
 HARVESTER_STAGE_POOL_MAX_TASKS = get_settings().stage_pool_max_tasks
+HARVESTER_STAGE_TIMEOUT = get_settings().stage_timeout
 
 HARVESTER_LANGDETECT_SEED = get_settings().langdetect_seed
 HARVESTER_PENDING_THRESHOLD = 0.35

@@ -41,6 +41,8 @@ def run_stats(raw: dict[str, Any]) -> dict[str, Any]:
         "replay_missing": raw.get("harvester/replay/missing", 0),
         "stage_pool_workers": raw.get("harvester/stage_pool/workers", 0),
         "stage_pool_renewed": raw.get("harvester/stage_pool/renewed", 0),
+        "stage_pool_restarted": raw.get("harvester/stage_pool/restarted", 0),
+        "stage_pool_timed_out": raw.get("harvester/stage_pool/timed_out", 0),
         "requests_queued_on_disk": raw.get("scheduler/enqueued/disk", 0),
         "duration_s": round((end - start).total_seconds(), 3) if start and end else None,
     }

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         default=5000, ge=1,
         description="Items per stage worker before the pool's workers are renewed (keeps their memory flat).",
     )
+    stage_timeout: float = Field(
+        default=120.0, gt=0,
+        description="Seconds one item may spend in the stage pool (queue included); past it the item is dropped "
+        "as an error and the pool restarted, so one pathological page cannot hang a crawl.",
+    )
     reference_dir: Path = Field(
         default=PROJECT_ROOT.parent / "shared" / "reference",
         description="CHM reference data (schema field tables under chm/), read-only.",

@@ -13,6 +13,11 @@ flat: new items wait while the current pool finishes its items and exits, then a
 the forkserver, already warm: about 0.2 s). Not the executor's own ``max_tasks_per_child``: on Python 3.11
 and 3.12 that deadlocks once a worker exits at its limit with items queued (CPython gh-115634), which hung
 every crawl past 5,000 items per worker.
+
+A worker that dies (killed by the OOM killer, a crash in a C extension) breaks the whole executor; the pool
+is then restarted and the items it held are sent again, up to ``ATTEMPTS`` times each. An item still in the
+pool after ``HARVESTER_STAGE_TIMEOUT`` seconds is dropped as an error and the pool restarted (its workers
+terminated), so one pathological page cannot hang a crawl.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import os
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Self
 
 from scrapy.crawler import Crawler
@@ -39,6 +45,7 @@ from harvester.stages import StagesOutcome, apply_hashes, mark_same_text, run_cp
 logger = logging.getLogger(__name__)
 
 _worker: dict[str, Any] = {}
+ATTEMPTS = 3  # tries per item when workers die under it: a page that kills its worker every time is dropped
 
 
 def stage_pool_size(settings: BaseSettings) -> int:
@@ -80,10 +87,20 @@ def _ready() -> bool:
     return True
 
 
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool's workers now. The executor has no public way to before Python 3.14 (``terminate_workers``);
+    its ``_processes`` map is what that method uses."""
+    for process in list((pool._processes or {}).values()):  # type: ignore[attr-defined]
+        process.terminate()
+
+
 class PooledStagesPipeline:
-    def __init__(self, stats: StatsCollector, spec: SourceSpec, seed: int, size: int, max_tasks: int) -> None:
+    def __init__(self, stats: StatsCollector, spec: SourceSpec, seed: int, size: int, max_tasks: int,
+                 timeout: float) -> None:
         self.stats, self.spec, self.seed, self.size, self.max_tasks = stats, spec, seed, size, max_tasks
+        self.timeout = timeout
         self.pool: ProcessPoolExecutor | None = None
+        self.generation = 0  # which pool is current: a broken or timed-out pool is replaced once
         self.pool_items = 0
         self.model: Any = None
         self.renewal = asyncio.Lock()
@@ -97,7 +114,7 @@ class PooledStagesPipeline:
         assert crawler.stats is not None and crawler.spidercls is not None
         s = crawler.settings
         return cls(crawler.stats, crawler.spidercls.source, s.getint("HARVESTER_LANGDETECT_SEED", 0),  # type: ignore[attr-defined]
-                   size, s.getint("HARVESTER_STAGE_POOL_MAX_TASKS", 5000))
+                   size, s.getint("HARVESTER_STAGE_POOL_MAX_TASKS", 5000), s.getfloat("HARVESTER_STAGE_TIMEOUT", 120.0))
 
     def open_spider(self) -> None:
         from pipelines.classify import load_model
@@ -114,19 +131,48 @@ class PooledStagesPipeline:
         for _ in range(self.size):  # start the workers now, not on the first items
             pool.submit(_ready)
         self.pool_items = 0
+        self.generation += 1
         return pool
 
+    async def _replace(self, generation: int, stat: str, *, terminate: bool) -> None:
+        """Replace pool ``generation`` by a new one (once, whoever asks first). Its workers finish their items
+        and exit, or with ``terminate`` are stopped at once; a worker still busy after the item timeout is
+        stopped too."""
+        async with self.renewal:
+            old = self.pool
+            if generation != self.generation or old is None:
+                return
+            if terminate:
+                _terminate_workers(old)
+            try:
+                await asyncio.wait_for(asyncio.to_thread(old.shutdown, wait=True), self.timeout)
+            except TimeoutError:
+                _terminate_workers(old)
+                await asyncio.to_thread(old.shutdown, wait=True)
+            self.pool = self._start_pool()
+            self.stats.inc_value(f"harvester/stage_pool/{stat}")
+
     async def _submit(self, item: CandidateItem) -> StagesOutcome:
-        if self.pool_items >= self.max_tasks * self.size:
-            async with self.renewal:
-                if self.pool_items >= self.max_tasks * self.size:
-                    assert self.pool is not None
-                    await asyncio.to_thread(self.pool.shutdown, wait=True)
-                    self.pool = self._start_pool()
-                    self.stats.inc_value("harvester/stage_pool/renewed")
-        assert self.pool is not None
-        self.pool_items += 1
-        return await asyncio.wrap_future(self.pool.submit(_run, item))
+        for _ in range(ATTEMPTS):
+            while True:  # checked again after every wait: the pool may have been replaced or filled meanwhile
+                if self.renewal.locked():  # a pool being replaced takes no new items: wait for the new one
+                    async with self.renewal:
+                        pass
+                elif self.pool_items >= self.max_tasks * self.size:
+                    await self._replace(self.generation, "renewed", terminate=False)
+                else:
+                    break
+            pool, generation = self.pool, self.generation
+            assert pool is not None
+            self.pool_items += 1
+            try:
+                return await asyncio.wait_for(asyncio.wrap_future(pool.submit(_run, item)), self.timeout)
+            except BrokenProcessPool:
+                await self._replace(generation, "restarted", terminate=True)
+            except TimeoutError:
+                await self._replace(generation, "timed_out", terminate=True)
+                return StagesOutcome(item, error=f"CPU stages took over {self.timeout:g} s for {item.url}")
+        return StagesOutcome(item, error=f"a stage worker died on {item.url} {ATTEMPTS} times")
 
     async def process_item(self, item: CandidateItem) -> CandidateItem:
         if item.gone:

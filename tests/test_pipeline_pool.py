@@ -3,12 +3,16 @@ records a page only after every item of it was stored (what the next crawl's unc
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
+import signal
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
+from scrapy.exceptions import DropItem
 from scrapy.http import HtmlResponse, Request
 from scrapy.settings import Settings
 from scrapy.utils.test import get_crawler
@@ -138,3 +142,63 @@ def test_a_pool_renewed_every_few_items_stores_the_same_candidates_as_in_line(
     assert (results["2"][1]["stage_pool_workers"], results["0"][1]["stage_pool_workers"]) == (2, 0)
     assert results["2"][1]["stage_pool_renewed"] == 4
     assert results["2"][1]["new"] == results["0"][1]["new"] == 40
+
+
+def pooled_pipeline(**settings: object) -> PooledStagesPipeline:
+    spec = load_registry()["elsa_undp"]
+    crawler = get_crawler(spider_class_for(spec), {"HARVESTER_STAGE_POOL": "2", **settings})
+    pipeline = PooledStagesPipeline.from_crawler(crawler)
+    pipeline.open_spider()
+    return pipeline
+
+
+def elsa_item(fixtures_dir: Path, n: int) -> CandidateItem:
+    url = f"{ELSA_URL}?copy={n}"
+    return CandidateItem("elsa_undp", url, url, body=(fixtures_dir / ELSA_FR).read_bytes(), content_type="text/html")
+
+
+def test_a_killed_stage_worker_restarts_the_pool_and_loses_no_item(harvester_env: Path, fixtures_dir: Path) -> None:
+    upgrade()
+    pipeline = pooled_pipeline()
+
+    async def crawl() -> list[CandidateItem]:
+        first = await pipeline.process_item(elsa_item(fixtures_dir, 0))
+        assert pipeline.pool is not None
+        os.kill(next(iter(pipeline.pool._processes)), signal.SIGKILL)  # the OOM killer, say
+        await asyncio.sleep(0.5)
+        rest = await asyncio.gather(*(pipeline.process_item(elsa_item(fixtures_dir, n)) for n in range(1, 7)))
+        return [first, *rest]
+
+    try:
+        done = asyncio.run(crawl())
+    finally:
+        pipeline.close_spider()
+    assert [item.language for item in done] == ["fr"] * 7
+    assert all(item.title and item.score is not None for item in done)
+    assert pipeline.stats.get_value("harvester/stage_pool/restarted") == 1
+    assert pipeline.stats.get_value("harvester/extract/ok") == 7
+
+
+def test_an_item_stuck_in_the_stages_is_dropped_at_the_timeout_and_the_crawl_goes_on(
+        harvester_env: Path, fixtures_dir: Path) -> None:
+    upgrade()
+    pipeline = pooled_pipeline(HARVESTER_STAGE_TIMEOUT=1)
+    paragraphs = "".join(f"<div><p>Paragraph {i} on mangrove restoration and seed banks.</p></div>"
+                         for i in range(100_000))
+    huge = CandidateItem("elsa_undp", "https://example.org/huge", "https://example.org/huge",
+                         body=f"<html><body>{paragraphs}</body></html>".encode(), content_type="text/html")
+
+    async def crawl() -> CandidateItem:
+        with pytest.raises(DropItem, match=r"CPU stages took over 1 s for https://example.org/huge"):
+            await pipeline.process_item(huge)
+        pipeline.timeout = 60  # the next item runs on a pool just started: no tight limit for it on a slow machine
+        return await pipeline.process_item(elsa_item(fixtures_dir, 1))
+
+    started = time.monotonic()
+    try:
+        after = asyncio.run(crawl())
+    finally:
+        pipeline.close_spider()
+    assert after.language == "fr" and after.title
+    assert pipeline.stats.get_value("harvester/stage_pool/timed_out") == 1
+    assert time.monotonic() - started < 30  # the stuck worker was stopped, not waited for
