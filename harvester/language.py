@@ -20,8 +20,8 @@ ZH_CODES = {"zh-cn", "zh-tw"}
 
 _SPACE_RUN = re.compile(" {2,}")
 _LATIN = re.compile("[A-z]")  # langdetect's own test: 'A' <= ch <= 'z'
-_ABOVE_COMBINING = re.compile("[\u0300-\U0010ffff]")
-_LATIN_EXTENDED_ADDITIONAL = re.compile("[\u1e00-\u1eff]")
+_NON_LATIN = re.compile("[\u0300-\U0010ffff]")  # langdetect means to leave out U+1E00-U+1EFF, but its test never
+# does (it compares a block number with a block name), so neither does this
 
 
 class _NGramTable(dict[int, str]):
@@ -53,9 +53,7 @@ class SeededDetector(Detector):  # type: ignore[misc]
         self.text += _SPACE_RUN.sub(" ", text[:self.max_text_length])
 
     def cleaning_text(self) -> None:
-        latin = len(_LATIN.findall(self.text))
-        non_latin = len(_ABOVE_COMBINING.findall(self.text)) - len(_LATIN_EXTENDED_ADDITIONAL.findall(self.text))
-        if latin * 2 < non_latin:
+        if len(_LATIN.findall(self.text)) * 2 < len(_NON_LATIN.findall(self.text)):
             self.text = _LATIN.sub("", self.text)
 
     def _extract_ngrams(self) -> list[str]:

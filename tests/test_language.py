@@ -18,6 +18,7 @@ EDGE_CASES = [
     "  leading spaces, CAPITAL WORDS AND aCrOnYmS like GEF, FAO, IUCN   ",
     "Les écosystèmes marins et côtiers du Sénégal: gestion intégrée des zones côtières",
     "Tiếng Việt có dấu: bảo tồn đa dạng sinh học và phát triển bền vững",
+    "ỆỆỆ ẠẠẠẠ ỄỄỄ ab ỪỪỪ",  # Latin Extended Additional counts as non-Latin in langdetect's cleaning
     "保护生物多样性 and some English words mixed into 中文 text about 生态系统",
     "حماية التنوع البيولوجي في المناطق الساحلية mixed with Latin GEF words",
     "Сохранение биоразнообразия в России и СНГ",
