@@ -151,6 +151,8 @@ class Candidate(Base):
     __tablename__ = "candidates"
     __table_args__ = (
         UniqueConstraint("source_id", "url"),
+        # a page's records: touched when the page is unchanged, gone when missing from it (once per page)
+        Index("ix_candidates_source_fetched_url", "source_id", "fetched_url"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -4,7 +4,7 @@ keyset pages of the ranked queue and bulk decisions."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, event, func, select, text
 
 from storage.db import transaction
 from storage.decisions import Actor, BulkMark, DecisionError, decide, decide_all
@@ -19,6 +19,7 @@ from storage.queue import (
     mark_missing_gone,
     neighbours,
     queue_page,
+    touch_page_candidates,
     upsert_candidate,
 )
 from storage.runs import RunLockedError, ensure_source, finish_run, recover_stale, start_run
@@ -158,6 +159,35 @@ def test_a_cursor_not_made_by_the_app_is_refused() -> None:
             Cursor.decode(raw)
     assert Cursor.decode(Cursor(None, 7).encode()) == Cursor(None, 7)
     assert Cursor.decode(Cursor(0.1 + 0.2, 7).encode()) == Cursor(0.1 + 0.2, 7)
+
+
+def test_a_pages_records_are_looked_up_by_index_not_among_all_of_the_source(db_engine: Engine) -> None:
+    # once per unchanged page (touch) and per re-parsed multi-record page (gone): a scan of the source's
+    # candidates there made an unchanged re-crawl cost grow with the square of the source
+    _upsert(db_engine, "h1")
+    statements: list[tuple[str, object]] = []
+
+    def capture(conn: object, cursor: object, statement: str, parameters: object, *args: object) -> None:
+        if "fetched_url" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(db_engine, "before_cursor_execute", capture)
+    try:
+        with transaction(db_engine) as session:
+            touch_page_candidates(session, "gef_projects", "https://www.thegef.org/projects-operations/database", None)
+            mark_missing_gone(session, "gef_projects", "https://www.thegef.org/projects-operations/database",
+                              {URL}, None)
+    finally:
+        event.remove(db_engine, "before_cursor_execute", capture)
+    assert len(statements) == 2
+    with db_engine.connect() as conn:
+        for statement, parameters in statements:
+            if db_engine.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET enable_seqscan = off")  # a tiny table would be read whole
+                plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {statement}", parameters))
+            else:
+                plan = " ".join(r[3] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))
+            assert "ix_candidates_source_fetched_url" in plan, plan
 
 
 def test_queue_pages_are_read_from_the_queue_index_without_a_sort(db_engine: Engine) -> None:
