@@ -425,13 +425,19 @@ def main(argv: list[str] | None = None) -> None:
             ws = Workspace(root, "sitemap", big.url)
             sampler = MemorySampler(lambda: big.count, args.memory_pages, report_every=300)
             elapsed = ws.crawl(sampler=sampler)
+            stats = ws.last_run_stats()
             ws.remove()
+        if stats.get("new") != args.memory_pages:
+            raise RuntimeError(f"memory run stored {stats.get('new')} of {args.memory_pages} pages: {stats}")
         tenths = [round(b / 2**20) for b in sampler.by_tenth]
+        pool = {k: stats.get(f"stage_pool_{k}", 0) for k in ("renewed", "restarted", "timed_out")}
         result |= {"memory_pages": args.memory_pages, "peak_pss_mb": sampler.peak / 2**20,
-                   "peak_pss_mb_by_tenth": tenths, "memory_run_pages_s": args.memory_pages / elapsed}
+                   "peak_pss_mb_by_tenth": tenths, "memory_run_pages_s": args.memory_pages / elapsed,
+                   "memory_run_errors": stats.get("errors", 0), "memory_run_stage_pool": pool}
         row(f"peak memory (PSS), {args.memory_pages:,} pages", f"{sampler.peak / 2**20:.0f} MB",
-            f"(crawl + stage workers, {args.memory_pages / elapsed:.1f} pages/s; peak per tenth of the pages, MB: "
-            f"{', '.join(map(str, tenths))})")
+            f"(crawl + stage workers, {args.memory_pages / elapsed:.1f} pages/s, every page stored, "
+            f"{stats.get('errors', 0)} errors, stage pool renewed {pool['renewed']} times; peak per tenth of the "
+            f"pages, MB: {', '.join(map(str, tenths))})")
     shutil.rmtree(root, ignore_errors=True)
 
     print("\n| measurement | figure | note |\n|---|---|---|")
