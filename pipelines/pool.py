@@ -5,8 +5,9 @@ core instead of serialising the crawl on Scrapy's reactor thread.
 On when ``HARVESTER_STAGE_POOL`` is ``auto`` on a machine with more than one CPU, or a number > 0; the
 in-line stage pipelines then switch themselves off (``NotConfigured``). Storage stays in the crawl
 process: an item reaches the store stage only after its own CPU stages, and the store stage records a
-page only once every item of it was stored or dropped, so what it assumes still holds. Workers exit
-when their crawl process is gone (killed).
+page only once every item of it was stored or dropped, so what it assumes still holds. The pool starts
+with the first item (an unchanged re-crawl starts none); workers exit when their crawl process is gone
+(killed).
 
 The workers are renewed after ``HARVESTER_STAGE_POOL_MAX_TASKS`` items per worker, which keeps their memory
 flat: new items wait while the current pool finishes its items and exits, then a new pool starts (from
@@ -120,7 +121,6 @@ class PooledStagesPipeline:
         from pipelines.classify import load_model
 
         self.model = load_model(self.stats)
-        self.pool = self._start_pool()
         self.stats.set_value("harvester/stage_pool/workers", self.size)
 
     def _start_pool(self) -> ProcessPoolExecutor:
@@ -158,6 +158,8 @@ class PooledStagesPipeline:
                 if self.renewal.locked():  # a pool being replaced takes no new items: wait for the new one
                     async with self.renewal:
                         pass
+                elif self.pool is None:  # the first item: a crawl that finds nothing new starts no workers
+                    self.pool = self._start_pool()
                 elif self.pool_items >= self.max_tasks * self.size:
                     await self._replace(self.generation, "renewed", terminate=False)
                 else:
