@@ -114,14 +114,12 @@ def link_duplicates(session: Session, candidate_id: int, *, new: bool = False,
     if cache is not None:
         cache.put((row.id, row.version_id, row.record_hash), fp)
     keys = list(dict.fromkeys(fp.index_keys()))
-    small = _small_keys(session, keys)
-    members = select(DuplicateKey.candidate_id).distinct().where(DuplicateKey.key.in_(small))
-    other_ids = sorted(set(session.scalars(members)) - {candidate_id}) if small else []
+    heads = _member_heads(session, _small_keys(session, keys), candidate_id)
     if not new:
         session.execute(delete(DuplicateKey).where(DuplicateKey.candidate_id == candidate_id))
     if keys:
         session.execute(insert(DuplicateKey), [{"candidate_id": candidate_id, "key": k} for k in keys])
-    matched = _matches(session, fp, other_ids, row.duplicate_cluster, cache)
+    matched = _matches(session, fp, heads, row.duplicate_cluster, cache)
     if not matched:
         return row.duplicate_cluster
     existing = {c for c in [row.duplicate_cluster, *(cluster for _, cluster in matched)] if c}
@@ -154,22 +152,30 @@ def _small_keys(session: Session, keys: list[str]) -> list[str]:
     return [keys[i] for i, n in sizes if n <= MAX_BUCKET]
 
 
+def _member_heads(session: Session, keys: list[str], candidate_id: int) -> Sequence[Any]:
+    """(id, version, record hash, cluster) of the other candidates indexed under ``keys``, by id: one
+    statement, as the members' ids are not needed on their own."""
+    if not keys:
+        return []
+    members = select(DuplicateKey.candidate_id).where(DuplicateKey.key.in_(keys))
+    return session.execute(
+        select(Candidate.id, Candidate.version_id, Candidate.record_hash, Candidate.duplicate_cluster)
+        .where(Candidate.id.in_(members), Candidate.id != candidate_id).order_by(Candidate.id)).all()
+
+
 def _rows(session: Session, ids: Sequence[int]) -> Iterator[Any]:
     for start in range(0, len(ids), BATCH):
         yield from session.execute(select(*_DUP_COLUMNS).where(Candidate.id.in_(ids[start:start + BATCH])))
 
 
-def _matches(session: Session, fp: Fingerprint, ids: Sequence[int], own_cluster: str | None,
+def _matches(session: Session, fp: Fingerprint, heads: Sequence[Any], own_cluster: str | None,
              cache: FingerprintCache | None) -> list[tuple[int, str | None]]:
-    """(id, cluster) of the stored candidates among ``ids`` that ``fp`` matches, enough of them to decide its
+    """(id, cluster) of the stored candidates among ``heads`` that ``fp`` matches, enough of them to decide its
     clusters: one matching member joins a whole cluster (``link_duplicates`` relabels the rest by cluster), so
     the other members of that cluster, and of the candidate's own, are not compared. On a site of many
     near-identical pages that is one comparison per page instead of hundreds. Members with a cached
     fingerprint are compared first; the others are read and fingerprinted a few at a time, only while
     still needed."""
-    heads = [head for start in range(0, len(ids), BATCH) for head in session.execute(
-        select(Candidate.id, Candidate.version_id, Candidate.record_hash, Candidate.duplicate_cluster)
-        .where(Candidate.id.in_(ids[start:start + BATCH])))]
     joined = {own_cluster} if own_cluster else set()
     matched: list[tuple[int, str | None]] = []
 

@@ -295,11 +295,15 @@ class DuplicateKey(Base):
     LSH bands): candidates sharing a key are compared, confirmed pairs share ``duplicate_cluster``."""
 
     __tablename__ = "duplicate_keys"
-    __table_args__ = (UniqueConstraint("candidate_id", "key"),)
+    __table_args__ = (
+        UniqueConstraint("candidate_id", "key"),
+        # covering: the candidates sharing a key are read from the index alone, not from each row
+        Index("ix_duplicate_keys_key_candidate", "key", "candidate_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(40), index=True)
+    key: Mapped[str] = mapped_column(String(40))
 
 
 class ChmStatus(StrEnum):
