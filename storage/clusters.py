@@ -9,7 +9,7 @@ from ``storage.model_store`` so a crawl process does not load the learning stack
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -42,7 +42,6 @@ from harvester.classify.duplicates import (
 from storage.db import session_factory, transaction
 from storage.models import Candidate, DuplicateKey
 
-BATCH = 500
 READ_BATCH = 25  # stored candidates read and fingerprinted at a time while comparing
 TEXT_LIMIT = 20_000
 _candidates = Candidate.__table__  # Core updates: clusters are not curator edits (no version bump)
@@ -163,11 +162,6 @@ def _member_heads(session: Session, keys: list[str], candidate_id: int) -> Seque
         .where(Candidate.id.in_(members), Candidate.id != candidate_id).order_by(Candidate.id)).all()
 
 
-def _rows(session: Session, ids: Sequence[int]) -> Iterator[Any]:
-    for start in range(0, len(ids), BATCH):
-        yield from session.execute(select(*_DUP_COLUMNS).where(Candidate.id.in_(ids[start:start + BATCH])))
-
-
 def _matches(session: Session, fp: Fingerprint, heads: Sequence[Any], own_cluster: str | None,
              cache: FingerprintCache | None) -> list[tuple[int, str | None]]:
     """(id, cluster) of the stored candidates among ``heads`` that ``fp`` matches, enough of them to decide its
@@ -195,7 +189,7 @@ def _matches(session: Session, fp: Fingerprint, heads: Sequence[Any], own_cluste
     while uncached:
         batch = [oid for oid, cluster in uncached[:READ_BATCH] if cluster not in joined]
         uncached = uncached[READ_BATCH:]
-        for row in _rows(session, batch):
+        for row in session.execute(select(*_DUP_COLUMNS).where(Candidate.id.in_(batch))):
             if row.duplicate_cluster in joined:
                 continue
             other = fingerprint(dup_record(row))
