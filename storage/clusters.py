@@ -186,9 +186,8 @@ def _matches(session: Session, fp: Fingerprint, heads: Sequence[Any], own_cluste
             uncached.append((oid, cluster))
         elif cluster not in joined:
             compare(oid, cluster, known)
-    while uncached:
-        batch = [oid for oid, cluster in uncached[:READ_BATCH] if cluster not in joined]
-        uncached = uncached[READ_BATCH:]
+    while uncached := [(oid, cluster) for oid, cluster in uncached if cluster not in joined]:
+        batch, uncached = [oid for oid, _ in uncached[:READ_BATCH]], uncached[READ_BATCH:]
         for row in session.execute(select(*_DUP_COLUMNS).where(Candidate.id.in_(batch))):
             if row.duplicate_cluster in joined:
                 continue
