@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 
 from langdetect import LangDetectException, detector_factory
@@ -57,29 +58,71 @@ class SeededDetector(Detector):  # type: ignore[misc]
             self.text = _LATIN.sub("", self.text)
 
     def _extract_ngrams(self) -> list[str]:
+        """The n-grams of each space-separated word, read once per distinct word: langdetect's n-gram buffer
+        starts afresh after every space, so a word (with the space after it, when one follows) always gives
+        the same n-grams, and most words of a page recur on it and on other pages."""
         known = self.word_lang_prob_map
+        memo = _word_grams_memo(known)
         found: list[str] = []
-        grams = " "  # langdetect's n-gram buffer: the last three normalised characters, reset at a space
-        for ch in self.text.translate(_NGRAM_TABLE):
-            last = grams[-1]
-            if last == " ":
-                if ch == " ":
-                    continue
-                grams = " " + ch
-            elif len(grams) >= 3:
-                grams = grams[1:] + ch
-            else:
-                grams += ch
-            if ch.isupper() and last.isupper():
-                continue  # inside a word in capitals (an acronym): langdetect skips it
-            if ch != " " and ch in known:
-                found.append(ch)
-            if len(grams) >= 2:
-                if grams[-2:] in known:
-                    found.append(grams[-2:])
-                if len(grams) == 3 and grams in known:
-                    found.append(grams)
+        words = self.text.translate(_NGRAM_TABLE).split(" ")
+        last = len(words) - 1
+        for i, word in enumerate(words):
+            if word:
+                key = word + " " if i < last else word
+                grams = memo.get(key)
+                if grams is None:
+                    grams = _word_ngrams(key, known)
+                    if len(memo) < WORD_GRAMS_KEPT:
+                        memo[key] = grams
+                found += grams
         return found
+
+    def _update_lang_prob(self, prob: list[float], word: str | None, alpha: float) -> bool:
+        """langdetect's update (each language's probability times ``alpha / BASE_FREQ`` plus the n-gram's
+        probability in it), as one comprehension instead of an indexed loop: the same products."""
+        lang_prob_map = self.word_lang_prob_map.get(word) if word is not None else None
+        if lang_prob_map is None:
+            return False
+        weight = alpha / self.BASE_FREQ
+        prob[:] = [p * (weight + q) for p, q in zip(prob, lang_prob_map, strict=True)]
+        return True
+
+
+WORD_GRAMS_KEPT = 10_000  # distinct words whose n-grams are kept: under 5 MB per process
+_word_grams: tuple[object, dict[str, tuple[str, ...]]] = (None, {})
+
+
+def _word_grams_memo(known: object) -> dict[str, tuple[str, ...]]:
+    """The memo of words' n-grams for profile map ``known`` (a new map, from reloaded profiles, starts anew)."""
+    global _word_grams
+    if _word_grams[0] is not known:
+        _word_grams = (known, {})
+    return _word_grams[1]
+
+
+def _word_ngrams(word: str, known: dict[str, list[float]]) -> tuple[str, ...]:
+    """langdetect's known n-grams of one normalised ``word`` that follows a space (or starts the text), and
+    ends with the space after it if there is one: its per-character buffer, in one inline loop."""
+    found: list[str] = []
+    grams = " "  # the last three normalised characters; a space resets it
+    for ch in word:
+        last = grams[-1]
+        if last == " ":
+            grams = " " + ch
+        elif len(grams) >= 3:
+            grams = grams[1:] + ch
+        else:
+            grams += ch
+        if ch.isupper() and last.isupper():
+            continue  # inside a word in capitals (an acronym): langdetect skips it
+        if ch != " " and ch in known:
+            found.append(ch)
+        if len(grams) >= 2:
+            if grams[-2:] in known:
+                found.append(grams[-2:])
+            if len(grams) == 3 and grams in known:
+                found.append(grams)
+    return tuple(map(sys.intern, found))  # interned: the memo's words share their n-grams' strings
 
 
 @dataclass(frozen=True)
@@ -110,6 +153,16 @@ def normalise_lang_tag(tag: str | None) -> str | None:
     return getattr(lang, "alpha_2", None)
 
 
+def _has_letters(text: str, count: int) -> bool:
+    """At least ``count`` letters in ``text`` (read only as far as needed)."""
+    for ch in text:
+        if ch.isalpha():
+            count -= 1
+            if count <= 0:
+                return True
+    return count <= 0
+
+
 def detect_language(text: str | None, *, seed: int = 0, min_chars: int = MIN_CHARS,
                     fallback: str | None = None) -> LanguageGuess:
     """Detect the language of ``text``; short or undetectable text falls back to ``fallback``.
@@ -118,9 +171,8 @@ def detect_language(text: str | None, *, seed: int = 0, min_chars: int = MIN_CHA
     call order or threads.
     """
     sample = (text or "").strip()
-    letters = sum(ch.isalpha() for ch in sample[:5000])
     fallback_code = normalise_lang_tag(fallback)
-    if letters >= min_chars:
+    if _has_letters(sample[:5000], min_chars):
         try:
             detector = SeededDetector(seed)
             detector.append(sample[:MAX_SAMPLE_CHARS])

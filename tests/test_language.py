@@ -23,6 +23,8 @@ EDGE_CASES = [
     "حماية التنوع البيولوجي في المناطق الساحلية mixed with Latin GEF words",
     "Сохранение биоразнообразия в России и СНГ",
     "ひらがなとカタカナ、漢字の混じった日本語の文章です",
+    "GEF funds the GEF project of GEF",  # one word read with and without the space after it
+    "a text that ends with spaces and punctuation. ",
 ]
 
 
