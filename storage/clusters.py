@@ -45,6 +45,7 @@ from storage.models import Candidate, DuplicateKey
 READ_BATCH = 25  # stored candidates read and fingerprinted at a time while comparing
 TEXT_LIMIT = 20_000
 _candidates = Candidate.__table__  # Core updates: clusters are not curator edits (no version bump)
+_keys = DuplicateKey.__table__  # Core inserts: the ORM's bulk-insert path costs more than the rows
 
 _DUP_COLUMNS = (Candidate.id, Candidate.source_id, Candidate.url, Candidate.title, Candidate.organisations,
                 Candidate.countries, Candidate.summary, Candidate.text, Candidate.duplicate_cluster,
@@ -95,7 +96,7 @@ def _write_keys(session: Session, prints: dict[int, Fingerprint]) -> None:
     session.execute(delete(DuplicateKey).where(DuplicateKey.candidate_id.in_(list(prints))))
     rows = [{"candidate_id": cid, "key": key} for cid, fp in prints.items() for key in dict.fromkeys(fp.index_keys())]
     if rows:
-        session.execute(insert(DuplicateKey), rows)
+        session.execute(insert(_keys), rows)
 
 
 def link_duplicates(session: Session, candidate_id: int, *, new: bool = False,
@@ -117,7 +118,7 @@ def link_duplicates(session: Session, candidate_id: int, *, new: bool = False,
     if not new:
         session.execute(delete(DuplicateKey).where(DuplicateKey.candidate_id == candidate_id))
     if keys:
-        session.execute(insert(DuplicateKey), [{"candidate_id": candidate_id, "key": k} for k in keys])
+        session.execute(insert(_keys), [{"candidate_id": candidate_id, "key": k} for k in keys])
     matched = _matches(session, fp, heads, row.duplicate_cluster, cache)
     if not matched:
         return row.duplicate_cluster

@@ -46,7 +46,7 @@ def record_page(session: Session, *, source_id: str, url: str, canonical_url: st
         values["http_status"] = 200
     if record_count is not None:
         values["record_count"] = record_count
-    stmt = insert_for(session, FetchedPage).values(**values, first_seen=now())
+    stmt = insert_for(session, FetchedPage.__table__).values(**values, first_seen=now())  # Core: one page, no ORM
     update = {k: stmt.excluded[k] for k in values if k not in ("source_id", "url")}
     session.execute(stmt.on_conflict_do_update(index_elements=["source_id", "url"], set_=update))
 
