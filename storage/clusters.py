@@ -47,9 +47,18 @@ TEXT_LIMIT = 20_000
 _candidates = Candidate.__table__  # Core updates: clusters are not curator edits (no version bump)
 _keys = DuplicateKey.__table__  # Core inserts: the ORM's bulk-insert path costs more than the rows
 
-_DUP_COLUMNS = (Candidate.id, Candidate.source_id, Candidate.url, Candidate.title, Candidate.organisations,
-                Candidate.countries, Candidate.summary, Candidate.text, Candidate.duplicate_cluster,
-                Candidate.version_id, Candidate.record_hash)
+_DUP_COLUMNS = tuple(_candidates.c[name] for name in (
+    "id", "source_id", "url", "title", "organisations", "countries", "summary", "text", "duplicate_cluster",
+    "version_id", "record_hash"))
+# the store stage's statements, built once (a statement reused keeps its cache key) on the tables (no ORM step)
+_DUP_ROW = select(*_DUP_COLUMNS).where(_candidates.c.id == bindparam("cid"))
+_DUP_ROWS = select(*_DUP_COLUMNS).where(_candidates.c.id.in_(bindparam("ids", expanding=True)))
+_DROP_KEYS = delete(_keys).where(_keys.c.candidate_id == bindparam("cid"))
+_MEMBER_HEADS = (
+    select(_candidates.c.id, _candidates.c.version_id, _candidates.c.record_hash, _candidates.c.duplicate_cluster)
+    .where(_candidates.c.id.in_(select(_keys.c.candidate_id).where(_keys.c.key.in_(bindparam("keys", expanding=True)))),
+           _candidates.c.id != bindparam("cid"))
+    .order_by(_candidates.c.id))
 FINGERPRINT_CACHE_SIZE = 5_000  # about 3.4 KB each: 17 MB at most
 
 
@@ -107,7 +116,7 @@ def link_duplicates(session: Session, candidate_id: int, *, new: bool = False,
     merged under the smallest id. A changed candidate that no longer matches keeps its cluster
     until ``recompute_clusters``. ``new``: the candidate was just inserted (no old keys to drop).
     """
-    row = session.execute(select(*_DUP_COLUMNS).where(Candidate.id == candidate_id)).one_or_none()
+    row = session.execute(_DUP_ROW, {"cid": candidate_id}).one_or_none()
     if row is None:
         return None
     fp = fingerprint(dup_record(row))
@@ -116,7 +125,7 @@ def link_duplicates(session: Session, candidate_id: int, *, new: bool = False,
     keys = list(dict.fromkeys(fp.index_keys()))
     heads = _member_heads(session, _small_keys(session, keys), candidate_id)
     if not new:
-        session.execute(delete(DuplicateKey).where(DuplicateKey.candidate_id == candidate_id))
+        session.execute(_DROP_KEYS, {"cid": candidate_id})
     if keys:
         session.execute(insert(_keys), [{"candidate_id": candidate_id, "key": k} for k in keys])
     matched = _matches(session, fp, heads, row.duplicate_cluster, cache)
@@ -138,7 +147,7 @@ def _bucket_sizes(count: int, limit: int) -> Executable:
     the key index and no further than ``limit``; built once per count, as building it for every stored page
     cost more than running it."""
     parts = [select(literal_column(str(i)).label("i"), func.count().label("n")).select_from(
-        select(DuplicateKey.id).where(DuplicateKey.key == bindparam(f"k{i}")).limit(limit).subquery())
+        select(_keys.c.id).where(_keys.c.key == bindparam(f"k{i}")).limit(limit).subquery())
         for i in range(count)]
     return parts[0] if count == 1 else union_all(*parts)
 
@@ -157,10 +166,7 @@ def _member_heads(session: Session, keys: list[str], candidate_id: int) -> Seque
     statement, as the members' ids are not needed on their own."""
     if not keys:
         return []
-    members = select(DuplicateKey.candidate_id).where(DuplicateKey.key.in_(keys))
-    return session.execute(
-        select(Candidate.id, Candidate.version_id, Candidate.record_hash, Candidate.duplicate_cluster)
-        .where(Candidate.id.in_(members), Candidate.id != candidate_id).order_by(Candidate.id)).all()
+    return session.execute(_MEMBER_HEADS, {"keys": keys, "cid": candidate_id}).all()
 
 
 def _matches(session: Session, fp: Fingerprint, heads: Sequence[Any], own_cluster: str | None,
@@ -189,7 +195,7 @@ def _matches(session: Session, fp: Fingerprint, heads: Sequence[Any], own_cluste
             compare(oid, cluster, known)
     while uncached := [(oid, cluster) for oid, cluster in uncached if cluster not in joined]:
         batch, uncached = [oid for oid, _ in uncached[:READ_BATCH]], uncached[READ_BATCH:]
-        for row in session.execute(select(*_DUP_COLUMNS).where(Candidate.id.in_(batch))):
+        for row in session.execute(_DUP_ROWS, {"ids": batch}):
             if row.duplicate_cluster in joined:
                 continue
             other = fingerprint(dup_record(row))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from storage.models import FetchedPage
 from storage.runs import now
-from storage.upsert import insert_for
+from storage.upsert import dialect_of, statement_cache
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,15 @@ def record_page(session: Session, *, source_id: str, url: str, canonical_url: st
         values["http_status"] = 200
     if record_count is not None:
         values["record_count"] = record_count
-    stmt = insert_for(session, FetchedPage.__table__).values(**values, first_seen=now())  # Core: one page, no ORM
-    update = {k: stmt.excluded[k] for k in values if k not in ("source_id", "url")}
-    session.execute(stmt.on_conflict_do_update(index_elements=["source_id", "url"], set_=update))
+    session.execute(_upsert_page(dialect_of(session), tuple(values)), {**values, "first_seen": now()})
+
+
+@statement_cache
+def _upsert_page(insert: Any, columns: tuple[str, ...]) -> Any:
+    """Insert a page row, or update ``columns`` of the existing one."""
+    stmt = insert(FetchedPage.__table__)
+    return stmt.on_conflict_do_update(index_elements=["source_id", "url"],
+                                      set_={k: stmt.excluded[k] for k in columns if k not in ("source_id", "url")})
 
 
 def load_recently_fetched(session: Session, source_id: str, days: float) -> frozenset[str]:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from storage.models import Candidate, CandidateStatus, Decision
 from storage.runs import now
 from storage.search import match_clause
-from storage.upsert import insert_for
+from storage.upsert import dialect_of, statement_cache
 
 _candidates = Candidate.__table__  # Core inserts: the ORM's bulk-insert path costs a third more per row
 REVIEWED = {CandidateStatus.ACCEPTED, CandidateStatus.REJECTED}
@@ -40,6 +40,11 @@ class UpsertResult:
     candidate_id: int
 
 
+@statement_cache
+def _insert_new(insert: Any) -> Any:
+    return insert(_candidates).on_conflict_do_nothing(index_elements=["source_id", "url"]).returning(_candidates.c.id)
+
+
 def upsert_candidate(session: Session, *, source_id: str, url: str, record_hash: str, run_id: int | None,
                      initial_status: str, values: dict[str, Any]) -> UpsertResult:
     """Insert a new candidate, update a changed one, or only touch an unchanged one.
@@ -48,11 +53,10 @@ def upsert_candidate(session: Session, *, source_id: str, url: str, record_hash:
     never overwritten; a reviewed record whose content changed is flagged ``changed_since_review``.
     """
     harvested = {k: values[k] for k in HARVESTED_COLUMNS if k in values}
-    stmt = insert_for(session, _candidates).values(
-        source_id=source_id, url=url, record_hash=record_hash, status=initial_status, first_run_id=run_id,
-        last_run_id=run_id, curator_edits={}, version_id=1, **harvested,
-    ).on_conflict_do_nothing(index_elements=["source_id", "url"])
-    inserted = session.execute(stmt.returning(_candidates.c.id)).scalar_one_or_none()
+    inserted = session.execute(_insert_new(dialect_of(session)), {
+        "source_id": source_id, "url": url, "record_hash": record_hash, "status": initial_status,
+        "first_run_id": run_id, "last_run_id": run_id, "curator_edits": {}, "version_id": 1, **harvested,
+    }).scalar_one_or_none()
     if inserted is not None:
         return UpsertResult(Outcome.NEW, inserted)
     row = session.scalars(
