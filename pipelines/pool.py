@@ -6,8 +6,9 @@ On when ``HARVESTER_STAGE_POOL`` is ``auto`` on a machine with more than one CPU
 in-line stage pipelines then switch themselves off (``NotConfigured``). Storage stays in the crawl
 process: an item reaches the store stage only after its own CPU stages, and the store stage records a
 page only once every item of it was stored or dropped, so what it assumes still holds. The pool starts
-with the first item (an unchanged re-crawl starts none); workers exit when their crawl process is gone
-(killed).
+with the first item (an unchanged re-crawl starts none), in a thread: starting the forkserver waits for it
+to import the stages (seconds on a slow machine), which on the reactor thread stalled every download and
+stretched the politeness delay; workers exit when their crawl process is gone (killed).
 
 The workers are renewed after ``HARVESTER_STAGE_POOL_MAX_TASKS`` items per worker, which keeps their memory
 flat: new items wait while the current pool finishes its items and exits, then a new pool starts (from
@@ -149,7 +150,7 @@ class PooledStagesPipeline:
             except TimeoutError:
                 _terminate_workers(old)
                 await asyncio.to_thread(old.shutdown, wait=True)
-            self.pool = self._start_pool()
+            self.pool = await asyncio.to_thread(self._start_pool)
             self.stats.inc_value(f"harvester/stage_pool/{stat}")
 
     async def _submit(self, item: CandidateItem) -> StagesOutcome:
@@ -159,7 +160,9 @@ class PooledStagesPipeline:
                     async with self.renewal:
                         pass
                 elif self.pool is None:  # the first item: a crawl that finds nothing new starts no workers
-                    self.pool = self._start_pool()
+                    async with self.renewal:
+                        if self.pool is None:
+                            self.pool = await asyncio.to_thread(self._start_pool)
                 elif self.pool_items >= self.max_tasks * self.size:
                     await self._replace(self.generation, "renewed", terminate=False)
                 else:
