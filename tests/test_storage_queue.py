@@ -47,6 +47,23 @@ def test_same_record_twice_is_one_candidate_and_not_modified(db_engine: Engine) 
     assert _count(db_engine) == 1
 
 
+def test_a_new_candidate_gets_its_values_and_the_column_defaults_for_the_rest(db_engine: Engine) -> None:
+    assert _upsert(db_engine, "h1") is Outcome.NEW
+    with transaction(db_engine) as session:  # another set of values, through the same reused statement
+        upsert_candidate(session, source_id="gef_projects", url=URL + "/fr", record_hash="h2", run_id=None,
+                         initial_status=CandidateStatus.FILTERED,
+                         values={"fetched_url": URL, "summary": "Résumé", "criteria": {"active": {"score": 1.0}},
+                                 "score": 0.2})
+    with transaction(db_engine) as session:
+        first, second = session.scalars(select(Candidate).order_by(Candidate.id)).all()
+        assert (first.title, first.countries, first.status, first.version_id) == \
+            ("Wildlife trafficking in Madagascar", ["MG"], CandidateStatus.PENDING, 1)
+        assert (first.regions, first.keywords, first.extra, first.curator_edits, first.criteria) == ([], [], {}, {}, {})
+        assert (first.gone_at_source, first.changed_since_review, first.created_at is not None) == (False, False, True)
+        assert (second.title, second.summary, second.countries, second.criteria, second.score, second.status) == \
+            (None, "Résumé", [], {"active": {"score": 1.0}}, 0.2, CandidateStatus.FILTERED)
+
+
 def test_changed_record_updates_fields_but_keeps_the_curator_decision(db_engine: Engine) -> None:
     _upsert(db_engine, "h1")
     with transaction(db_engine) as session:

@@ -59,6 +59,7 @@ class Vocabulary:
     organisations: Matcher
 
 
+@cache
 def available_languages() -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in VOCAB_DIR.glob("*.yaml") if p.stem not in _NOT_LANGUAGES))
 
