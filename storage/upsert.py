@@ -10,14 +10,18 @@ from sqlalchemy import Executable
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+_INSERTS: dict[str, Callable[[Any], Any]] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def _dialect_insert(dialect: str) -> Callable[[Any], Any]:
+    insert = _INSERTS.get(dialect)
+    if insert is None:
+        raise RuntimeError(f"unsupported database dialect {dialect!r}")
+    return insert
+
 
 def insert_for(session: Session, table: Any) -> Any:
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    if name == "sqlite":
-        return sqlite.insert(table)
-    raise RuntimeError(f"unsupported database dialect {name!r}")
+    return _dialect_insert(dialect_of(session))(table)
 
 
 def statement_cache(build: Callable[..., Executable]) -> Callable[..., Executable]:
@@ -28,10 +32,7 @@ def statement_cache(build: Callable[..., Executable]) -> Callable[..., Executabl
 
     @lru_cache(maxsize=64)
     def cached(dialect: str, *args: Any) -> Executable:
-        module = {"postgresql": postgresql, "sqlite": sqlite}.get(dialect)
-        if module is None:
-            raise RuntimeError(f"unsupported database dialect {dialect!r}")
-        return build(module.insert, *args)
+        return build(_dialect_insert(dialect), *args)
 
     return cached
 
