@@ -6,7 +6,8 @@ listings, feed) on 127.0.0.1 and measures, each ``--repeat`` times with medians:
 - pages/s of a full crawl through every stage into SQLite, with the CPU stages in a process pool and
   in-line, against two baselines in the same run: plain Scrapy fetching the same sitemap with no
   processing, and trafilatura's own command-line harvester on the same sitemap (``--sitemap``, same
-  download parallelism, its per-host sleep set to 0 like our crawl's delay);
+  download parallelism, its per-host sleep set to 0 like our crawl's delay); each with the cores the
+  machine kept busy meanwhile and its CPU per page;
 - an unchanged re-crawl's time as a fraction of the first crawl (sitemap ``lastmod``, and a listing
   site re-crawled with conditional requests);
 - each stage's cost per page, in one process;
@@ -16,7 +17,8 @@ listings, feed) on 127.0.0.1 and measures, each ``--repeat`` times with medians:
 - peak memory (summed PSS of the crawl process and its stage workers) crawling ``--memory-pages`` pages,
   overall and per tenth of the pages (flat or growing).
 
-Other processes on the machine make the figures noisy; compare rows of one run, not runs.
+Other processes on the machine make the figures noisy; compare rows of one run, not runs. The machine line
+gives ``two_process_speedup``: how many cores' worth two busy processes get here (2.0 on two free cores).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -44,12 +47,28 @@ from harvester.settings import PROJECT_ROOT, get_settings
 SOURCE = "bench_site"
 
 
+def two_process_speedup(loops: int = 20_000_000) -> float:
+    """How many cores' worth two busy processes get: 2.0 on two free cores, less where the cores are shared
+    (hyper-threads, other tenants of the host). The pipeline needs both cores, trafilatura's harvester one,
+    so their ratio depends on it."""
+    cmd = [sys.executable, "-c", f"for _ in range({loops}): pass"]
+
+    def wall(processes: int) -> float:
+        start = time.perf_counter()
+        for proc in [subprocess.Popen(cmd) for _ in range(processes)]:
+            proc.wait()
+        return time.perf_counter() - start
+
+    return round(2 * min(wall(1) for _ in range(2)) / min(wall(2) for _ in range(2)), 2)
+
+
 def machine() -> dict[str, Any]:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                   if line.startswith("MemTotal"))
     return {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": round(mem_kb / 1024 / 1024, 1),
+            "two_process_speedup": two_process_speedup(),
             "python": platform.python_version(), "os": platform.platform(),
             **{name: version(name) for name in ("scrapy", "trafilatura", "scrapy-redis", "sqlalchemy", "lxml")}}
 
@@ -182,18 +201,48 @@ def median_of(repeat: int, measure: Callable[[], float]) -> float:
     return statistics.median(measure() for _ in range(repeat))
 
 
-def full_crawl(root: Path, site: PartnerSite, pool: str, repeat: int) -> tuple[float, float]:
-    """Median seconds of a first crawl and of the unchanged re-crawl after it (sitemap, SQLite)."""
-    firsts, seconds = [], []
+def busy_seconds() -> float:
+    """CPU seconds this machine has been busy since boot, every process counted (``/proc/stat``: user, nice,
+    system, irq and softirq time of all cores)."""
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, Path("/proc/stat").read_text().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall seconds of a measured run and the CPU seconds the whole machine was busy meanwhile: the crawler's
+    processes and the generated site serving it on 127.0.0.1 (the same pages for every row)."""
+
+    wall: float
+    busy: float
+
+    @staticmethod
+    def median(runs: list[Timing]) -> Timing:
+        return Timing(statistics.median(t.wall for t in runs), statistics.median(t.busy for t in runs))
+
+    def cpu_note(self, pages: int) -> str:
+        return f"{self.busy / self.wall:.2f} cores busy, {1000 * self.busy / pages:.0f} ms CPU per page"
+
+
+def timed(run: Callable[[], object]) -> Timing:
+    busy, start = busy_seconds(), time.perf_counter()
+    run()
+    return Timing(time.perf_counter() - start, busy_seconds() - busy)
+
+
+def full_crawl(root: Path, site: PartnerSite, pool: str, repeat: int) -> tuple[Timing, float]:
+    """The median first crawl and the median seconds of the unchanged re-crawl after it (sitemap, SQLite)."""
+    firsts: list[Timing] = []
+    seconds = []
     for _ in range(repeat):
         ws = Workspace(root, "sitemap", site.url, extra_env={"HARVESTER_STAGE_POOL": pool})
-        firsts.append(ws.crawl())
+        firsts.append(timed(ws.crawl))
         stats = ws.last_run_stats()
         if stats.get("new") != site.pages:
             raise RuntimeError(f"crawl stored {stats.get('new')} of {site.pages} pages: {stats}")
         seconds.append(ws.crawl())
         ws.remove()
-    return statistics.median(firsts), statistics.median(seconds)
+    return Timing.median(firsts), statistics.median(seconds)
 
 
 def listing_recrawl(root: Path, site: PartnerSite, repeat: int, revisit_days: float | None = None
@@ -208,14 +257,12 @@ def listing_recrawl(root: Path, site: PartnerSite, repeat: int, revisit_days: fl
     return statistics.median(firsts), statistics.median(seconds)
 
 
-def plain_scrapy(site: PartnerSite) -> float:
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bench.plain_fetch", f"{site.url}/sitemap.xml"], cwd=PROJECT_ROOT,
-                   check=True, capture_output=True)
-    return time.perf_counter() - start
+def plain_scrapy(site: PartnerSite) -> Timing:
+    return timed(lambda: subprocess.run([sys.executable, "-m", "bench.plain_fetch", f"{site.url}/sitemap.xml"],
+                                        cwd=PROJECT_ROOT, check=True, capture_output=True))
 
 
-def trafilatura_cli(root: Path, site: PartnerSite) -> float:
+def trafilatura_cli(root: Path, site: PartnerSite) -> Timing:
     """trafilatura's harvester on the sitemap's URLs. Its ``--sitemap`` discovery refuses IP-address hosts
     (courlan), so the sitemap is read here and its URLs are given with ``-i``: the same download and
     extraction path. Config: its defaults with the per-host sleep set to 0 (like our crawl's delay) and
@@ -231,14 +278,14 @@ def trafilatura_cli(root: Path, site: PartnerSite) -> float:
     urls = root / "urls.txt"
     out = Path(tempfile.mkdtemp(dir=root))
     before = site.count
-    start = time.perf_counter()
+    busy, start = busy_seconds(), time.perf_counter()
     entries = [loc for k in range(len(parse_sitemap(site.sitemap_index())[1]))
                for loc, _ in parse_sitemap(site.sitemap(k))[1]]
     urls.write_text("".join(f"{u}\n" for u in entries), encoding="utf-8")
     subprocess.run([shutil.which("trafilatura") or "trafilatura", "-i", str(urls), "-o", str(out),
                     "--parallel", "8", "--config-file", str(config)], check=True, capture_output=True,
                    timeout=max(600, site.pages))
-    elapsed = time.perf_counter() - start
+    elapsed = Timing(time.perf_counter() - start, busy_seconds() - busy)
     shutil.rmtree(out, ignore_errors=True)
     if site.count - before < site.pages:
         raise RuntimeError(f"trafilatura fetched {site.count - before} of {site.pages} pages")
@@ -353,22 +400,25 @@ def speed(args: argparse.Namespace, templates: list[bytes], root: Path, result: 
     """Every measurement but the memory run."""
     with PartnerSite(templates, args.pages) as site:
         n = args.pages
-        pool_first, pool_again = full_crawl(root, site, "auto", args.repeat)
-        result |= {"full_pages_s": n / pool_first, "recrawl_fraction_sitemap": pool_again / pool_first}
-        row("full pipeline, stage pool", f"{n / pool_first:.1f} pages/s", f"({pool_first:.1f} s)")
+        pool, pool_again = full_crawl(root, site, "auto", args.repeat)
+        pool_first = pool.wall
+        result |= {"full_pages_s": n / pool_first, "full_cpu_ms_per_page": 1000 * pool.busy / n,
+                   "recrawl_fraction_sitemap": pool_again / pool_first}
+        row("full pipeline, stage pool", f"{n / pool_first:.1f} pages/s", f"({pool_first:.1f} s, {pool.cpu_note(n)})")
         row("unchanged re-crawl, sitemap lastmod", f"{100 * pool_again / pool_first:.1f} % of first",
             f"({pool_again:.1f} s)")
-        inline_first, _ = full_crawl(root, site, "0", args.repeat)
-        result |= {"inline_pages_s": n / inline_first, "pool_speedup": inline_first / pool_first}
-        row("full pipeline, stages in-line", f"{n / inline_first:.1f} pages/s",
-            f"(pool x{inline_first / pool_first:.2f})")
-        plain = median_of(args.repeat, lambda: plain_scrapy(site))
-        result["plain_scrapy_pages_s"] = n / plain
-        row("plain Scrapy, no processing", f"{n / plain:.1f} pages/s", "(baseline)")
-        traf = median_of(args.repeat, lambda: trafilatura_cli(root, site))
-        result |= {"trafilatura_pages_s": n / traf, "full_vs_trafilatura": traf / pool_first}
-        row("trafilatura CLI on the sitemap URLs", f"{n / traf:.1f} pages/s",
-            f"(full pipeline x{traf / pool_first:.2f})")
+        inline, _ = full_crawl(root, site, "0", args.repeat)
+        result |= {"inline_pages_s": n / inline.wall, "pool_speedup": inline.wall / pool_first}
+        row("full pipeline, stages in-line", f"{n / inline.wall:.1f} pages/s",
+            f"(pool x{inline.wall / pool_first:.2f}, {inline.cpu_note(n)})")
+        plain = Timing.median([plain_scrapy(site) for _ in range(args.repeat)])
+        result["plain_scrapy_pages_s"] = n / plain.wall
+        row("plain Scrapy, no processing", f"{n / plain.wall:.1f} pages/s", f"(baseline, {plain.cpu_note(n)})")
+        traf = Timing.median([trafilatura_cli(root, site) for _ in range(args.repeat)])
+        result |= {"trafilatura_pages_s": n / traf.wall, "trafilatura_cpu_ms_per_page": 1000 * traf.busy / n,
+                   "full_vs_trafilatura": traf.wall / pool_first}
+        row("trafilatura CLI on the sitemap URLs", f"{n / traf.wall:.1f} pages/s",
+            f"(full pipeline x{traf.wall / pool_first:.2f}, {traf.cpu_note(n)})")
         list_first, list_again = listing_recrawl(root, site, args.repeat)
         result["recrawl_fraction_listing"] = list_again / list_first
         row("unchanged re-crawl, listing + conditional GET", f"{100 * list_again / list_first:.1f} % of first",
