@@ -373,7 +373,7 @@ def upsert_rate(database_url: str, count: int) -> float:
     return rate
 
 
-def distributed(root: Path, site: PartnerSite, redis_url: str, postgres_url: str, workers: int) -> float:
+def distributed(root: Path, site: PartnerSite, redis_url: str, postgres_url: str, workers: int) -> Timing:
     import redis
 
     redis.Redis.from_url(redis_url).delete(f"harvester:{SOURCE}:crawl")
@@ -387,7 +387,7 @@ def distributed(root: Path, site: PartnerSite, redis_url: str, postgres_url: str
     engine.dispose()
     subprocess.run([sys.executable, "-m", "harvester", "db", "upgrade"], env=ws.env, check=True,
                    cwd=PROJECT_ROOT, capture_output=True)
-    elapsed = ws.crawl(workers=workers)
+    elapsed = timed(lambda: ws.crawl(workers=workers))
     stats = ws.last_run_stats()
     ws.remove()
     if stats.get("new") != site.pages:
@@ -431,11 +431,16 @@ def speed(args: argparse.Namespace, templates: list[bytes], root: Path, result: 
         result["stage_ms_per_page"] = costs
         row("stage cost per page", ", ".join(f"{k} {v} ms" for k, v in costs.items()), "(one process)")
         if args.redis_url and args.postgres_url:
-            one = median_of(args.repeat, lambda: distributed(root, site, args.redis_url, args.postgres_url, 1))
-            two = median_of(args.repeat, lambda: distributed(root, site, args.redis_url, args.postgres_url, 2))
-            result |= {"distributed_1_pages_s": n / one, "distributed_2_pages_s": n / two}
-            row("distributed, 1 worker (PostgreSQL)", f"{n / one:.1f} pages/s", "")
-            row("distributed, 2 workers (PostgreSQL)", f"{n / two:.1f} pages/s", f"(x{one / two:.2f})")
+            def workers(count: int) -> Timing:
+                assert args.redis_url and args.postgres_url
+                return Timing.median([distributed(root, site, args.redis_url, args.postgres_url, count)
+                                      for _ in range(args.repeat)])
+
+            one, two = workers(1), workers(2)
+            result |= {"distributed_1_pages_s": n / one.wall, "distributed_2_pages_s": n / two.wall}
+            row("distributed, 1 worker (PostgreSQL)", f"{n / one.wall:.1f} pages/s", f"({one.cpu_note(n)})")
+            row("distributed, 2 workers (PostgreSQL)", f"{n / two.wall:.1f} pages/s",
+                f"(x{one.wall / two.wall:.2f}, {two.cpu_note(n)})")
 
     count = 2000
     sqlite_rate = median_of(args.repeat, lambda: upsert_rate(f"sqlite:///{root / 'upsert.sqlite3'}", count))
