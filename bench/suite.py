@@ -278,14 +278,16 @@ def trafilatura_cli(root: Path, site: PartnerSite) -> Timing:
     urls = root / "urls.txt"
     out = Path(tempfile.mkdtemp(dir=root))
     before = site.count
-    busy, start = busy_seconds(), time.perf_counter()
-    entries = [loc for k in range(len(parse_sitemap(site.sitemap_index())[1]))
-               for loc, _ in parse_sitemap(site.sitemap(k))[1]]
-    urls.write_text("".join(f"{u}\n" for u in entries), encoding="utf-8")
-    subprocess.run([shutil.which("trafilatura") or "trafilatura", "-i", str(urls), "-o", str(out),
-                    "--parallel", "8", "--config-file", str(config)], check=True, capture_output=True,
-                   timeout=max(600, site.pages))
-    elapsed = Timing(time.perf_counter() - start, busy_seconds() - busy)
+
+    def harvest() -> None:
+        entries = [loc for k in range(len(parse_sitemap(site.sitemap_index())[1]))
+                   for loc, _ in parse_sitemap(site.sitemap(k))[1]]
+        urls.write_text("".join(f"{u}\n" for u in entries), encoding="utf-8")
+        subprocess.run([shutil.which("trafilatura") or "trafilatura", "-i", str(urls), "-o", str(out),
+                        "--parallel", "8", "--config-file", str(config)], check=True, capture_output=True,
+                       timeout=max(600, site.pages))
+
+    elapsed = timed(harvest)
     shutil.rmtree(out, ignore_errors=True)
     if site.count - before < site.pages:
         raise RuntimeError(f"trafilatura fetched {site.count - before} of {site.pages} pages")
@@ -432,7 +434,6 @@ def speed(args: argparse.Namespace, templates: list[bytes], root: Path, result: 
         row("stage cost per page", ", ".join(f"{k} {v} ms" for k, v in costs.items()), "(one process)")
         if args.redis_url and args.postgres_url:
             def workers(count: int) -> Timing:
-                assert args.redis_url and args.postgres_url
                 return Timing.median([distributed(root, site, args.redis_url, args.postgres_url, count)
                                       for _ in range(args.repeat)])
 
