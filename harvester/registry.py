@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from w3lib.url import safe_url_string
 
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 
@@ -231,7 +232,10 @@ class SourceSpec(_Strict):
 
     @property
     def hosts(self) -> list[str]:
-        return self.allowed_hosts or sorted({urlsplit(u).hostname or "" for u in self.start_urls})
+        """Allowed hosts; by default the start URLs' hosts as Scrapy's ``Request`` normalises them (w3lib
+        >= 2.6 rewrites numeric hosts such as ``0x7f000001`` to ``127.0.0.1``, and the offsite filter
+        compares against the normalised form)."""
+        return self.allowed_hosts or sorted({urlsplit(safe_url_string(u)).hostname or "" for u in self.start_urls})
 
 
 def _format_error(path: Path, exc: ValidationError) -> str:

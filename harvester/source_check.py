@@ -55,36 +55,50 @@ def expected_path(spec: SourceSpec, fixture: str) -> Path:
 def check_source(spec: SourceSpec, update: bool = False, fixtures_root: Path | None = None) -> FieldTally:
     tally = FieldTally()
     for capture_ref in spec.replay:
-        items = _items_by_key(spec, capture_ref, fixtures_root)
-        if not items:
-            continue
-        path = expected_path(spec, capture_ref.fixture)
-        stored = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-        if update:
-            keys = list(stored["records"]) if stored else list(items)[:NEW_FILE_RECORDS]
-            records = {k: expected_fields(items[k]) for k in keys if k in items}
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"source": spec.id, "capture": capture_ref.fixture,
-                                        "url": load_capture(capture_ref.fixture, capture_ref.url, fixtures_root).url,
-                                        "records": records}, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
-                            encoding="utf-8")
-            stored = json.loads(path.read_text(encoding="utf-8"))
-        if stored is None:
-            tally.problems.append(f"{capture_ref.fixture}: no expected output ({path.relative_to(PROJECT_ROOT)})")
-            continue
-        for key, expected in stored["records"].items():
-            got = expected_fields(items[key]) if key in items else {}
-            if key not in items:
-                tally.problems.append(f"{capture_ref.fixture}: record {key} no longer extracted")
-            for name in sorted(set(expected) | set(got)):
-                if name not in got:
-                    tally.missing[name] += 1
-                elif name not in expected or got[name] != expected[name]:
-                    tally.wrong[name] += 1
-                    tally.problems.append(
-                        f"{key}: {name} = {_short(got.get(name))}, expected {_short(expected.get(name))}")
-                else:
-                    tally.right[name] += 1
+        one = check_capture(spec, capture_ref, update, fixtures_root)
+        tally.right += one.right
+        tally.wrong += one.wrong
+        tally.missing += one.missing
+        tally.problems += one.problems
+    return tally
+
+
+def check_capture(spec: SourceSpec, capture_ref: Any, update: bool = False, fixtures_root: Path | None = None
+                  ) -> FieldTally:
+    """One capture against its expected output; each problem names ``source/capture:field``."""
+    tally = FieldTally()
+    items = _items_by_key(spec, capture_ref, fixtures_root)
+    if not items:
+        return tally
+    where = f"{spec.id}/{Path(capture_ref.fixture).name}"
+    path = expected_path(spec, capture_ref.fixture)
+    stored = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if update:
+        keys = list(stored["records"]) if stored else list(items)[:NEW_FILE_RECORDS]
+        records = {k: expected_fields(items[k]) for k in keys if k in items}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"source": spec.id, "capture": capture_ref.fixture,
+                                    "url": load_capture(capture_ref.fixture, capture_ref.url, fixtures_root).url,
+                                    "records": records}, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
+                        encoding="utf-8")
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    if stored is None:
+        tally.problems.append(f"{where}: no expected output ({path.relative_to(PROJECT_ROOT)})")
+        return tally
+    for key, expected in stored["records"].items():
+        got = expected_fields(items[key]) if key in items else {}
+        if key not in items:
+            tally.problems.append(f"{where}: record {key} no longer extracted")
+        for name in sorted(set(expected) | set(got)):
+            if name not in got:
+                tally.missing[name] += 1
+                tally.problems.append(f"{where}:{name}: missing in {key}, expected {_short(expected.get(name))}")
+            elif name not in expected or got[name] != expected[name]:
+                tally.wrong[name] += 1
+                tally.problems.append(
+                    f"{where}:{name}: {key} = {_short(got.get(name))}, expected {_short(expected.get(name))}")
+            else:
+                tally.right[name] += 1
     return tally
 
 

@@ -17,7 +17,14 @@ from storage.db import dispose_engines, make_engine, upgrade
 from tests.recorded_server import RecordedServer, Route, ServerPool
 
 FIXTURES = Path(os.environ.get("HARVESTER_FIXTURES_DIR", PROJECT_ROOT.parent / "shared" / "fixtures"))
+# Under pytest-xdist (`-n auto`) each worker gets its own PostgreSQL database and Redis database, since tests
+# drop and recreate the schema and flush the crawl keys.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 POSTGRES_URL = os.environ.get("HARVESTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+if XDIST_WORKER:
+    POSTGRES_URL = f"{POSTGRES_URL}_{XDIST_WORKER}"
+    _redis = os.environ.get("HARVESTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
+    os.environ["HARVESTER_TEST_REDIS_URL"] = f"{_redis}/{8 + int(XDIST_WORKER.removeprefix('gw') or 0) % 8}"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -45,9 +52,23 @@ def harvester_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     dispose_engines()
 
 
+def _create_worker_database() -> None:
+    """Create this xdist worker's own database beside the configured one (idempotent)."""
+    base, name = POSTGRES_URL.rsplit("/", 1)
+    admin = create_engine(f"{base}/{name.removesuffix('_' + XDIST_WORKER)}", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+
+
 def _postgres_available() -> bool:
     engine = create_engine(POSTGRES_URL)
     try:
+        if XDIST_WORKER:
+            _create_worker_database()
         with engine.connect() as conn:
             conn.execute(text("select 1"))
         return True

@@ -36,7 +36,8 @@ def recorded_document(source_id: str, key: str) -> dict[str, Any]:
     return prepare_one(input_from_item(harvest(source_id)[key], spec.name, first_seen=FIRST_SEEN)).document
 
 
-@pytest.mark.parametrize("name", sorted(GOLDEN))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if GOLDEN[n][0] == "gef_projects" else [])
+                                  for n in sorted(GOLDEN)])  # the GEF record needs the whole 5,892-row export
 def test_recorded_record_maps_to_its_golden_chm_document(name: str) -> None:
     doc = recorded_document(*GOLDEN[name])
     path = EXPECTED / f"{name}.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -12,7 +13,14 @@ from click.testing import CliRunner
 from harvester.cli import cli
 from harvester.registry import load_registry
 from harvester.settings import get_settings
-from harvester.source_check import EXPECTED_DIR, expected_path
+from harvester.source_check import EXPECTED_DIR, check_capture, expected_path
+from tests.conftest import FIXTURES
+
+# One test per verified capture, so a failure reads `<source>/<capture>:<field>`; whole-corpus captures
+# (the 5,892-row GEF export) are slow, the rest stay in the fast loop.
+CAPTURES = [pytest.param(spec, ref, id=f"{spec.id}/{Path(ref.fixture).name}",
+                         marks=[pytest.mark.slow] if (FIXTURES / ref.fixture).stat().st_size > 1_000_000 else [])
+            for spec in load_registry().values() if spec.verified for ref in spec.replay]
 
 
 def test_every_verified_source_has_expected_outputs_for_its_captures() -> None:
@@ -22,6 +30,14 @@ def test_every_verified_source_has_expected_outputs_for_its_captures() -> None:
             assert records, f"{spec.id} has no expected output under {EXPECTED_DIR}"
 
 
+@pytest.mark.parametrize(("spec", "capture"), CAPTURES)
+def test_each_verified_capture_extracts_its_reviewed_expected_fields(spec: Any, capture: Any) -> None:
+    tally = check_capture(spec, capture)
+    assert not tally.problems, "\n".join(tally.problems)
+    assert tally.ok
+
+
+@pytest.mark.slow
 def test_sources_test_passes_on_the_bundled_sources() -> None:
     result = CliRunner().invoke(cli, ["sources", "test"])
     assert result.exit_code == 0, result.output
