@@ -10,8 +10,6 @@ and ends with the source's health check.
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -281,17 +279,17 @@ def health_check() -> str:
 
 
 def retrain_model() -> str:
-    """``harvester classify retrain`` in a child process (scheduled only when that command exists)."""
-    done = subprocess.run([sys.executable, "-m", "harvester", "classify", "retrain"], capture_output=True,
-                          text=True, check=False)
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        if done.returncode == 2 and "not enough" in tail[0].lower():  # too few curator decisions yet: not a fault
-            log.info("classify retrain skipped: %s", tail[0])
-            return f"skipped: {tail[0]}"
-        raise RuntimeError(f"classify retrain exited with {done.returncode}: {tail[0]}")
-    log.info("classify retrain finished")
-    return "retrained"
+    """Train a new model version on the curators' decisions (``storage.model_store.retrain``); too few
+    decisions yet is a skip, not a fault: the rules or the previous model keep ranking."""
+    from storage.model_store import NotEnoughDecisions, retrain
+
+    try:
+        row = retrain()
+    except NotEnoughDecisions as exc:
+        log.info("classify retrain skipped: %s", exc)
+        return f"skipped: {exc}"
+    log.info("classify retrain finished: model %s on %d decisions", row.version, row.n_train)
+    return f"retrained: {row.version}"
 
 
 def chm_sync() -> str:

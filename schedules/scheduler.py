@@ -129,16 +129,6 @@ def build_scheduler(engine: Engine | None = None, *, background: bool = False,
     return Schedule(scheduler, jobstore, settings)
 
 
-def retrain_available() -> bool:
-    """Whether ``harvester classify retrain`` exists (another part of the project provides it)."""
-    import click
-
-    from harvester.cli.main import cli
-
-    group = cli.commands.get("classify")
-    return isinstance(group, click.Group) and "retrain" in group.commands
-
-
 def plan_jobs(registry: dict[str, SourceSpec], settings: ScheduleSettings) -> tuple[list[JobPlan], list[Omitted]]:
     """The jobs the registry asks for, and the sources kept out of the schedule with the reason."""
     tz = settings.timezone
@@ -159,9 +149,8 @@ def plan_jobs(registry: dict[str, SourceSpec], settings: ScheduleSettings) -> tu
                              spec.schedule, spec.id))
     plans.append(JobPlan(HEALTH_JOB, "health", HEALTH_FUNC, (), cron_trigger(settings.health_cron, tz),
                          "maintenance", settings.health_cron))
-    if retrain_available():
-        plans.append(JobPlan(RETRAIN_JOB, "retrain", RETRAIN_FUNC, (),
-                             cron_trigger(settings.retrain_cron, tz), "maintenance", settings.retrain_cron))
+    plans.append(JobPlan(RETRAIN_JOB, "retrain", RETRAIN_FUNC, (),
+                         cron_trigger(settings.retrain_cron, tz), "maintenance", settings.retrain_cron))
     plans.append(JobPlan(CHM_SYNC_JOB, "chm_sync", CHM_SYNC_FUNC, (), cron_trigger(settings.chm_sync_cron, tz),
                          "maintenance", settings.chm_sync_cron))
     return plans, omitted

@@ -610,3 +610,11 @@ def test_the_lock_of_a_killed_crawl_is_recovered_by_the_next_trigger(
     first, second = runs_of(stalling_source)
     assert (first.id, first.status, first.finish_reason) == (killed.id, "interrupted", "process gone")
     assert second.status == "finished"
+
+
+def test_the_retrain_job_skips_without_enough_decisions_and_runs_no_child(harvester_env: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    upgrade()
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("the retrain job must not start a child"))
+    outcome = jobs.retrain_model()
+    assert outcome.startswith("skipped: not enough curator decisions to train: 0 usable (0 accepted, 0 rejected)")

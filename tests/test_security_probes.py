@@ -423,8 +423,6 @@ BANDIT_JUSTIFIED: dict[tuple[str, str], str] = {
     ("harvester/crawl.py", "B404"): "subprocess runs the crawl child: sys.executable with our own argument list",
     ("harvester/crawl.py", "B603"): "no shell; the argument list is sys.executable, a module name, options and "
                                     "source ids, each one argv element",
-    ("schedules/jobs.py", "B404"): "subprocess runs `classify retrain` as a child with a fixed argument list",
-    ("schedules/jobs.py", "B603"): "no shell; fixed argument list (sys.executable -m harvester classify retrain)",
     ("harvester/web/routes_chm.py", "B107"): "the empty default is the CSRF token form field, not a password",
     ("harvester/web/routes_ops.py", "B107"): "the empty default is the CSRF token form field, not a password",
     ("harvester/web/routes_pages.py", "B107"): "the empty default is the CSRF token form field, not a password",
