@@ -202,7 +202,7 @@ def _store(spec: SourceSpec, items: list[CandidateItem], files: list[dict[str, A
             names = ", ".join(f["file"] for f in files)
             counts["gone"] = mark_gone(session, spec.id, missing, f"not in the complete file {names}", run_id)
         stats: dict[str, Any] = {
-            "requests": 0, "items": len(items), "dropped": 0, "errors": 0, "pages_parsed": len(files),
+            "requests": 0, "responses_by_status": {}, "items": len(items), "dropped": 0, "errors": 0, "pages_parsed": len(files),
             "pages_not_modified": 0, **{k: v for k, v in counts.items() if k != "clustered"},
             "dedupe_clustered": counts["clustered"], "import": {"files": files, "complete": complete},
         }
