@@ -110,7 +110,8 @@ def read_file_records(spec: SourceSpec, source: ImportFile, seed: int = 0,
     return summary, items
 
 
-def _unique(items: list[CandidateItem], files: list[dict[str, Any]]) -> None:
+def _unique(items: list[CandidateItem]) -> None:
+    """Refuse a key given twice (in one file or across the files of one import)."""
     seen: dict[str, str] = {}
     for item in items:
         assert item.canonical_url is not None
@@ -149,14 +150,15 @@ def import_files(spec: SourceSpec, sources: Sequence[ImportFile], *, complete: b
         summary, file_items = read_file_records(spec, source, seed, model)
         files.append(summary)
         items.extend(file_items)
-    _unique(items, files)
-    stats = _store(spec, items, files, complete, threshold, trigger)
+    _unique(items)
+    classifier = model.version if model is not None else "rules"
+    stats = _store(spec, items, files, complete, threshold, trigger, classifier)
     stats["duration_s"] = round(time.monotonic() - started, 3)
     return ImportResult(stats.pop("run_id"), stats)
 
 
 def _store(spec: SourceSpec, items: list[CandidateItem], files: list[dict[str, Any]], complete: bool,
-           threshold: float, trigger: str) -> dict[str, Any]:
+           threshold: float, trigger: str, classifier: str) -> dict[str, Any]:
     import json
 
     from harvester.dedupe import record_hash
@@ -202,9 +204,11 @@ def _store(spec: SourceSpec, items: list[CandidateItem], files: list[dict[str, A
             names = ", ".join(f["file"] for f in files)
             counts["gone"] = mark_gone(session, spec.id, missing, f"not in the complete file {names}", run_id)
         stats: dict[str, Any] = {
-            "requests": 0, "responses_by_status": {}, "items": len(items), "dropped": 0, "errors": 0, "pages_parsed": len(files),
-            "pages_not_modified": 0, **{k: v for k, v in counts.items() if k != "clustered"},
-            "dedupe_clustered": counts["clustered"], "import": {"files": files, "complete": complete},
+            "requests": 0, "responses_by_status": {}, "items": len(items), "dropped": 0, "errors": 0,
+            "pages_parsed": len(files), "pages_not_modified": 0,
+            **{k: v for k, v in counts.items() if k != "clustered"},
+            "dedupe_clustered": counts["clustered"], "classifier": classifier,
+            "import": {"files": files, "complete": complete},
         }
         session.flush()
         stats |= field_fill_stats(session, run_id)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -216,3 +218,47 @@ def test_a_reimport_on_postgresql_changes_nothing(harvester_env: Path, postgres_
     with session_factory()() as session:
         assert {c.id: (c.version_id, c.record_hash) for c in session.scalars(select(Candidate))} == before
     assert counts() == (1, 2, 5)
+
+
+@pytest.mark.slow
+def test_xlsx_and_json_lines_files_import_with_the_same_mapping(registry: Path, fixtures_dir: Path,
+                                                                tmp_path: Path) -> None:
+    """The GCF funded-activities XLSX export, and the WIPO GREEN records rewritten one JSON object a line."""
+    (registry / "gcf_file.yaml").write_text(textwrap.dedent("""\
+        id: gcf_file
+        name: GCF funded activities as a file
+        kind: file
+        start_urls: ["https://data.greenclimate.fund/public/data/projects"]
+        verified: false
+        verification: test entry
+        file: {format: xlsx, fixture: gcf/dump-gcf-open-data-funded-activities-20250112.xlsx, captured: 2025-01-12}
+        record:
+          key: "Ref #"
+          url: "https://www.greenclimate.fund/projects/{Ref #}"
+          fields: {title: Project Name, organisations: Entity, countries: {path: Countries, split: ","}}
+        """))
+    (registry / "wipo_lines.yaml").write_text(textwrap.dedent("""\
+        id: wipo_lines
+        name: WIPO GREEN records as JSON Lines
+        kind: file
+        start_urls: ["https://wipogreen.wipo.int/wipogreen-database"]
+        verified: false
+        verification: test entry
+        file: {format: jsonl}
+        record:
+          key: id
+          url: "https://wipogreen.wipo.int/wipogreen-database/articles/{id}"
+          fields: {title: technologyNameEN, text: description, organisations: companyName}
+        """))
+    assert harvester("import", "gcf_file").exit_code == 0
+    wetlands = candidate("FP001")
+    assert wetlands.title == "Building the Resilience of Wetlands in the Province of Datem del Marañón, Peru"
+    assert (wetlands.organisations, wetlands.countries) == (["Profonanpe"], ["PE"])
+
+    lines = tmp_path / "wipo.jsonl"
+    records = json.loads((fixtures_dir / WIPO).read_text(encoding="utf-8"))
+    lines.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    result = harvester("import", "wipo_lines", str(lines), "--captured", "2025-09-02", "--json")
+    assert result.exit_code == 0 and '"new": 69' in result.output
+    assert candidate("171988").organisations == ["J-Power"]
+    assert counts() == (2, 2, 286 + 69)
