@@ -183,7 +183,9 @@ def test_a_record_missing_from_the_next_file_is_gone_only_when_the_file_is_compl
         decision = session.scalars(select(Decision).where(Decision.candidate_id == gone.id)).one()
     assert decision.reason_code == "gone_at_source" and decision.note == "not in the complete file cip-2023-07.csv"
     # Unchanged records keep the provenance of the file their values came from.
-    assert candidate(rows[0][0]).provenance["file"] == "cip-2023-06.csv"
+    resilient = candidate("100 Resilient Cities")
+    assert resilient.provenance["file"] == "cip-2023-06.csv"
+    assert resilient.keywords == ["Cities and subnational governments", "Adaptation", "Resilience"]  # theme flags
 
 
 def test_a_given_file_needs_its_capture_date(harvester_env: Path, fixtures_dir: Path) -> None:
