@@ -152,13 +152,13 @@ def import_files(spec: SourceSpec, sources: Sequence[ImportFile], *, complete: b
         items.extend(file_items)
     _unique(items)
     classifier = model.version if model is not None else "rules"
-    stats = _store(spec, items, files, complete, threshold, trigger, classifier)
-    stats["duration_s"] = round(time.monotonic() - started, 3)
+    stats = _store(spec, items, files, complete, threshold, trigger, classifier, started)
     return ImportResult(stats.pop("run_id"), stats)
 
 
 def _store(spec: SourceSpec, items: list[CandidateItem], files: list[dict[str, Any]], complete: bool,
-           threshold: float, trigger: str, classifier: str) -> dict[str, Any]:
+           threshold: float, trigger: str, classifier: str, started: float) -> dict[str, Any]:
+    """Store the run in one transaction; ``started``: ``time.monotonic()`` when the import began."""
     import json
 
     from harvester.dedupe import record_hash
@@ -212,6 +212,7 @@ def _store(spec: SourceSpec, items: list[CandidateItem], files: list[dict[str, A
         }
         session.flush()
         stats |= field_fill_stats(session, run_id)
+        stats["duration_s"] = round(time.monotonic() - started, 3)
         finish_run(session, run_id, RunStatus.FINISHED, "finished", stats)
     return {"run_id": run_id, **stats}
 

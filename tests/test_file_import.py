@@ -89,6 +89,7 @@ def test_cip_file_maps_each_initiative_and_a_reimport_changes_nothing(harvester_
         run = session.scalars(select(CrawlRun)).one()
         assert (run.trigger, run.replay, run.status) == ("import", False, "finished")
         assert run.stats["import"]["files"][0]["sha256"] == sha256
+        assert run.stats["classifier"] == "rules" and run.stats["duration_s"] > 0
         before = {c.id: (c.version_id, c.updated_at, c.record_hash) for c in session.scalars(select(Candidate))}
         decisions = session.scalar(select(func.count()).select_from(Decision))
 
