@@ -265,3 +265,13 @@ def test_xlsx_and_json_lines_files_import_with_the_same_mapping(registry: Path, 
     assert result.exit_code == 0 and '"new": 69' in result.output
     assert candidate("171988").organisations == ["J-Power"]
     assert counts() == (2, 2, 286 + 69)
+
+
+def test_every_bundled_file_source_names_a_file_in_the_fixtures(fixtures_dir: Path) -> None:
+    from harvester.registry import SourceKind, load_registry
+
+    files = {s.id: s.file for s in load_registry().values() if s.kind == SourceKind.FILE}
+    assert set(files) == {"unfccc_cip_initiatives", "wipo_green_wind", "worldfish_articles"}
+    for source_id, options in files.items():
+        assert options is not None and options.fixture and options.captured, source_id
+        assert (fixtures_dir / options.fixture).is_file(), source_id
