@@ -275,3 +275,26 @@ def test_every_bundled_file_source_names_a_file_in_the_fixtures(fixtures_dir: Pa
     for source_id, options in files.items():
         assert options is not None and options.fixture and options.captured, source_id
         assert (fixtures_dir / options.fixture).is_file(), source_id
+
+
+def test_the_candidate_page_says_which_file_a_record_came_from(harvester_env: Path, fixtures_dir: Path,
+                                                               tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from harvester.web.app import create_app
+    from harvester.web.auth import add_user
+    from storage.db import get_engine, transaction
+
+    header, rows = cip_rows(fixtures_dir)
+    three = write_csv(tmp_path / "cip-three.csv", header, rows[:3])
+    assert harvester("import", "unfccc_cip_initiatives", str(three), "--captured", "2023-06-11").exit_code == 0
+    with transaction() as session:
+        add_user(session, "ada", "curator", "curator-pass-1")
+    sha256 = hashlib.sha256(three.read_bytes()).hexdigest()
+    with TestClient(create_app(get_engine()), follow_redirects=False) as client:
+        assert client.post("/login", data={"name": "ada", "password": "curator-pass-1", "next": "/queue"}
+                           ).status_code == 303
+        page = client.get(f"/candidates/{candidate('2050 Pathways Platform').id}")
+    assert page.status_code == 200
+    assert (f"cip-three.csv, record 2, sha256 <code>{sha256}</code>, captured 2023-06-11 "
+            "(a partner's file, not a page the harvester fetched)") in page.text
