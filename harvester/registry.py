@@ -7,6 +7,7 @@ tests and ``harvester sources check``, never a nightly crawl.
 from __future__ import annotations
 
 import re
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,7 @@ class SourceKind(StrEnum):
     API = "api"
     LISTING = "listing"
     EXPORT = "export"
+    FILE = "file"
 
 
 class RegistryError(Exception):
@@ -40,14 +42,15 @@ class FieldRule(_Strict):
     """How one candidate field is read from a structured record (CSV row, JSON object, XML item).
 
     ``path`` is a dotted path; ``[]`` maps over a list (``Countries[].ISO3``). ``split`` cuts a
-    multi-valued cell; ``html`` strips markup; ``type`` picks the normaliser.
+    multi-valued cell; ``html`` strips markup; ``type`` picks the normaliser. ``flags``: ``path`` lists
+    yes/no columns (a partner's theme flags) and the value is the names of those set to yes.
     """
 
     path: str | list[str]
     join: bool = Field(default=False, description="join the values of every path instead of taking the first")
     split: str | None = None
     html: bool = False
-    type: Literal["text", "list", "date", "money", "int", "countries", "url"] = "text"
+    type: Literal["text", "list", "date", "money", "int", "countries", "url", "flags"] = "text"
     prefix_strip: str | None = Field(default=None, description="regex removed from the start of the value")
 
 
@@ -92,6 +95,21 @@ class ExportOptions(_Strict):
     records_path: str | None = Field(default=None, description="JSON: path of the record array")
     record_tag: str | None = Field(default=None, description="XML: element name of one record")
     gzip: bool = False
+
+
+class FileOptions(ExportOptions):
+    """``file`` kind: a partner's dump imported by hand (``harvester import``), never fetched.
+
+    ``fixture`` names the registry's own copy under the fixtures folder (imported when no file is
+    given); ``captured`` is the capture date the file's publisher states; ``format`` and the reader
+    options are those of ``export``."""
+
+    format: Literal["csv", "xlsx", "json", "jsonl"]  # type: ignore[assignment]
+    fixture: str | None = Field(default=None, description="path relative to the fixtures folder")
+    captured: date | None = Field(default=None, description="capture date stated by the file's publisher")
+
+
+FILE_OMITTED = "a partner file: imported by hand with `harvester import`, never crawled"
 
 
 class Pagination(_Strict):
@@ -187,12 +205,20 @@ class SourceSpec(_Strict):
     record: RecordSpec = RecordSpec()
     selectors: dict[str, str] = Field(default_factory=dict, description="HTML detail field -> CSS/XPath")
     export: ExportOptions | None = None
+    file: FileOptions | None = None
     api: ApiOptions | None = None
     oai: OaiOptions | None = None
     sitemap: SitemapOptions | None = None
     listing: ListingOptions | None = None
     spider: str | None = Field(default=None, description="module:Class of a partner spider class")
     replay: list[ReplayFile] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _file_never_scheduled(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kind") == SourceKind.FILE and not data.get("omit_from_schedule"):
+            return {**data, "omit_from_schedule": FILE_OMITTED}
+        return data
 
     @field_validator("id")
     @classmethod
@@ -218,7 +244,8 @@ class SourceSpec(_Strict):
 
     @model_validator(mode="after")
     def _kind_options(self) -> SourceSpec:
-        needed = {SourceKind.EXPORT: self.export, SourceKind.OAI: self.oai, SourceKind.LISTING: self.listing}
+        needed = {SourceKind.EXPORT: self.export, SourceKind.OAI: self.oai, SourceKind.LISTING: self.listing,
+                  SourceKind.FILE: self.file}
         if self.kind in needed and needed[self.kind] is None:
             raise ValueError(f"kind {self.kind.value!r} needs a {self.kind.value!r} section")
         if self.kind == SourceKind.LISTING and not self.selectors:
@@ -226,6 +253,8 @@ class SourceSpec(_Strict):
         if (self.min_interval_hours is not None and self.max_interval_hours is not None
                 and self.min_interval_hours > self.max_interval_hours):
             raise ValueError("min_interval_hours must not exceed max_interval_hours")
+        if self.kind == SourceKind.FILE and self.verified:
+            raise ValueError("a file source is never verified: a partner's file is not a replay of its site")
         if self.verified and not self.replay:
             raise ValueError("a verified source needs the 'replay' captures it was verified against")
         return self

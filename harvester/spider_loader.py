@@ -12,7 +12,7 @@ from typing import Any
 from scrapy import Spider
 from scrapy.settings import BaseSettings
 
-from harvester.registry import SourceKind, SourceSpec, get_source, load_registry
+from harvester.registry import RegistryError, SourceKind, SourceSpec, get_source, load_registry
 
 KIND_SPIDERS = {
     SourceKind.EXPORT: "spiders.export:ExportSpider",
@@ -30,6 +30,8 @@ def import_object(path: str) -> Any:
 
 
 def spider_class_for(spec: SourceSpec) -> type[Spider]:
+    if spec.kind == SourceKind.FILE:
+        raise RegistryError(f"source {spec.id!r} is a file source: it has no spider (harvester import {spec.id})")
     base = import_object(spec.spider or KIND_SPIDERS[spec.kind])
     return type(base.__name__, (base,), {"name": spec.id, "source": spec,
                                          "custom_settings": spec.politeness.scrapy_settings(),

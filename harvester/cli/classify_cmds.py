@@ -143,7 +143,10 @@ def models(as_json: bool) -> None:
 
 
 @classify.command("eval")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
+@click.option("--criteria", "criteria_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Instead: per criterion, precision, recall and ROC AUC of its score against the labels in this "
+              "JSON Lines file (python -m bench.build_criteria_set builds one from the UNFCCC CIP file).")
 @click.option("--budget", type=click.IntRange(1), default=None,
               help="Review budget N for recall@N [default: 10% of the records].")
 @click.option("--simulate", is_flag=True,
@@ -156,8 +159,8 @@ def models(as_json: bool) -> None:
               help="With --simulate: draw the recall curve and the random-screening line into this .svg or .png.")
 @json_option
 @one_line_errors
-def eval_cmd(file: Path, budget: int | None, simulate: bool, step: int, seed: int, folds: int, plot: Path | None,
-             as_json: bool) -> None:
+def eval_cmd(file: Path | None, criteria_file: Path | None, budget: int | None, simulate: bool, step: int,
+             seed: int, folds: int, plot: Path | None, as_json: bool) -> None:
     """Score the rules and the learned model on a labelled JSON Lines FILE.
 
     Each line: {"id", "title", "text", "url"?, "label": 0|1, "lang"?}. Prints ROC AUC, average
@@ -166,6 +169,13 @@ def eval_cmd(file: Path, budget: int | None, simulate: bool, step: int, seed: in
     """
     from harvester.classify.evaluate import evaluate, read_labelled, scored_docs, simulate_records
 
+    if criteria_file is not None:
+        if file is not None:
+            raise click.UsageError("give either FILE or --criteria FILE")
+        criteria_report(criteria_file, as_json)
+        return
+    if file is None:
+        raise click.UsageError("missing FILE (or --criteria FILE)")
     if plot is not None and not simulate:
         raise click.UsageError("--plot draws the simulated recall curve: add --simulate")
     records = read_labelled(file)
@@ -190,6 +200,22 @@ def eval_cmd(file: Path, budget: int | None, simulate: bool, step: int, seed: in
         click.echo(f"model not evaluated: {result['model_skipped']}")
     if simulate:
         _simulation_table(result["simulation"])
+
+
+def criteria_report(path: Path, as_json: bool) -> None:
+    """``eval --criteria``: each criterion's score against the file's labels."""
+    from harvester.classify.criteria_eval import evaluate_criteria, read_criteria_set
+
+    result = evaluate_criteria(read_criteria_set(path))
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"{path}: {result['n']} records; a criterion is met at a score of {result['threshold']} or more")
+    print_table(["criterion", "labelled", "positive", "met", "precision", "recall", "ROC AUC"],
+                [[name, f["n"], f["n_positive"], f["n_met"], _fmt(f["precision"]), _fmt(f["recall"]),
+                  _fmt(f["roc_auc"])] for name, f in result["criteria"].items()])
+    if result["unlabelled"]:
+        click.echo(f"no labels for: {', '.join(result['unlabelled'])}")
 
 
 def _figures_table(rankers: dict[str, dict[str, Any]]) -> None:

@@ -9,7 +9,7 @@ import click
 
 from harvester.cli.output import print_table
 from harvester.crawl import CrawlOptions, run_crawls
-from harvester.registry import get_source, load_registry
+from harvester.registry import SourceKind, get_source, load_registry
 
 
 def latest_runs(source_ids: list[str], after_id: int) -> dict[str, dict]:
@@ -87,9 +87,13 @@ def crawl(source_ids: tuple[str, ...], crawl_all: bool, replay: Path | None, rec
         raise click.UsageError("--workers needs distributed mode: set HARVESTER_REDIS_URL")
     registry = load_registry()
     if crawl_all:
-        ids = [s.id for s in registry.values() if s.enabled]
+        ids = [s.id for s in registry.values() if s.enabled and s.kind != SourceKind.FILE]
     elif source_ids:
         ids = [get_source(s, registry).id for s in source_ids]
+        files = [s for s in ids if registry[s].kind == SourceKind.FILE]
+        if files:
+            raise click.UsageError(f"{', '.join(files)}: a file source is imported, not crawled "
+                                   f"(harvester import {files[0]})")
     else:
         raise click.UsageError("name at least one SOURCE or use --all")
     if replay and not replay.is_dir():
@@ -110,9 +114,24 @@ def demo(no_serve: bool) -> None:
                err=True)
     build_replay(specs, settings.replay_cache_dir)
     crawl_and_report([s.id for s in specs], CrawlOptions(replay_dir=settings.replay_cache_dir, trigger="demo"))
+    _import_partner_files()
     _queue_summary()
     if not no_serve:
         _serve_demo()
+
+
+def _import_partner_files() -> None:
+    """The demo's second step: partner files (third-party dumps, unverified) imported as runs of their own."""
+    from harvester.cli.import_cmds import IMPORT_COLUMNS, import_row, run_import
+
+    specs = [s for s in load_registry().values() if s.kind == SourceKind.FILE and s.enabled and s.file
+             and s.file.fixture]
+    click.echo(f"importing {len(specs)} partner files (third-party dumps, not replays: unverified) ...", err=True)
+    rows = []
+    for spec in specs:
+        result = run_import(spec, (), None, complete=False)
+        rows.append(import_row(spec.id, result.run_id, result.stats))
+    print_table(IMPORT_COLUMNS, rows)
 
 
 def _serve_demo() -> None:
@@ -144,4 +163,10 @@ def _queue_summary() -> None:
         counts = count_by_source_status(session)
     total_pending = sum(v for (_, st), v in counts.items() if st == "pending")
     total = sum(counts.values())
+    registry = load_registry()
+    origin = {s.id: "partner file" if s.kind == SourceKind.FILE else "replay" if s.verified else "crawl"
+              for s in registry.values()}
+    rows = [[source, origin.get(source, "?"), sum(v for (sid, _), v in counts.items() if sid == source),
+             counts.get((source, "pending"), 0)] for source in sorted({sid for sid, _ in counts})]
+    print_table(["source", "from", "candidates", "pending"], rows)
     click.echo(f"queue: {total} candidates, {total_pending} pending review", file=sys.stdout)

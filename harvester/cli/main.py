@@ -1,4 +1,4 @@
-"""``harvester``: db, sources, crawl, demo, queue, runs, extract."""
+"""``harvester``: db, sources, crawl, import, demo, queue, runs, extract."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ USER_ERRORS: tuple[type[Exception], ...] = ()
 def _user_errors() -> tuple[type[Exception], ...]:
     from harvester.chm.reference import ReferenceMissingError
     from harvester.fixtures import FixturesMissingError
+    from harvester.imports import FileImportError
     from harvester.registry import RegistryError
     from storage.db import DatabaseUrlError
 
-    return (RegistryError, DatabaseUrlError, FixturesMissingError, ReferenceMissingError)
+    return (RegistryError, DatabaseUrlError, FixturesMissingError, ReferenceMissingError, FileImportError)
 
 
 class HarvesterGroup(click.Group):
@@ -71,7 +72,15 @@ def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-from harvester.cli import classify_cmds, crawl_cmds, extract_cmds, queue_cmds, review_cmds, sources_cmds  # noqa: E402
+from harvester.cli import (  # noqa: E402
+    classify_cmds,
+    crawl_cmds,
+    extract_cmds,
+    import_cmds,
+    queue_cmds,
+    review_cmds,
+    sources_cmds,
+)
 
 cli.add_command(sources_cmds.sources)
 cli.add_command(crawl_cmds.crawl)
@@ -79,6 +88,7 @@ cli.add_command(crawl_cmds.demo)
 cli.add_command(queue_cmds.queue)
 cli.add_command(queue_cmds.runs)
 cli.add_command(extract_cmds.extract)
+cli.add_command(import_cmds.import_cmd)
 cli.add_command(review_cmds.users)
 cli.add_command(review_cmds.serve)
 cli.add_command(review_cmds.decide)

@@ -36,6 +36,9 @@ def would_crawl(spec: SourceSpec) -> str:
         return f"ListRecords {spec.oai.metadata_prefix} {window} in {spec.oai.window_days}-day windows"
     if spec.kind == "export" and spec.export:
         return f"one {spec.export.format.upper()} file, a candidate per row keyed by {spec.record.key}"
+    if spec.kind == "file" and spec.file:
+        return (f"nothing: imports {spec.file.fixture or 'a given file'} ({spec.file.format.upper()}), a candidate per "
+                f"record keyed by {spec.record.key}")
     if spec.kind == "api" and spec.api:
         return f"JSON records, pagination {spec.api.pagination.type}"
     if spec.kind == "listing" and spec.listing:

@@ -130,6 +130,12 @@ def apply_record(item: CandidateItem, record: Any, spec: RecordSpec) -> Candidat
     for name in spec.fields:
         rule = spec.rule(name)
         assert rule is not None
+        if rule.type == "flags":
+            value = flag_names(record, [rule.path] if isinstance(rule.path, str) else rule.path)
+            if value:
+                apply_rule(item, name, FieldRule(path=rule.path, type="list"), value)
+                item.provenance[name] = f"record:{'|'.join(value)}"
+            continue
         if rule.join and isinstance(rule.path, list):
             value = []
             for part in (resolve(record, p) for p in rule.path):
@@ -141,6 +147,14 @@ def apply_record(item: CandidateItem, record: Any, spec: RecordSpec) -> Candidat
         apply_rule(item, name, rule, value)
         item.provenance[name] = f"record:{rule.path if isinstance(rule.path, str) else '|'.join(rule.path)}"
     return item
+
+
+YES = frozenset({"yes", "y", "true", "1", "x"})
+
+
+def flag_names(record: Any, paths: list[str]) -> list[str]:
+    """The paths (column names) whose value says yes."""
+    return [p for p in paths if str(resolve(record, p) or "").strip().lower() in YES]
 
 
 def record_identity(record: Any, spec: RecordSpec, default_url: str) -> tuple[str | None, str]:
