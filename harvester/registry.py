@@ -217,11 +217,9 @@ class SourceSpec(_Strict):
 
     @model_validator(mode="after")
     def _kind_options(self) -> SourceSpec:
-        needed = {SourceKind.EXPORT: self.export, SourceKind.OAI: self.oai, SourceKind.LISTING: self.listing}
+        needed = {SourceKind.EXPORT: self.export, SourceKind.OAI: self.oai}
         if self.kind in needed and needed[self.kind] is None:
             raise ValueError(f"kind {self.kind.value!r} needs a {self.kind.value!r} section")
-        if self.kind == SourceKind.LISTING and not self.selectors:
-            raise ValueError("kind 'listing' needs 'selectors' for the detail page fields")
         if (self.min_interval_hours is not None and self.max_interval_hours is not None
                 and self.min_interval_hours > self.max_interval_hours):
             raise ValueError("min_interval_hours must not exceed max_interval_hours")
