@@ -58,6 +58,9 @@ def extract_item(item: CandidateItem, spec: SourceSpec) -> CandidateItem:
         for name, value in found.values.items():
             apply_rule(item, name, HTML_RULES.get(name, FieldRule(path="")), value)
         item.provenance.update(found.provenance)
+        for name, flags in found.flags.items():
+            for flag in flags:
+                item.flag(name, flag)
     if not (item.title or item.text or item.summary):
         raise ExtractionError("record has no title, summary or text")
     if not item.summary and item.text:

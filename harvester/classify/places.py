@@ -1,0 +1,54 @@
+"""Countries a record's text is about: country names found in the title and text (six languages),
+ranked by salience, each with the place names that support it.
+
+Salience counts every mention, a mention in the title three times and one in the lead (the first
+``LEAD_CHARS`` characters of the text) twice. A country far below the leading one (less than
+``MIN_SHARE`` of its salience) is a passing mention and left out; at most ``MAX_COUNTRIES`` are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harvester.classify import countries as country_names
+from harvester.classify.matching import FoldedText
+
+LANGUAGES = ("en", "fr", "es", "ru", "ar", "zh")
+LEAD_CHARS = 600
+TITLE_WEIGHT = 3.0
+LEAD_WEIGHT = 2.0
+MIN_SHARE = 0.25
+MAX_COUNTRIES = 10
+
+
+@dataclass
+class CountryMention:
+    code: str
+    salience: float = 0.0
+    names: list[str] = field(default_factory=list)
+    first: int = 0
+
+
+def countries_in_text(title: str | None, text: str | None, language: str | None) -> list[CountryMention]:
+    """ISO alpha-2 countries named in ``title`` and ``text``, most salient first."""
+    languages = tuple(dict.fromkeys(x for x in (language, "en") if x in LANGUAGES))
+    found: dict[str, CountryMention] = {}
+    position = 0
+    for part, weight in ((title, TITLE_WEIGHT), (text, 1.0)):
+        if not part:
+            continue
+        ft = FoldedText(part)
+        for m in sorted(country_names.find_countries(ft, languages), key=lambda m: m.start):
+            code = m.term.senses[0][0]
+            mention = found.setdefault(code, CountryMention(code, first=position + m.start))
+            lead = weight == 1.0 and m.start < LEAD_CHARS
+            mention.salience += LEAD_WEIGHT if lead else weight
+            name = ft.text[m.start:m.end].strip()
+            if name and name not in mention.names:
+                mention.names.append(name)
+        position += len(part) + 1
+    ranked = sorted(found.values(), key=lambda c: (-c.salience, c.first))
+    if not ranked:
+        return []
+    floor = ranked[0].salience * MIN_SHARE
+    return [c for c in ranked if c.salience >= floor][:MAX_COUNTRIES]
