@@ -34,6 +34,7 @@ class CandidateItem:
     raw: dict[str, Any] | None = None
     page_lang: str | None = None
     lastmod: str | None = None
+    fetched_on: str | None = None  # ISO date the page was fetched (HTTP Date header), picks the parser version
     gone: bool = False
 
     title: str | None = None

@@ -7,6 +7,7 @@ tests and ``harvester sources check``, never a nightly crawl.
 from __future__ import annotations
 
 import re
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +25,7 @@ class SourceKind(StrEnum):
     OAI = "oai"
     API = "api"
     LISTING = "listing"
+    PAGE = "page"
     EXPORT = "export"
 
 
@@ -125,7 +127,9 @@ class SitemapOptions(_Strict):
 
 
 class ListingOptions(_Strict):
-    item_links: str
+    item_links: str | None = Field(
+        default=None, description="CSS/XPath of the detail links; none: links on the source's hosts that look "
+        "like record pages (a path below the listing's, or a slug) are followed")
     next_page: str | None = None
     max_pages: int = 50
     revisit_days: float | None = Field(
@@ -154,11 +158,20 @@ class Politeness(_Strict):
         return out
 
 
+class ParserVersion(_Strict):
+    """The selectors of an earlier page design (Fundus' dated parser versions): pages fetched on or before
+    ``until`` are read with these, later ones with the entry's own ``selectors``."""
+
+    until: date
+    selectors: dict[str, str] = Field(default_factory=dict)
+
+
 class ReplayFile(_Strict):
     """A capture in the fixtures folder that backs this source's offline replay."""
 
     fixture: str = Field(description="path relative to the fixtures folder")
     url: str | None = Field(default=None, description="defaults to the url in the folder's index.jsonl")
+    fetched: date | None = Field(default=None, description="when it was captured (picks the parser version)")
 
 
 class SourceSpec(_Strict):
@@ -184,7 +197,9 @@ class SourceSpec(_Strict):
         "HARVESTER_CRAWL_MAX_MINUTES); past it the crawl process is terminated and the run marked failed")
     politeness: Politeness = Politeness()
     record: RecordSpec = RecordSpec()
-    selectors: dict[str, str] = Field(default_factory=dict, description="HTML detail field -> CSS/XPath")
+    selectors: dict[str, str] = Field(default_factory=dict, description="HTML detail field -> CSS/XPath; "
+                                      "none: structured data on the page, then trafilatura")
+    versions: list[ParserVersion] = Field(default_factory=list, description="selectors of earlier page designs")
     export: ExportOptions | None = None
     api: ApiOptions | None = None
     oai: OaiOptions | None = None
@@ -223,9 +238,20 @@ class SourceSpec(_Strict):
         if (self.min_interval_hours is not None and self.max_interval_hours is not None
                 and self.min_interval_hours > self.max_interval_hours):
             raise ValueError("min_interval_hours must not exceed max_interval_hours")
+        untils = [v.until for v in self.versions]
+        if len(set(untils)) != len(untils):
+            raise ValueError("versions: two parser versions end on the same date")
         if self.verified and not self.replay:
             raise ValueError("a verified source needs the 'replay' captures it was verified against")
         return self
+
+    def selectors_for(self, fetched: date | None) -> dict[str, str]:
+        """The selectors of the page design in use when a page was fetched (today's when unknown)."""
+        if fetched is not None:
+            for version in sorted(self.versions, key=lambda v: v.until):
+                if fetched <= version.until:
+                    return version.selectors
+        return self.selectors
 
     @property
     def hosts(self) -> list[str]:
