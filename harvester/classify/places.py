@@ -17,8 +17,9 @@ LANGUAGES = ("en", "fr", "es", "ru", "ar", "zh")
 LEAD_CHARS = 600
 TITLE_WEIGHT = 3.0
 LEAD_WEIGHT = 2.0
-MIN_SHARE = 0.25
+MIN_SHARE = 0.2
 MAX_COUNTRIES = 10
+QUOTES = "\"'«»“”„\u2018\u2019「」『』"
 
 
 @dataclass
@@ -27,6 +28,12 @@ class CountryMention:
     salience: float = 0.0
     names: list[str] = field(default_factory=list)
     first: int = 0
+
+
+def _quoted(text: str, start: int, end: int) -> bool:
+    """A name standing alone in quotes is something else's name (a highway M-1 "Беларусь", a ship, a firm)."""
+    before = text[start - 1:start] if start else ""
+    return bool(before) and before in QUOTES and text[end:end + 1] in QUOTES
 
 
 def countries_in_text(title: str | None, text: str | None, language: str | None) -> list[CountryMention]:
@@ -39,6 +46,8 @@ def countries_in_text(title: str | None, text: str | None, language: str | None)
             continue
         ft = FoldedText(part)
         for m in sorted(country_names.find_countries(ft, languages), key=lambda m: m.start):
+            if _quoted(ft.text, m.start, m.end):
+                continue
             code = m.term.senses[0][0]
             mention = found.setdefault(code, CountryMention(code, first=position + m.start))
             lead = weight == 1.0 and m.start < LEAD_CHARS

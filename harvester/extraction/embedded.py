@@ -145,6 +145,19 @@ def _from_microdata(sel: Selector, out: EmbeddedData) -> None:
             out.dates.append(Found(value, f"microdata:{node.attrib['itemprop']}"))
 
 
+RDFA_DATE = ("dc:date", "dc:created", "dcterms:issued", "dcterms:created", "dcterms:date", "schema:datepublished")
+
+
+def _from_rdfa(sel: Selector, out: EmbeddedData) -> None:
+    """RDFa on ordinary elements (Drupal: ``<span property="dc:date" content="...">``)."""
+    for node in sel.xpath("//*[@property and @content and not(self::meta)]"):
+        key = node.attrib["property"].lower()
+        if key in RDFA_DATE and (value := _text(node.attrib["content"])):
+            out.dates.append(Found(value, f"rdfa:{key}"))
+        elif key in ("dc:title", "dcterms:title", "schema:headline") and (value := _text(node.attrib["content"])):
+            out.titles.append(Found(value, f"rdfa:{key}"))
+
+
 def _from_meta(sel: Selector, out: EmbeddedData) -> None:
     meta: dict[str, list[str]] = {}
     for node in sel.xpath("//meta[@content]"):
@@ -167,5 +180,6 @@ def embedded_data(sel: Selector) -> EmbeddedData:
     out = EmbeddedData()
     _from_json_ld(sel, out)
     _from_microdata(sel, out)
+    _from_rdfa(sel, out)
     _from_meta(sel, out)
     return out

@@ -20,7 +20,7 @@ INFERRED = "inferred-from-text"
 CURATOR_EDITED = "curator-edited"
 _KINDS = (
     (("record:", "selector:"), PARTNER_VERBATIM),
-    (("jsonld:", "microdata:", "meta:"), STRUCTURED_DATA),
+    (("jsonld:", "microdata:", "rdfa:", "meta:"), STRUCTURED_DATA),
     (("trafilatura", "htmldate", "html:", "derived:"), EXTRACTOR),
     (("inferred:", "text:"), INFERRED),
 )

@@ -22,7 +22,7 @@ SEPARATORS = re.compile(
     rf"\s+[|\-–—•·»/:]{{1,2}}\s+|\s*[|•·»‹›«]\s*|(?<=[{_CJK}])\s*[-_—|]\s*(?=[{_CJK}])|(?<=[^\s\d])-(?=[{_CJK}])")
 SHORT_PART_WORDS = 3
 SHORT_PART_CJK = 8
-_PRIORITY = ("jsonld", "microdata", "meta", "html:title", "html:h1")
+_PRIORITY = ("jsonld", "microdata", "rdfa", "meta", "html:title", "html:h1")
 
 
 @dataclass(frozen=True)
