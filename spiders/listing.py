@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 from scrapy.http import Request, Response
 
@@ -69,10 +68,6 @@ class ListingSpider(HarvesterSpider):
 
     def records(self, response: Response) -> Iterable[CandidateItem]:
         yield html_item(self, response)
-
-    def item(self, response: Response, url: str, **fields: Any) -> CandidateItem:
-        lang = response.selector.xpath("/html/@lang").get() if hasattr(response, "selector") else None
-        return super().item(response, url, page_lang=lang, **fields)
 
 
 class PageSpider(ListingSpider):
