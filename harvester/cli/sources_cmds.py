@@ -39,8 +39,11 @@ def would_crawl(spec: SourceSpec) -> str:
         return f"one {spec.export.format.upper()} file, a candidate per row keyed by {spec.record.key}"
     if spec.kind == "api" and spec.api:
         return f"JSON records, pagination {spec.api.pagination.type}"
-    if spec.kind == "listing" and spec.listing:
-        return f"listing pages -> detail pages ({spec.listing.item_links})"
+    if spec.kind == "listing":
+        links = spec.listing.item_links if spec.listing and spec.listing.item_links else "links found by their shape"
+        return f"listing pages -> detail pages ({links})"
+    if spec.kind == "page":
+        return f"{len(spec.start_urls)} record page(s)"
     return f"{spec.kind} entries"
 
 
