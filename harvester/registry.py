@@ -182,8 +182,9 @@ class SourceSpec(_Strict):
     start_urls: list[str] = Field(min_length=1)
     allowed_hosts: list[str] = Field(default_factory=list)
     enabled: bool = True
-    verified: bool
-    verification: str = Field(description="how it was verified, or why it is not")
+    verified: bool = False
+    verification: str = Field(default="not verified: no recorded response of it has been checked",
+                              description="how it was verified, or why it is not")
     schedule: str = "0 2 * * *"
     min_interval_hours: float | None = Field(
         default=None, gt=0, description="adaptive recrawl: shortest interval between crawls (default: the cron period)")
@@ -207,6 +208,13 @@ class SourceSpec(_Strict):
     listing: ListingOptions | None = None
     spider: str | None = Field(default=None, description="module:Class of a partner spider class")
     replay: list[ReplayFile] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_defaults_to_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("name") and data.get("id"):
+            return {**data, "name": data["id"]}
+        return data
 
     @field_validator("id")
     @classmethod
@@ -273,6 +281,7 @@ def load_source_file(path: Path) -> SourceSpec:
         raise RegistryError(f"{path.name}: cannot read: {exc}".splitlines()[0]) from exc
     if not isinstance(data, dict):
         raise RegistryError(f"{path.name}: expected a mapping of source fields")
+    data.setdefault("id", path.stem)
     if data.get("id") != path.stem:
         raise RegistryError(f"{path.name}: id {data.get('id')!r} must equal the file name {path.stem!r}")
     try:

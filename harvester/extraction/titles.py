@@ -42,7 +42,7 @@ def _site_keys(site_names: list[str], url: str | None) -> set[str]:
     host = (urlsplit(url).hostname or "") if url else ""
     labels = [p for p in host.split(".") if p not in ("www", "com", "org", "net", "int", "gov", "edu", "co", "uk",
                                                        "news", "cn", "ru", "fr", "es", "github", "io")]
-    keys |= {fold(p) for p in labels if len(p) > 2}
+    keys |= {fold(p) for p in labels if len(p) >= 2}
     return keys
 
 
@@ -50,7 +50,8 @@ def _site_like(part: str, sites: set[str]) -> bool:
     key = fold(part)
     if not key:
         return True
-    if any(key == s or (len(key) >= 3 and (key in s or s in key) and len(key) <= 2 * len(s) + 4) for s in sites):
+    if any(key == s or (min(len(key), len(s)) >= 4 and (key in s or s in key) and len(key) <= 2 * len(s) + 4)
+           for s in sites):
         return True
     return bool(re.fullmatch(r"[\d\s./:-]+", part)) and parse_date(part.strip()) is not None
 
