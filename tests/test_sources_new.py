@@ -146,3 +146,18 @@ def test_two_versions_ending_the_same_day_are_refused(tmp_path: Path) -> None:
     (tmp_path / "versioned.yaml").write_text(bad, encoding="utf-8")
     with pytest.raises(RegistryError, match="same date"):
         load_source_file(tmp_path / "versioned.yaml")
+
+
+def test_sources_test_replays_a_new_entry_at_once(fixtures_dir: Path, registry_dir: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import harvester.source_check
+
+    monkeypatch.setattr(harvester.source_check, "EXPECTED_DIR", tmp_path / "expected")
+    index_url, index = page(fixtures_dir, "elsa-undp_index_ru.html")
+    article_url, article = page(fixtures_dir, "elsa-undp_article-elsaR_ru.html")
+    run("sources", "new", index_url, "--id", "elsa_ru", "--replay", str(index), "--page", article_url, str(article))
+    assert "elsa_ru: ok" in run("sources", "test", "elsa_ru", "--update")
+    expected = json.loads((tmp_path / "expected" / "elsa_ru" / "elsa-undp_article-elsaR_ru.json").read_text())
+    assert expected["records"][article_url]["title"] == "Пример Рабочего Процесса ELSA"
+    assert expected["records"][article_url]["countries"] == ["NP"]
+    assert "elsa_ru: ok" in run("sources", "test", "elsa_ru")
