@@ -56,11 +56,12 @@ def apply_language(item: CandidateItem, seed: int) -> LanguageGuess:
 
 
 def apply_text_countries(item: CandidateItem) -> None:
-    """A record without countries of its own gets the countries its title and text name, most salient
-    first, flagged as inferred, with the names that support each in ``extra["country_names"]``."""
+    """A web page without countries of its own gets the countries its title and text name, most salient
+    first, flagged as inferred, with the names that support each in ``extra["country_names"]``. A partner's
+    structured record (export row, API or OAI record) keeps the countries it states, none included."""
     from harvester.classify.places import countries_in_text
 
-    if item.countries or item.gone:
+    if item.countries or item.gone or item.raw is not None:
         return
     found = countries_in_text(item.title, item.text or item.summary, item.language)
     if not found:
