@@ -189,7 +189,7 @@ def extract_html(body: bytes, url: str, selectors: dict[str, str], declared_enco
                  ) -> HtmlExtraction:
     html = decode_html(body, declared_encoding)
     tree = trafilatura.load_html(html)  # parsed once for the selectors and trafilatura's text and metadata
-    sel = Selector(root=tree, type="html") if tree is not None else Selector(text=html)
+    sel = Selector(root=tree, type="html") if tree is not None else Selector(text=html, type="html")
     out = HtmlExtraction(lang_attr=(sel.xpath("/html/@lang").get() or sel.xpath("//html/@xml:lang").get()))
     for name, query in selectors.items():
         found = select(sel, query)
