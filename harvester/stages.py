@@ -49,6 +49,8 @@ def apply_language(item: CandidateItem, seed: int) -> LanguageGuess:
         item.flag("language", "language-overridden-by-page-lang")
     elif guess.source == "fallback":
         item.flag("language", "language-from-page-lang")
+    elif fallback and guess.code != fallback:
+        item.flag("language", "page-lang-disagrees")  # detection is sure and wins; the page said otherwise
     item.language, item.language_prob = guess.code, guess.probability
     if guess.code:
         item.provenance["language"] = "langdetect" if guess.source == "detected" else "html:lang"

@@ -125,3 +125,15 @@ def test_a_date_written_in_the_text_beats_a_guessed_year(fixtures_dir: Path, bar
     assert candidate["published"] == "2013-08-28"
     assert candidate["provenance"]["published"] == "text:dateline"
     assert candidate["origins"]["published"] == "inferred-from-text"
+
+
+def test_language_flags_say_when_the_page_lang_was_used_or_contradicted(fixtures_dir: Path, bare_listing: str
+                                                                       ) -> None:
+    path = fixtures_dir / "formats" / "odd" / "elsol-sanjuan_pescadores_lang-en-but-spanish.html"
+    result = CliRunner().invoke(cli, ["extract", "--source", bare_listing, "--url", "https://example.org/a",
+                                      str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    [candidate] = json.loads(result.output)
+    assert candidate["title"] == "Pescadores gestionarán crías de peces"
+    assert candidate["language"] == "es"  # <html lang="en">, Spanish text
+    assert candidate["flags"]["language"] == ["page-lang-disagrees"]
