@@ -32,12 +32,23 @@ def looks_like_record(url: str, listing_url: str, hosts: list[str]) -> bool:
     return below or "-" in last or any(c.isdigit() for c in last) or last.endswith((".html", ".htm"))
 
 
+PAGING_TEXT = re.compile(r"^\W*(\d+|next|prev(ious)?|older|newer|suivant|précédent|siguiente|anterior|далее|"
+                         r"назад|следующая|التالي|السابق|下一页|上一页|下页|上页|more|plus|más)?\W*$", re.IGNORECASE)
+PAGING_QUERY = re.compile(r"(^|&)(page|p|pg|offset|start|paged)=\d+", re.IGNORECASE)
+_OUTSIDE_CONTENT = "ancestor::nav or ancestor::header or ancestor::footer or ancestor::aside"
+
+
 def discover_links(response: Response, hosts: list[str]) -> list[str]:
-    """Record-like links of a listing page, main content first, in page order, without duplicates."""
+    """Record-like links of a listing page, main content first, in page order, without duplicates; links in
+    navigation, header, footer and sidebars and paging links ("2", "next", ``rel=next``, ``?page=3``) are
+    not records."""
     scope = response.xpath("//main|//article|//*[@role='main']") or response.xpath("//body")
     found: dict[str, None] = {}
-    for href in scope.xpath(".//a/@href").getall():
-        url = response.urljoin(href.strip()).split("#", 1)[0]
-        if url not in found and looks_like_record(url, response.url, hosts):
+    for anchor in scope.xpath(f".//a[@href][not({_OUTSIDE_CONTENT})][not(@rel='next' or @rel='prev')]"):
+        text = " ".join(anchor.xpath(".//text()").getall()).strip()
+        url = response.urljoin(anchor.attrib["href"].strip()).split("#", 1)[0]
+        if url in found or PAGING_TEXT.match(text) or PAGING_QUERY.search(urlsplit(url).query):
+            continue
+        if looks_like_record(url, response.url, hosts):
             found[url] = None
     return list(found)[:MAX_DISCOVERED]
