@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,7 +112,7 @@ def is_record_page(response: HtmlResponse, links: list[str]) -> bool:
 
 def propose(url: str, start: RecordedResponse, pages: dict[str, RecordedResponse], source_id: str | None = None,
             name: str | None = None, replay: list[tuple[str, str]] | None = None,
-            fetch_page: object = None) -> Proposal:
+            fetch_page: Callable[[str], RecordedResponse] | None = None) -> Proposal:
     """The entry for ``url`` from its ``start`` response and ``pages`` (URL -> response) of linked pages;
     ``fetch_page`` (a callable URL -> response) fetches sampled links not in ``pages``."""
     response = _as_html(start)
@@ -135,7 +136,7 @@ def propose(url: str, start: RecordedResponse, pages: dict[str, RecordedResponse
                 break
             if link in pages:
                 samples.append(pages[link])
-            elif callable(fetch_page):
+            elif fetch_page is not None:
                 samples.append(fetch_page(link))
         if not samples:
             raise SourceProposalError(f"{url}: a listing with {len(links)} record links, but none of them "
