@@ -26,15 +26,19 @@ verified: false
 verification: a test source
 """
 
-# file, language, title, published, countries (most salient first), start of the text
+# file, language, title, published, countries (most salient first), start of the text; the two known misses
+# are marked xfail (strict) with what goes wrong
 PAGES = [
     pytest.param(
         "natgeo-uk_wild-goats-island_en.html", "en",
         "Ravenous wild goats ruled this island for over a century. Now, it's being reborn.", "2020-01-03", ["AG"],
         "The rocky island of Redonda, once stripped of its flora and fauna",
         marks=pytest.mark.xfail(strict=True, reason="names only the island (Antigua), never Antigua and Barbuda")),
-    ("greenpeace_forests-asia-pacific_en.html", "en", "Indonesia", "2017-04-28", ["ID"],
-     "Indonesia is a treasure chest of biodiversity"),
+    pytest.param(
+        "greenpeace_forests-asia-pacific_en.html", "en", "Indonesia", None, ["ID"],
+        "Indonesia is a treasure chest of biodiversity",
+        marks=pytest.mark.xfail(strict=True, reason="a campaign hub with no date of its own: htmldate takes the "
+                                                    "newest teaser's (2017-04-28)")),
     ("lopinion_glyphosate_fr.html", "fr", "Glyphosate: radiographie d’une intoxication collective", "2019-05-15",
      ["US", "VN", "FR", "CA"], "Un jugement ne fait pas une vérité scientifique."),
     ("elpais_ciencia_es.html", "es", "¿Ha llegado realmente la Antártida a los 20 grados?", "2020-02-19",
@@ -82,11 +86,9 @@ def test_a_bare_listing_reads_a_never_seen_page(fixtures_dir: Path, bare_listing
                                                 title: str, published: str, countries: list[str],
                                                 text_start: str) -> None:
     candidate = extract(fixtures_dir, bare_listing, name)
-    assert candidate["title"] == title
-    assert candidate["language"] == language
-    assert candidate["published"] == published
-    assert candidate["countries"] == countries
-    assert candidate["text"].startswith(text_start)
+    got = {name: candidate[name] for name in ("title", "language", "published", "countries")}
+    assert {**got, "text": candidate["text"][:len(text_start)]} == {
+        "title": title, "language": language, "published": published, "countries": countries, "text": text_start}
 
 
 def test_every_value_says_where_it_came_from(fixtures_dir: Path, bare_listing: str) -> None:
