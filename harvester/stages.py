@@ -20,10 +20,10 @@ if TYPE_CHECKING:
 
 def warm_up() -> None:
     """Load what the CPU stages otherwise load on their first item: langdetect's profiles, pycountry's
-    tables, and every vocabulary and country-name matcher."""
+    tables, and every vocabulary, country-name and city-name matcher."""
     from langdetect.detector_factory import init_factory
 
-    from harvester.classify import countries
+    from harvester.classify import countries, places
     from harvester.classify.vocab import available_languages, vocabulary
 
     init_factory()
@@ -32,6 +32,8 @@ def warm_up() -> None:
     for language in available_languages():
         vocabulary(language)
         countries.matcher(language)
+    for script in ("latin", "ru", "ar", "zh"):
+        places.city_matcher(script)
 
 
 def apply_language(item: CandidateItem, seed: int) -> LanguageGuess:
