@@ -97,6 +97,9 @@ _DATELINE = re.compile(r"(\d{1,2})\s+([^\d\s,،.]+(?:/[^\d\s,،.]+)?)\.?,?\s+(\d
 LEAD_CHARS = 300
 MAX_PREAMBLE_LINES = 4
 MAX_KEYWORDS = 30
+MAX_BYLINE_CHARS = 80
+BYLINE = re.compile(r"^(?:(?:by|par|por|von|автор|текст|фото|photo|foto|crédit|credit|source|fuente|sources?)\b"
+                    r"|(?:بقلم|كتب|تصوير|المصدر)\s|(?:记者|作者|来源|编辑|责任编辑|摄影)\s*[:：]?)", re.IGNORECASE)
 
 
 def _dateline(text: str) -> str | None:
@@ -119,6 +122,8 @@ def _preamble_line(line: str) -> bool:
     if not line:
         return True
     if len(line) < 80 and (parse_date(line) or (_dateline(line) and len(_DATELINE.sub("", line).split()) <= 6)):
+        return True
+    if len(line) <= MAX_BYLINE_CHARS and BYLINE.match(line):
         return True
     if len(line) > 40 or re.search(r"[.!?。！？؟…][\"”’»)）]*$", line):
         return False
