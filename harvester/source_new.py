@@ -105,7 +105,7 @@ def _as_html(recorded: RecordedResponse) -> HtmlResponse:
 
 def is_record_page(response: HtmlResponse, links: list[str]) -> bool:
     """A page that states it is an article (or similar) or has too few record links to be a listing."""
-    data = embedded_data(response.selector)
+    data = embedded_data(response.selector, response.url)
     stated = any(f.where.startswith(("jsonld:", "microdata:", "rdfa:")) for f in data.titles + data.dates)
     return stated or len(links) < MIN_LISTING_LINKS
 

@@ -52,3 +52,16 @@ def test_a_web_source_needs_only_its_kind_and_start_urls(tmp_path: Path) -> None
     spec = load_source_file(tmp_path / "minimal.yaml")
     assert (spec.id, spec.name, spec.kind, spec.verified, spec.selectors, spec.listing) == (
         "minimal", "minimal", "listing", False, {}, None)
+
+
+def test_json_ld_about_this_page_beats_a_related_article_listed_first() -> None:
+    from parsel import Selector
+
+    from harvester.extraction.embedded import embedded_data
+
+    html = ('<html><head><script type="application/ld+json">[{"@type": "NewsArticle", "headline": "Other story", '
+            '"url": "https://example.org/other", "datePublished": "2020-01-01"}, {"@type": "NewsArticle", '
+            '"headline": "This story", "mainEntityOfPage": {"@id": "https://www.example.org/this/"}, '
+            '"datePublished": "2021-02-03"}]</script></head><body></body></html>')
+    data = embedded_data(Selector(text=html), "https://example.org/this")
+    assert (data.titles[0].value, data.dates[0].value) == ("This story", "2021-02-03")

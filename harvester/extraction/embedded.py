@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from parsel import Selector
 
@@ -96,17 +97,32 @@ def _json_ld(sel: Selector) -> list[dict[str, Any]]:
     return nodes
 
 
-def _main_nodes(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The nodes describing the page's record (articles first), not its breadcrumbs, images or menus."""
+def _page_key(url: str | None) -> str:
+    parts = urlsplit(url or "")
+    return f"{(parts.hostname or '').removeprefix('www.')}{parts.path.rstrip('/')}"
+
+
+def _refers_elsewhere(node: dict[str, Any], page: str) -> bool:
+    """A node about another page (a related article listed on this one)."""
+    entity = node.get("mainEntityOfPage")
+    target = node.get("url") or (entity.get("@id") if isinstance(entity, dict) else entity)
+    return bool(page) and isinstance(target, str) and target.startswith("http") and _page_key(target) != page
+
+
+def _main_nodes(nodes: list[dict[str, Any]], url: str | None = None) -> list[dict[str, Any]]:
+    """The nodes describing the page's record (articles about this URL first), not its breadcrumbs, images,
+    menus or related articles."""
+    page = _page_key(url) if url else ""
     articles = [n for n in nodes if any(ARTICLE_TYPES.search(t) for t in _types(n))
                 and not any(t in ("WebSite", "SiteNavigationElement", "BreadcrumbList") for t in _types(n))]
     untyped = [n for n in nodes if not _types(n) and ("headline" in n or "datePublished" in n)]
-    return sorted(articles, key=lambda n: not any("Article" in t or "Chapter" in t for t in _types(n))) + untyped
+    return sorted(articles, key=lambda n: (_refers_elsewhere(n, page),
+                                           not any("Article" in t or "Chapter" in t for t in _types(n)))) + untyped
 
 
-def _from_json_ld(sel: Selector, out: EmbeddedData) -> None:
+def _from_json_ld(sel: Selector, out: EmbeddedData, url: str | None) -> None:
     nodes = _json_ld(sel)
-    for node in _main_nodes(nodes):
+    for node in _main_nodes(nodes, url):
         for key in ("headline", "name", "alternativeHeadline"):
             if value := _text(node.get(key)):
                 out.titles.append(Found(value, f"jsonld:{key}"))
@@ -175,10 +191,10 @@ def _from_meta(sel: Selector, out: EmbeddedData) -> None:
         out.languages.extend(Found(v, f"meta:{key}") for v in meta.get(key, ())[:1])
 
 
-def embedded_data(sel: Selector) -> EmbeddedData:
-    """What the page says about itself, strongest source first within each field."""
+def embedded_data(sel: Selector, url: str | None = None) -> EmbeddedData:
+    """What the page at ``url`` says about itself, strongest source first within each field."""
     out = EmbeddedData()
-    _from_json_ld(sel, out)
+    _from_json_ld(sel, out, url)
     _from_microdata(sel, out)
     _from_rdfa(sel, out)
     _from_meta(sel, out)

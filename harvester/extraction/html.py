@@ -149,7 +149,7 @@ def _strip_lead(text: str, title: str | None) -> str:
 def _fill_from_page(out: HtmlExtraction, sel: Selector, tree: HtmlElement, url: str, selectors: dict[str, str]
                     ) -> None:
     """Fields the selectors left empty: the page's own structured data first, then trafilatura."""
-    data = embedded_data(sel)
+    data = embedded_data(sel, url)
     meta = page_metadata(tree, url)
     if "title" not in out.values:
         h1s = [t for t in (clean_text(" ".join(h.xpath(".//text()").getall())) for h in sel.xpath("//h1")) if t]
