@@ -34,6 +34,7 @@ class CandidateItem:
     raw: dict[str, Any] | None = None
     page_lang: str | None = None
     lastmod: str | None = None
+    fetched_on: str | None = None  # ISO date the page was fetched (HTTP Date header), picks the parser version
     gone: bool = False
 
     title: str | None = None
@@ -48,6 +49,7 @@ class CandidateItem:
     published: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, str] = field(default_factory=dict)
+    flags: dict[str, list[str]] = field(default_factory=dict)  # field -> how a value was interpreted
 
     language: str | None = None
     language_prob: float | None = None
@@ -59,6 +61,11 @@ class CandidateItem:
     score: float | None = None
     tags: dict[str, list[str]] = field(default_factory=dict)
     classifier_version: str | None = None
+
+    def flag(self, name: str, flag: str) -> None:
+        """Note how ``name``'s value was interpreted (``country-inferred-from-text``, ``title-cleaned`` ...)."""
+        if flag not in self.flags.setdefault(name, []):
+            self.flags[name].append(flag)
 
     def harvested_fields(self) -> dict[str, Any]:
         """The extracted fields as stored and exported (no body, no raw record)."""

@@ -26,6 +26,7 @@ class SourceKind(StrEnum):
     OAI = "oai"
     API = "api"
     LISTING = "listing"
+    PAGE = "page"
     EXPORT = "export"
     FILE = "file"
 
@@ -144,7 +145,9 @@ class SitemapOptions(_Strict):
 
 
 class ListingOptions(_Strict):
-    item_links: str
+    item_links: str | None = Field(
+        default=None, description="CSS/XPath of the detail links; none: links on the source's hosts that look "
+        "like record pages (a path below the listing's, or a slug) are followed")
     next_page: str | None = None
     max_pages: int = 50
     revisit_days: float | None = Field(
@@ -173,11 +176,20 @@ class Politeness(_Strict):
         return out
 
 
+class ParserVersion(_Strict):
+    """The selectors of an earlier page design (Fundus' dated parser versions): pages fetched on or before
+    ``until`` are read with these, later ones with the entry's own ``selectors``."""
+
+    until: date
+    selectors: dict[str, str] = Field(default_factory=dict)
+
+
 class ReplayFile(_Strict):
     """A capture in the fixtures folder that backs this source's offline replay."""
 
     fixture: str = Field(description="path relative to the fixtures folder")
     url: str | None = Field(default=None, description="defaults to the url in the folder's index.jsonl")
+    fetched: date | None = Field(default=None, description="when it was captured (picks the parser version)")
 
 
 class SourceSpec(_Strict):
@@ -188,8 +200,9 @@ class SourceSpec(_Strict):
     start_urls: list[str] = Field(min_length=1)
     allowed_hosts: list[str] = Field(default_factory=list)
     enabled: bool = True
-    verified: bool
-    verification: str = Field(description="how it was verified, or why it is not")
+    verified: bool = False
+    verification: str = Field(default="not verified: no recorded response of it has been checked",
+                              description="how it was verified, or why it is not")
     schedule: str = "0 2 * * *"
     min_interval_hours: float | None = Field(
         default=None, gt=0, description="adaptive recrawl: shortest interval between crawls (default: the cron period)")
@@ -203,7 +216,9 @@ class SourceSpec(_Strict):
         "HARVESTER_CRAWL_MAX_MINUTES); past it the crawl process is terminated and the run marked failed")
     politeness: Politeness = Politeness()
     record: RecordSpec = RecordSpec()
-    selectors: dict[str, str] = Field(default_factory=dict, description="HTML detail field -> CSS/XPath")
+    selectors: dict[str, str] = Field(default_factory=dict, description="HTML detail field -> CSS/XPath; "
+                                      "none: structured data on the page, then trafilatura")
+    versions: list[ParserVersion] = Field(default_factory=list, description="selectors of earlier page designs")
     export: ExportOptions | None = None
     file: FileOptions | None = None
     api: ApiOptions | None = None
@@ -218,6 +233,13 @@ class SourceSpec(_Strict):
     def _file_never_scheduled(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("kind") == SourceKind.FILE and not data.get("omit_from_schedule"):
             return {**data, "omit_from_schedule": FILE_OMITTED}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_defaults_to_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("name") and data.get("id"):
+            return {**data, "name": data["id"]}
         return data
 
     @field_validator("id")
@@ -244,20 +266,28 @@ class SourceSpec(_Strict):
 
     @model_validator(mode="after")
     def _kind_options(self) -> SourceSpec:
-        needed = {SourceKind.EXPORT: self.export, SourceKind.OAI: self.oai, SourceKind.LISTING: self.listing,
-                  SourceKind.FILE: self.file}
+        needed = {SourceKind.EXPORT: self.export, SourceKind.OAI: self.oai, SourceKind.FILE: self.file}
         if self.kind in needed and needed[self.kind] is None:
             raise ValueError(f"kind {self.kind.value!r} needs a {self.kind.value!r} section")
-        if self.kind == SourceKind.LISTING and not self.selectors:
-            raise ValueError("kind 'listing' needs 'selectors' for the detail page fields")
         if (self.min_interval_hours is not None and self.max_interval_hours is not None
                 and self.min_interval_hours > self.max_interval_hours):
             raise ValueError("min_interval_hours must not exceed max_interval_hours")
         if self.kind == SourceKind.FILE and self.verified:
             raise ValueError("a file source is never verified: a partner's file is not a replay of its site")
+        untils = [v.until for v in self.versions]
+        if len(set(untils)) != len(untils):
+            raise ValueError("versions: two parser versions end on the same date")
         if self.verified and not self.replay:
             raise ValueError("a verified source needs the 'replay' captures it was verified against")
         return self
+
+    def selectors_for(self, fetched: date | None) -> dict[str, str]:
+        """The selectors of the page design in use when a page was fetched (today's when unknown)."""
+        if fetched is not None:
+            for version in sorted(self.versions, key=lambda v: v.until):
+                if fetched <= version.until:
+                    return version.selectors
+        return self.selectors
 
     @property
     def hosts(self) -> list[str]:
@@ -282,6 +312,7 @@ def load_source_file(path: Path) -> SourceSpec:
         raise RegistryError(f"{path.name}: cannot read: {exc}".splitlines()[0]) from exc
     if not isinstance(data, dict):
         raise RegistryError(f"{path.name}: expected a mapping of source fields")
+    data.setdefault("id", path.stem)
     if data.get("id") != path.stem:
         raise RegistryError(f"{path.name}: id {data.get('id')!r} must equal the file name {path.stem!r}")
     try:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,10 @@ def _items_by_key(spec: SourceSpec, capture_ref: Any, fixtures_root: Path | None
     capture = load_capture(capture_ref.fixture, capture_ref.url, fixtures_root)
     if spec.kind == "listing" and capture.url in spec.start_urls:
         return {}
-    result = candidates_from_response(spec, RecordedResponse(capture.url, 200, capture.headers(), capture.body))
+    headers = capture.headers()
+    if capture_ref.fetched is not None:  # the capture's date picks the parser version it was written for
+        headers = [*headers, ("Date", format_datetime(datetime.combine(capture_ref.fetched, time(12), UTC)))]
+    result = candidates_from_response(spec, RecordedResponse(capture.url, 200, headers, capture.body))
     return {item.record_key or item.canonical_url or item.url: item for item in result.items}
 
 

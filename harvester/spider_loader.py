@@ -21,6 +21,7 @@ KIND_SPIDERS = {
     SourceKind.OAI: "spiders.oai:OaiSpider",
     SourceKind.SITEMAP: "spiders.sitemap:SitemapSpider",
     SourceKind.LISTING: "spiders.listing:ListingSpider",
+    SourceKind.PAGE: "spiders.listing:PageSpider",
 }
 
 

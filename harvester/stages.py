@@ -12,16 +12,18 @@ from harvester.items import CandidateItem, CriterionResult
 from harvester.language import LanguageGuess, detect_language, normalise_lang_tag
 from harvester.registry import SourceSpec
 
+UNSURE_LANGUAGE = 0.7
+
 if TYPE_CHECKING:
     from harvester.classify.learn import RelevanceModel
 
 
 def warm_up() -> None:
     """Load what the CPU stages otherwise load on their first item: langdetect's profiles, pycountry's
-    tables, and every vocabulary and country-name matcher."""
+    tables, and every vocabulary, country-name and city-name matcher."""
     from langdetect.detector_factory import init_factory
 
-    from harvester.classify import countries
+    from harvester.classify import countries, places
     from harvester.classify.vocab import available_languages, vocabulary
 
     init_factory()
@@ -30,17 +32,48 @@ def warm_up() -> None:
     for language in available_languages():
         vocabulary(language)
         countries.matcher(language)
+    for script in ("latin", "ru", "ar", "zh"):
+        places.city_matcher(script)
 
 
 def apply_language(item: CandidateItem, seed: int) -> LanguageGuess:
+    """Detected from the text; the page's ``lang`` (or the record's declared language) when the text is too
+    short, or when detection is unsure (below ``UNSURE_LANGUAGE``) and disagrees with it."""
     declared = item.extra.pop("language", None)
     if isinstance(declared, list):
         declared = declared[0] if declared else None
-    fallback = item.page_lang or (declared if isinstance(declared, str) else None)
+    fallback = normalise_lang_tag(item.page_lang or (declared if isinstance(declared, str) else None))
     sample = "\n".join(p for p in (item.title, item.summary, item.text) if p)
-    guess = detect_language(sample, seed=seed, fallback=normalise_lang_tag(fallback))
+    guess = detect_language(sample, seed=seed, fallback=fallback)
+    if (guess.source == "detected" and fallback and guess.code != fallback
+            and (guess.probability or 0) < UNSURE_LANGUAGE):
+        guess = LanguageGuess(fallback, None, "fallback")
+        item.flag("language", "language-overridden-by-page-lang")
+    elif guess.source == "fallback":
+        item.flag("language", "language-from-page-lang")
+    elif fallback and guess.code != fallback:
+        item.flag("language", "page-lang-disagrees")  # detection is sure and wins; the page said otherwise
     item.language, item.language_prob = guess.code, guess.probability
+    if guess.code:
+        item.provenance["language"] = "langdetect" if guess.source == "detected" else "html:lang"
     return guess
+
+
+def apply_text_countries(item: CandidateItem) -> None:
+    """A web page without countries of its own gets the countries its title and text name, most salient
+    first, flagged as inferred, with the names that support each in ``extra["country_names"]``. A partner's
+    structured record (export row, API or OAI record) keeps the countries it states, none included."""
+    from harvester.classify.places import countries_in_text
+
+    if item.countries or item.gone or item.raw is not None:
+        return
+    found = countries_in_text(item.title, item.text or item.summary, item.language)
+    if not found:
+        return
+    item.countries = [c.code for c in found]
+    item.extra["country_names"] = {c.code: c.names for c in found}
+    item.provenance["countries"] = "inferred:text"
+    item.flag("countries", "country-inferred-from-text")
 
 
 def apply_hashes(item: CandidateItem) -> None:
@@ -96,6 +129,7 @@ def process_offline(item: CandidateItem, spec: SourceSpec, seed: int = 0) -> Can
     finally:
         item.body = None
     apply_language(item, seed)
+    apply_text_countries(item)
     apply_hashes(item)
     return classify_item(item)
 
@@ -126,6 +160,7 @@ def run_cpu_stages(item: CandidateItem, spec: SourceSpec, seed: int,
     finally:
         item.body = None
     guess = apply_language(item, seed)
+    apply_text_countries(item)
     apply_hashes(item)
     classify_item(item, model)
     return StagesOutcome(item, language_source=guess.source)

@@ -1,4 +1,5 @@
-"""Stage 2: language and its probability; the page's lang attribute for short text."""
+"""Stage 2: language and its probability (the page's lang attribute for short text), then the countries
+the text names when the record gives none (they need the language)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.statscollectors import StatsCollector
 
 from harvester.items import CandidateItem
-from harvester.stages import apply_language
+from harvester.stages import apply_language, apply_text_countries
 from pipelines.pool import stage_pool_size
 
 
@@ -28,5 +29,6 @@ class LanguagePipeline:
         if item.gone:
             return item
         guess = apply_language(item, self.seed)
+        apply_text_countries(item)
         self.stats.inc_value(f"harvester/language/{guess.source}")
         return item

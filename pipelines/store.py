@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from harvester import signals
 from harvester.classify.routing import pending_threshold
 from harvester.dedupe import canonical_url
+from harvester.extraction.provenance import stored_provenance
 from harvester.items import CandidateItem
 from harvester.quarantine import QuarantineGate
 from harvester.settings import get_settings
@@ -224,7 +225,8 @@ def mark_gone_for(session: Any, item: CandidateItem, url: str, run_id: int | Non
 def candidate_values(item: CandidateItem) -> dict[str, Any]:
     return {
         **{k: v for k, v in item.harvested_fields().items()},
-        "record_key": item.record_key, "fetched_url": item.fetched_url, "provenance": item.provenance,
+        "record_key": item.record_key, "fetched_url": item.fetched_url,
+        "provenance": stored_provenance(item.provenance, item.flags),
         "language": item.language, "language_prob": item.language_prob,
         "criteria": {k: v.as_dict() for k, v in item.criteria.items()}, "score": item.score, "tags": item.tags,
         "classifier_version": item.classifier_version, "text_hash": item.text_hash,

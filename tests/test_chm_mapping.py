@@ -189,3 +189,17 @@ def test_every_record_of_every_verified_capture_maps_and_valid_ones_are_exactly_
     assert total == 6836
     assert sum(valid.values()) == 5928
     assert set(invalid) == {("Error.InvalidValue", "header")}
+
+
+def test_notes_say_field_by_field_what_was_inferred_and_what_a_curator_checked() -> None:
+    record = ChmInput(
+        candidate_id=7, source_id="new_site", source_name="A new site", url="https://example.org/a",
+        title="Kenya drought plan", summary="A plan.", language="en", published="2025",
+        provenance={"title": "jsonld:headline", "countries": "inferred:text", "published": "meta:citation_date",
+                    "flags": {"title": ["title-cleaned"], "countries": ["country-inferred-from-text"],
+                              "published": ["date-year-only"]}},
+        curator_edits={"title": "Kenya drought plan"})
+    notes = map_candidate(record)["notes"]
+    assert "fields: title: curator-edited [title-cleaned]" in notes
+    assert "countries: inferred-from-text (inferred:text) [country-inferred-from-text]" in notes
+    assert "published: structured-data (meta:citation_date) [date-year-only]" in notes

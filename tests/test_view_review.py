@@ -366,3 +366,30 @@ def test_runs_page_shows_each_runs_figures(curator: TestClient, engine: Engine) 
     html = curator.get("/runs").text
     row = next(r for r in html.split("<tr>") if "gcf_projects" in r)
     assert re.findall(r'<td class="num">([^<]*)</td>', row) == ["71", "64", "60", "3", "1", "2", "5", "12.5"]
+
+
+def test_each_field_shows_where_it_came_from_and_how_it_was_read(curator: TestClient, engine: Engine) -> None:
+    item = CandidateItem("new_site", "https://example.org/a", "https://example.org/a", title="Drought plan",
+                         text="Kenya and Nairobi", countries=["KE"], published="2025",
+                         extra={"country_names": {"KE": ["Kenya", XSS]}})
+    item.provenance = {"title": "jsonld:headline", "countries": "inferred:text", "published": f"meta:{XSS}",
+                       "text": "trafilatura"}
+    item.flags = {"title": ["title-cleaned"], "countries": ["country-inferred-from-text"],
+                  "published": ["date-year-only"]}
+    apply_hashes(item)
+    store(engine, [item])
+    cid = first_candidate_id(engine, "new_site")
+    html = curator.get(f"/candidates/{cid}").text
+    title = re.search(r'<span class="origin" data-field="title">(.*?)</span></label>', html).group(1)
+    assert "structured-data" in title and "jsonld:headline" in title and "title-cleaned" in title
+    countries = re.search(r'<span class="origin" data-field="countries">(.*?)</span></label>', html).group(1)
+    assert "inferred-from-text" in countries and "country-inferred-from-text" in countries
+    assert "named as: KE (Kenya, &lt;script&gt;" in html and "<script>alert" not in html
+    assert "meta:&lt;script&gt;" in html
+
+    version = re.search(r'name="version" value="(\d+)"', html).group(1)
+    curator.post(f"/candidates/{cid}/decide", data={"csrf_token": csrf_of(html), "action": "accept",
+                                                    "version": version, "title": "Kenya drought plan"})
+    html = curator.get(f"/candidates/{cid}").text
+    title = re.search(r'<span class="origin" data-field="title">(.*?)</span></label>', html).group(1)
+    assert "curator-edited" in title and "jsonld:headline" not in title

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harvester.chm.reference import UN_LANGUAGES, terms
+from harvester.extraction.provenance import provenance_summary
 
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://chm-harvester.invalid/")
 TAG_FIELDS = ("gbfTargets", "aichiTargets", "cbdSubjects")
@@ -48,6 +49,8 @@ class ChmInput:
     first_seen: str | None = None
     schema: str = "resource"
     curated: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)  # stored per-field origins and flags
+    curator_edits: dict[str, Any] = field(default_factory=dict)
 
 
 def chm_identifier(canonical_url: str) -> str:
@@ -110,6 +113,9 @@ def provenance_note(record: ChmInput, date_from: str) -> str:
     parts.append(f"publicationDate_from={date_from}")
     if record.accepted_by:
         parts.append(f"accepted_by={record.accepted_by} at {record.accepted_at}")
+    fields = provenance_summary(record.provenance, record.curator_edits)
+    if fields:
+        parts.append(f"fields: {fields}")
     return "; ".join(parts)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from harvester.chm.mapping import ChmInput, map_candidate, payload_hash
 from harvester.chm.validate import validate
+from harvester.extraction.provenance import stored_provenance
 from harvester.items import CandidateItem
 from storage.models import Candidate, ChmStatus, ChmSubmission
 from storage.submissions import accepted_candidates, curation, last_accept, record_payload, source_name
@@ -37,6 +38,7 @@ def input_for(session: Session, c: Candidate) -> ChmInput:
         accepted_at=decision.at.date().isoformat() if decision and decision.at else None,
         first_seen=c.created_at.date().isoformat() if c.created_at else None,
         schema=chosen.schema if chosen else "resource", curated=dict(chosen.fields) if chosen else {},
+        provenance=dict(c.provenance or {}), curator_edits=dict(c.curator_edits or {}),
     )
 
 
@@ -86,4 +88,5 @@ def input_from_item(item: CandidateItem, source_name: str, candidate_id: int | N
         organisations=list(item.organisations), start_date=item.start_date, end_date=item.end_date,
         published=item.published, language=item.language, language_prob=item.language_prob,
         tags=dict(item.tags), score=item.score, extra=dict(item.extra), first_seen=first_seen or item.lastmod,
+        provenance=stored_provenance(item.provenance, item.flags),
     )

@@ -33,7 +33,7 @@ SUPPORT_TYPES = (
     "needs_assessment", "capacity_building", "workshops", "information_dissemination", "other_implementation",
 )
 REFERENCE_LANGUAGE = "en"
-_NOT_LANGUAGES = {"countries", "chm_tags"}
+_NOT_LANGUAGES = {"countries", "chm_tags", "places"}
 GROUPS: dict[str, tuple[str, ...] | None] = {
     "support_type": SUPPORT_TYPES,
     "cbd_relevance": ("general", "technology_transfer"),

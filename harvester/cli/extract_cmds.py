@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from harvester.cli.output import json_option, print_json
+from harvester.extraction.provenance import field_origins
 from harvester.items import CandidateItem
 from harvester.registry import get_source
 
@@ -22,7 +23,8 @@ def candidate_dict(item: CandidateItem) -> dict[str, Any]:
         "end_date": item.end_date, "published": item.published, "summary": item.summary, "text": item.text,
         "extra": item.extra, "gone_at_source": item.gone,
         "criteria": {k: v.as_dict() for k, v in item.criteria.items()}, "tags": item.tags,
-        "provenance": item.provenance,
+        "provenance": item.provenance, "flags": item.flags,
+        "origins": {name: origin.kind for name, origin in field_origins(item.provenance).items()},
     }
 
 

@@ -1,7 +1,8 @@
-"""``harvester sources list|check``."""
+"""``harvester sources list|check|test|new|health``."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -41,8 +42,11 @@ def would_crawl(spec: SourceSpec) -> str:
                 f"record keyed by {spec.record.key}")
     if spec.kind == "api" and spec.api:
         return f"JSON records, pagination {spec.api.pagination.type}"
-    if spec.kind == "listing" and spec.listing:
-        return f"listing pages -> detail pages ({spec.listing.item_links})"
+    if spec.kind == "listing":
+        links = spec.listing.item_links if spec.listing and spec.listing.item_links else "links found by their shape"
+        return f"listing pages -> detail pages ({links})"
+    if spec.kind == "page":
+        return f"{len(spec.start_urls)} record page(s)"
     return f"{spec.kind} entries"
 
 
@@ -117,6 +121,57 @@ def sources_test(source_ids: tuple[str, ...], update: bool) -> None:
         failed |= not tally.ok or bool(tally.problems)
     if failed:
         raise SystemExit(1)
+
+
+@sources.command("new")
+@click.argument("url")
+@click.option("--id", "source_id", help="Registry id (default: from the host name).")
+@click.option("--name", help="Human name of the source (default: the host name).")
+@click.option("--replay", "replay", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Saved responses instead of the network: a WARC file, or the start page's bare body "
+              "(repeatable; with a WARC the linked pages in it are sampled too).")
+@click.option("--page", "pages", multiple=True, type=(str, click.Path(exists=True, dir_okay=False, path_type=Path)),
+              help="URL FILE: a saved linked page (repeatable), with --replay.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write <id>.yaml into (default: the registry folder).")
+@click.option("--force", is_flag=True, help="Overwrite an existing entry file.")
+def sources_new(url: str, source_id: str | None, name: str | None, replay: tuple[Path, ...],
+                pages: tuple[tuple[str, Path], ...], out_dir: Path | None, force: bool) -> None:
+    """Fetch (or replay) URL and a few pages it links to and write a proposed registry entry, with the
+    fields found and where as comments; review it, then `harvester extract` / `sources test` use it."""
+    from harvester.offline import SavedResponseError, read_saved
+    from harvester.settings import get_settings
+    from harvester.source_new import SourceProposalError, fetch, propose, replay_ref
+
+    settings = get_settings()
+    try:
+        saved = {}
+        refs: list[tuple[str, str]] = []
+        for path in replay:
+            for recorded in read_saved(path, url):
+                saved.setdefault(recorded.url, recorded)
+            if (ref := replay_ref(path)) and not path.name.endswith((".warc", ".warc.gz")):
+                refs.append((ref, url))
+        for page_url, path in pages:
+            saved[page_url] = read_saved(path, page_url)[0]
+            if ref := replay_ref(path):
+                refs.append((ref, page_url))
+        start = saved.get(url) or (None if replay else fetch(url, settings.user_agent))
+        if start is None:
+            raise click.ClickException(f"{url} is not among the replayed responses")
+        proposal = propose(url, start, saved, source_id, name, refs or None,
+                           fetch_page=None if replay else (lambda u: fetch(u, settings.user_agent)))
+    except (SavedResponseError, SourceProposalError) as exc:
+        raise click.ClickException(str(exc)) from None
+    folder = out_dir or settings.registry_dir
+    target = folder / f"{proposal.spec.id}.yaml"
+    if target.exists() and not force:
+        raise click.ClickException(f"{target} exists; choose another --id or pass --force")
+    folder.mkdir(parents=True, exist_ok=True)
+    target.write_text(proposal.yaml(), encoding="utf-8")
+    click.echo(f"wrote {target} ({proposal.spec.kind.value}, {len(proposal.pages)} sampled page(s)); review it, then "
+               f"`harvester extract --source {proposal.spec.id} ...`"
+               + (f" or `harvester sources test {proposal.spec.id} --update`" if proposal.spec.replay else ""))
 
 
 @sources.command("health")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from harvester.extraction.feeds import DEFAULT_FEED_FIELDS
 from harvester.extraction.html import ExtractionError, extract_html
@@ -53,11 +54,15 @@ def extract_item(item: CandidateItem, spec: SourceSpec) -> CandidateItem:
         if item.content_type:
             match = re.search(r"charset=([\w.-]+)", item.content_type, re.I)
             charset = match.group(1) if match else None
-        found = extract_html(item.body, item.url, spec.selectors, charset)
+        fetched = date.fromisoformat(item.fetched_on) if item.fetched_on else None
+        found = extract_html(item.body, item.url, spec.selectors_for(fetched), charset)
         item.page_lang = item.page_lang or found.lang_attr
         for name, value in found.values.items():
             apply_rule(item, name, HTML_RULES.get(name, FieldRule(path="")), value)
         item.provenance.update(found.provenance)
+        for name, flags in found.flags.items():
+            for flag in flags:
+                item.flag(name, flag)
     if not (item.title or item.text or item.summary):
         raise ExtractionError("record has no title, summary or text")
     if not item.summary and item.text:

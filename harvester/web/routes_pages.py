@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from harvester.charts.queries import remaining as remaining_relevant
+from harvester.extraction.provenance import field_origins
 from harvester.web.auth import AuthError, add_user, login, logout
 from harvester.web.deps import AdminUser, CurrentUser, SessionDep, check_csrf, cookie_name
 from harvester.web.highlight import all_evidence, segments
@@ -174,6 +175,7 @@ def candidate_page(request: Request, session: SessionDep, user: CurrentUser, can
     has_snapshot = session.scalar(select(FetchedPage.snapshot_ref).where(
         FetchedPage.source_id == row.source_id, FetchedPage.url == row.fetched_url)) is not None
     return render(request, "candidate.html", has_snapshot=has_snapshot, user=user, c=row, evidence=evidence,
+                  origins=field_origins(row.provenance, row.curator_edits),
                   title_segments=segments(row.title, evidence, "title"),
                   summary_segments=segments(row.summary, evidence, "summary"),
                   text_segments=segments(row.text, evidence, "text"),
