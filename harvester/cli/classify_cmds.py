@@ -151,20 +151,23 @@ def models(as_json: bool) -> None:
 @click.option("--step", type=click.IntRange(1), default=10, show_default=True,
               help="Simulation: retrain after this many decisions.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for folds and the simulation's start.")
+@click.option("--seeds", type=click.IntRange(1), default=1, show_default=True,
+              help="With --simulate: replay from this many seeded starts; report the median and range of WSS@95.")
 @click.option("--folds", type=click.IntRange(2), default=5, show_default=True, help="Cross-validation folds.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), callback=chart_path,
               help="With --simulate: draw the recall curve and the random-screening line into this .svg or .png.")
 @json_option
 @one_line_errors
-def eval_cmd(file: Path, budget: int | None, simulate: bool, step: int, seed: int, folds: int, plot: Path | None,
-             as_json: bool) -> None:
-    """Score the rules and the learned model on a labelled JSON Lines FILE.
+def eval_cmd(file: Path, budget: int | None, simulate: bool, step: int, seed: int, seeds: int, folds: int,
+             plot: Path | None, as_json: bool) -> None:
+    """Score the zero-shot score, the rules and the learned model on a labelled JSON Lines FILE.
 
     Each line: {"id", "title", "text", "url"?, "label": 0|1, "lang"?}. Prints ROC AUC, average
-    precision, recall at the review budget and WSS@95, overall and per language; the model is
-    cross-validated (every record scored by a model trained without it).
+    precision, recall at the review budget and WSS@95, overall and per language; zero_shot is the
+    queue's score before any decision, the model is cross-validated (every record scored by a model
+    trained without it). Ties are broken in a seeded random order.
     """
-    from harvester.classify.evaluate import evaluate, read_labelled, scored_docs, simulate_records
+    from harvester.classify.evaluate import evaluate, read_labelled, scored_docs, simulate_seeds
 
     if plot is not None and not simulate:
         raise click.UsageError("--plot draws the simulated recall curve: add --simulate")
@@ -172,8 +175,8 @@ def eval_cmd(file: Path, budget: int | None, simulate: bool, step: int, seed: in
     scored = scored_docs(records)
     result = evaluate(records, budget=budget, folds=folds, seed=seed, scored=scored)
     if simulate:
-        result["simulation"] = simulate_records(records, step=step, seed=seed, docs=scored[0],
-                                                progress=_progress("simulating")).as_dict()
+        result["simulation"] = simulate_seeds(records, seeds=seeds, step=step, seed=seed, docs=scored[0],
+                                              progress=_progress("simulating"))
         if plot is not None:
             from harvester.charts.curves import simulation_chart, write_chart
 
@@ -226,3 +229,7 @@ def _simulation_table(sim: dict[str, Any]) -> None:
     print_table(["records read", "recall"], rows)
     click.echo(f"WSS@95 {_fmt(sim['wss_95'])} (95% recall after reading {sim['screened_for_95']} of {n}); "
                f"WSS@100 {_fmt(sim['wss_100'])} (all {sim['n_relevant']} relevant after {sim['screened_for_100']})")
+    if len(sim.get("seeds", ())) > 1:
+        low, high = sim["wss_95_range"]
+        click.echo(f"over {len(sim['seeds'])} seeds: WSS@95 median {_fmt(sim['wss_95'])}, "
+                   f"range {_fmt(low)}-{_fmt(high)} (curve and counts above: the median replay)")
