@@ -147,7 +147,8 @@ def test_eval_refuses_a_bad_file_in_one_line(tmp_path: Path) -> None:
 
 def test_a_line_with_u2028_inside_a_string_is_one_record(tmp_path: Path) -> None:
     # JSON allows U+2028/U+2029/U+0085 unescaped in strings; str.splitlines() cut such a line in two
-    rows = [{"id": "a", "title": "Mangroves\u2028of the Gulf", "text": "Line\u2029two\x85three", "label": 1, "lang": "en"},
+    rows = [{"id": "a", "title": "Mangroves\u2028of the Gulf", "text": "Line\u2029two\x85three", "label": 1,
+             "lang": "en"},
             {"id": "b", "title": "Shoe retailer", "label": 0, "lang": "en"}]
     path = write_jsonl(tmp_path / "u2028.jsonl", rows)
     assert "\u2028" in path.read_text(encoding="utf-8")  # written raw, not escaped

@@ -124,6 +124,6 @@ def describe() -> dict[str, Any]:
     return {"version": VERSION, "formula": cal.explain(), "features": {
         "relevant": f"mean of the {TOP_K} best cosine similarities of the record's multilingual embedding "
                     "to CBD exemplars (six UN languages)",
-        "irrelevant": f"the same against exemplars of out-of-scope records (chemicals, energy, infrastructure, ...)",
+        "irrelevant": "the same against exemplars of out-of-scope records (chemicals, energy, infrastructure, ...)",
         "cbd_relevance": "the rules' criterion (b) score"},
         "fitted_on": cal.meta.get("fitted_on"), "cross_validated": cal.meta.get("cross_validated")}
