@@ -7,7 +7,9 @@ GEF focal areas, Climate-ADAPT sectors, AdapteCCA sectors) unless ``--labelled``
 every record once, computes the three zero-shot features and fits a logistic regression on them
 (weak regularisation: three features, hundreds of records). Writes the coefficients with the
 5-fold cross-validated ROC AUC and WSS@95 of the combination and of each feature alone, so a refit
-that ranks worse shows in the diff. Only the coefficients are committed, never the labelled data.
+that ranks worse shows in the diff, and the percentiles of the out-of-fold probabilities of the
+relevant records, from which ``harvester.classify.routing`` derives the exclusion threshold for a
+recall target. Only the coefficients are committed, never the labelled data.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def fit(records: list[LabelledRecord], seed: int = 0) -> dict[str, Any]:
                       "command": "python -m bench.fit_zero_shot"},
         "cross_validated": {"folds": FOLDS, "combined": brief(oof),
                             **{name: brief(x[:, i]) for i, name in enumerate(zero_shot.FEATURES)}},
+        "relevant_percentiles": [round(float(v), 5) for v in np.percentile(oof[y == 1], np.arange(101))],
     }
 
 

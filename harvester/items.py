@@ -59,6 +59,7 @@ class CandidateItem:
     score: float | None = None
     tags: dict[str, list[str]] = field(default_factory=dict)
     classifier_version: str | None = None
+    embedding: bytes | None = None  # harvester.classify.embedding: float16 bytes, computed once per page
 
     def harvested_fields(self) -> dict[str, Any]:
         """The extracted fields as stored and exported (no body, no raw record)."""

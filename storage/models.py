@@ -178,6 +178,8 @@ class Candidate(Base):
     score: Mapped[float | None] = mapped_column(Float)
     tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     classifier_version: Mapped[str | None] = mapped_column(String(40))
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)  # float16 x 512, once per page
+    audit_sample: Mapped[bool] = mapped_column(Boolean, server_default=text("false"), default=False)
     status: Mapped[str] = mapped_column(String(20), default=CandidateStatus.PENDING)
     gone_at_source: Mapped[bool] = mapped_column(Boolean, default=False)
     gone_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

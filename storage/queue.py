@@ -24,7 +24,7 @@ REVIEWED = {CandidateStatus.ACCEPTED, CandidateStatus.REJECTED}
 HARVESTED_COLUMNS = (
     "record_key", "fetched_url", "title", "summary", "text", "organisations", "countries", "regions", "keywords",
     "start_date", "end_date", "published", "extra", "provenance", "language", "language_prob", "criteria",
-    "score", "tags", "classifier_version", "text_hash", "duplicate_cluster",
+    "score", "tags", "classifier_version", "text_hash", "duplicate_cluster", "embedding",
 )
 
 

@@ -85,7 +85,7 @@ def retrain(min_decisions: int, as_json: bool) -> None:
 
 @classify.command()
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-              help="Pending at or above this score, filtered below [default: HARVESTER_PENDING_THRESHOLD or 0.35].")
+              help="Pending at or above this score, filtered below [default: derived for HARVESTER_RECALL_TARGET].")
 @json_option
 @one_line_errors
 def rescore(threshold: float | None, as_json: bool) -> None:
@@ -106,6 +106,33 @@ def rescore(threshold: float | None, as_json: bool) -> None:
                f"{report.to_pending} moved to pending, {report.to_filtered} to filtered, "
                f"{report.kept_by_curator} kept where a curator put them")
     print_table(["status", "candidates"], sorted(report.by_status.items()))
+
+
+@classify.command()
+@click.option("--source", "source_id", default=None, help="Only this source's candidates.")
+@click.option("--recall-target", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Show the triage thresholds for this recall target [default: HARVESTER_RECALL_TARGET].")
+@json_option
+@one_line_errors
+def audit(source_id: str | None, recall_target: float | None, as_json: bool) -> None:
+    """The recall audit and the triage thresholds: how the queue's score is formed, what it excludes,
+    and how much relevant material the exclusion may have lost (exact binomial bound)."""
+    from harvester.classify import zero_shot
+    from harvester.classify.routing import thresholds
+    from storage.audit import recall_audit
+    from storage.db import session_factory
+
+    with session_factory()() as session:
+        report = recall_audit(session, source_id)
+    data = {"score": zero_shot.describe(), "triage": thresholds(recall_target).as_dict(), "audit": report.as_dict()}
+    if as_json:
+        print_json(data)
+        return
+    t = data["triage"]
+    click.echo(f"score: {data['score']['formula']}")
+    click.echo(f"triage for recall {t['recall_target']:.0%} ({t['source']}): include at {t['include_from']:.2f} or "
+               f"more, postpone from {t['exclude_below']:.4f}, exclude below")
+    click.echo(report.sentence())
 
 
 @classify.command()
