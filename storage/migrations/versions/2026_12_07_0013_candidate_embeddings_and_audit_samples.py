@@ -5,6 +5,8 @@ the crawl's CPU stages and read by re-ranking and near-duplicate checks. ``audit
 candidate a crawl put into the queue at random, so curators' decisions on it estimate the recall of
 auto-exclusion.
 
+SQLite: plain ALTER TABLE (no batch rebuild), which keeps the indexes and triggers of 0007.
+
 Revision ID: 0013
 Revises: 0010
 Create Date: 2026-12-07 23:59:00
@@ -21,12 +23,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('candidates', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('embedding', sa.LargeBinary(), nullable=True))
-        batch_op.add_column(sa.Column('audit_sample', sa.Boolean(), server_default=sa.text('false'), nullable=False))
+    # plain ADD COLUMN on both dialects: a batch table rebuild on SQLite would drop the queue indexes'
+    # DESC order and the full-text triggers of 0007
+    op.add_column('candidates', sa.Column('embedding', sa.LargeBinary(), nullable=True))
+    op.add_column('candidates', sa.Column('audit_sample', sa.Boolean(), server_default=sa.text('false'),
+                                          nullable=False))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('candidates', schema=None) as batch_op:
-        batch_op.drop_column('audit_sample')
-        batch_op.drop_column('embedding')
+    # SQLite >= 3.35 drops a column in place (no rebuild, see upgrade)
+    op.execute('ALTER TABLE candidates DROP COLUMN audit_sample')
+    op.execute('ALTER TABLE candidates DROP COLUMN embedding')
