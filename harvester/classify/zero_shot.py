@@ -127,3 +127,15 @@ def describe() -> dict[str, Any]:
         "irrelevant": "the same against exemplars of out-of-scope records (chemicals, energy, infrastructure, ...)",
         "cbd_relevance": "the rules' criterion (b) score"},
         "fitted_on": cal.meta.get("fitted_on"), "cross_validated": cal.meta.get("cross_validated")}
+
+
+def score_basis(classifier_version: str | None) -> str:
+    """One line on how a candidate's stored score was formed, from its ``classifier_version``."""
+    if classifier_version == VERSION:
+        return f"zero-shot, calibrated probability that a curator accepts: {calibration().explain()}"
+    if classifier_version and classifier_version.startswith("rules-"):
+        return "rules: criteria (a)-(d) weighted 0.25/0.40/0.15/0.20"
+    if classifier_version:
+        return (f"learned re-ranker {classifier_version}: logistic regression on character n-grams, criteria "
+                "(a)-(d) and the embedding, trained on curator decisions")
+    return "not scored"
