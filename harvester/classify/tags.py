@@ -5,12 +5,6 @@
 - each matched topic -> its CBD subject, GBF and Aichi ids (``topics``);
 - countries -> ``countryRegions`` as ISO alpha-2, lower-cased as the CHM ``countries`` thesaurus
   writes them.
-
-Only strong evidence becomes a tag: topics are those criterion (b) found with strong terms (see
-``criteria.cbd_relevance``), and each thesaurus field keeps at most ``MAX_PER_FIELD`` ids, taken in
-order of evidence (technology transfer, support types, then topics by weight), so a record on many
-themes proposes its main ones, not every one it mentions. ``python -m bench.tag_precision``
-measures their precision against the GEF export's focal areas.
 """
 
 from __future__ import annotations
@@ -21,7 +15,6 @@ from typing import Any
 from harvester.classify.vocab import load_data
 
 TAG_KEYS = ("cbdSubjects", "gbfTargets", "aichiTargets")
-MAX_PER_FIELD = 3
 _AICHI = re.compile(r"AICHI-TARGET-(\d+)")
 
 
@@ -36,7 +29,7 @@ def _add(out: dict[str, list[str]], mapping: Any) -> None:
     for key in TAG_KEYS:
         for identifier in mapping.get(key) or ():
             ident = normalise_id(str(identifier))
-            if ident not in out[key] and len(out[key]) < MAX_PER_FIELD:
+            if ident not in out[key]:
                 out[key].append(ident)
 
 
