@@ -22,14 +22,13 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Engine, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, defer, undefer
 
 from harvester.classify import VERSION as RULES_VERSION
 from harvester.classify import zero_shot
 from harvester.classify.criteria import overall
-from harvester.classify.embedding import DIM, embed, embedding_text, from_bytes, to_bytes
+from harvester.classify.embedding import embed, embedding_text, from_bytes, to_bytes
 from harvester.classify.learn import KIND, Doc, RelevanceModel, cross_validated, figures, model_text, rule_scores
 from harvester.classify.model import CRITERIA
 from harvester.classify.routing import route
@@ -87,9 +86,7 @@ def rules_score(doc: Doc) -> float:
 
 def zero_shot_scores(docs: Sequence[Doc]) -> list[float]:
     """The calibrated zero-shot probability of each doc (docs without an embedding count as empty text)."""
-    vectors = np.stack([d.embedding if d.embedding is not None else np.zeros(DIM, np.float32) for d in docs])
-    b = CRITERIA.index("cbd_relevance")
-    return [float(p) for p in zero_shot.score(vectors, [d.rules[b] for d in docs])]
+    return zero_shot.score_docs(docs)
 
 
 # ---- training ----------------------------------------------------------------------------------------

@@ -111,14 +111,9 @@ def scored_docs(records: Sequence[LabelledRecord], today: date | None = None) ->
 
 def zero_shot_scores(docs: Sequence[Doc]) -> list[float]:
     """The queue's score with no decisions: the calibrated zero-shot probability."""
-    import numpy as np
-
     from harvester.classify import zero_shot
-    from harvester.classify.model import CRITERIA
 
-    b = CRITERIA.index("cbd_relevance")
-    vectors = np.stack([d.embedding for d in docs]) if docs else np.zeros((0, 0))
-    return [float(p) for p in zero_shot.score(vectors, [d.rules[b] for d in docs])]
+    return zero_shot.score_docs(docs)
 
 
 def _breakdown(records: Sequence[LabelledRecord], scores: Sequence[float], budget: int,

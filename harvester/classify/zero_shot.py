@@ -118,6 +118,19 @@ def score(vectors: np.ndarray, cbd_relevance: Sequence[float]) -> np.ndarray:
     return calibration().probability(features(vectors, cbd_relevance))
 
 
+def score_docs(docs: Sequence[Any]) -> list[float]:
+    """``score`` for ``learn.Doc``s (their stored ``embedding``, their criterion scores in ``CRITERIA``
+    order); a doc without an embedding is scored as an empty text would be."""
+    from harvester.classify.embedding import DIM
+    from harvester.classify.model import CRITERIA
+
+    if not docs:
+        return []
+    b = CRITERIA.index("cbd_relevance")
+    vectors = np.stack([d.embedding if d.embedding is not None else np.zeros(DIM, np.float32) for d in docs])
+    return [float(p) for p in score(vectors, [d.rules[b] for d in docs])]
+
+
 def describe() -> dict[str, Any]:
     """How the score is formed, for the app and the API."""
     cal = calibration()

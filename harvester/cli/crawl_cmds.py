@@ -141,9 +141,10 @@ def _serve_demo() -> None:
 def _last_run_id() -> int:
     from sqlalchemy import func, select
 
-    from storage.db import session_factory
+    from storage.db import session_factory, upgrade
     from storage.models import CrawlRun
 
+    upgrade()
     with session_factory()() as session:
         return session.scalar(select(func.max(CrawlRun.id))) or 0
 
