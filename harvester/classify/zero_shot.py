@@ -101,7 +101,7 @@ class Calibration:
         return 1.0 / (1.0 + np.exp(-z))
 
     def explain(self) -> str:
-        terms = " + ".join(f"{c:+.2f}·{name}" for name, c in zip(FEATURES, self.coef, strict=True))
+        terms = " ".join(f"{c:+.2f}·{name}" for name, c in zip(FEATURES, self.coef, strict=True))
         return f"logistic({self.intercept:+.2f} {terms})"
 
 
