@@ -20,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Self
 
+from harvester.jsonl import jsonl_lines
+
 PER_LISTING = 50
 PER_SITEMAP = 50_000
 LASTMOD = "2026-11-01"
@@ -32,7 +34,9 @@ def load_templates(fixtures_dir: Path) -> list[bytes]:
     """The recorded HTML pages of the multilingual folder, in index order."""
     folder = fixtures_dir / "formats" / "multilingual"
     out = []
-    for line in (folder / "index.jsonl").read_text(encoding="utf-8").splitlines():
+    for _, line in jsonl_lines((folder / "index.jsonl").read_text(encoding="utf-8")):
+        if not line.strip():
+            continue
         entry = json.loads(line)
         if entry.get("content_type") == "text/html" and entry.get("lang") in TEMPLATE_LANGS \
                 and "index" not in entry["file"]:

@@ -68,7 +68,6 @@ HARVESTER_STAGE_POOL_MAX_TASKS = get_settings().stage_pool_max_tasks
 HARVESTER_STAGE_TIMEOUT = get_settings().stage_timeout
 
 HARVESTER_LANGDETECT_SEED = get_settings().langdetect_seed
-HARVESTER_PENDING_THRESHOLD = 0.35
 HARVESTER_HEARTBEAT_SECONDS = 15
 HARVESTER_MALLOC_TRIM_SECONDS = 30  # free heap handed back to the OS (harvester.memory_trim)
 HARVESTER_TRIGGER = "cli"

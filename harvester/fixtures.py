@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from harvester.jsonl import jsonl_lines
 from harvester.settings import get_settings
 
 
@@ -33,7 +34,7 @@ def folder_index(folder: Path) -> dict[str, dict[str, Any]]:
     index = folder / "index.jsonl"
     if not index.is_file():
         return {}
-    entries = [json.loads(line) for line in index.read_text(encoding="utf-8").splitlines() if line.strip()]
+    entries = [json.loads(line) for _, line in jsonl_lines(index.read_text(encoding="utf-8")) if line.strip()]
     return {e["file"]: e for e in entries}
 
 

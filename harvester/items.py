@@ -61,6 +61,7 @@ class CandidateItem:
     score: float | None = None
     tags: dict[str, list[str]] = field(default_factory=dict)
     classifier_version: str | None = None
+    embedding: bytes | None = None  # harvester.classify.embedding: float16 bytes, computed once per page
 
     def flag(self, name: str, flag: str) -> None:
         """Note how ``name``'s value was interpreted (``country-inferred-from-text``, ``title-cleaned`` ...)."""

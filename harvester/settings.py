@@ -36,6 +36,13 @@ class Settings(BaseSettings):
         description="Contact URL sent in the User-Agent so partner operators can reach us.",
     )
     langdetect_seed: int = Field(default=0, description="Seed that makes langdetect deterministic.")
+    recall_target: float = Field(
+        default=0.95, gt=0, lt=1, description="Share of the relevant candidates triage must keep in the queue: "
+        "the exclusion threshold is the calibrated score that keeps this share of a labelled set's relevant "
+        "records (HARVESTER_PENDING_THRESHOLD overrides it with a fixed score).")
+    audit_sample_size: int = Field(
+        default=10, ge=0, description="Recall audit: filtered candidates each scheduled crawl puts into the queue "
+        "at random, flagged as audit samples (0: no audit).")
     quarantine_factor: float = Field(
         default=3.0, ge=0, description="Over-harvest quarantine: hold a run whose new records exceed this many "
         "times the median of the source's last 10 finished runs (0 turns the quarantine off).")

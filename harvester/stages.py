@@ -34,6 +34,10 @@ def warm_up() -> None:
         countries.matcher(language)
     for script in ("latin", "ru", "ar", "zh"):
         places.city_matcher(script)
+    from harvester.classify import zero_shot
+
+    zero_shot.exemplars()  # loads the encoder and embeds the exemplars once per worker
+    zero_shot.calibration()
 
 
 def apply_language(item: CandidateItem, seed: int) -> LanguageGuess:
@@ -95,9 +99,12 @@ def mark_same_text(item: CandidateItem, seen_text: dict[int, int]) -> bool:
 
 
 def classify_item(item: CandidateItem, model: RelevanceModel | None = None) -> CandidateItem:
-    """Rules criteria (a)-(d) with evidence and tags; with a learned ``model`` the score is the
-    model's relevance probability and ``classifier_version`` its version, else the rules' score."""
-    from harvester.classify import ClassifierInput, classify
+    """Rules criteria (a)-(d) with evidence and tags, and the multilingual embedding (computed here,
+    once per page, stored with the candidate); with a learned ``model`` the score is the model's
+    relevance probability and ``classifier_version`` its version, else the calibrated zero-shot
+    probability (``harvester.classify.zero_shot``)."""
+    from harvester.classify import ClassifierInput, classify, zero_shot
+    from harvester.classify.embedding import embed, embedding_text, to_bytes
 
     result = classify(ClassifierInput(
         title=item.title, summary=item.summary, text=item.text, language=item.language,
@@ -106,14 +113,16 @@ def classify_item(item: CandidateItem, model: RelevanceModel | None = None) -> C
         extra=item.extra,
     ))
     item.criteria = {name: CriterionResult(s.score, s.as_dict()["evidence"]) for name, s in result.criteria.items()}
-    item.score = round(result.score, 4)
     item.tags = {**result.tags, "supportTypes": result.support_types, "topics": result.topics}
-    item.classifier_version = result.version
+    vector = embed([embedding_text(item.title, item.summary, item.text, item.keywords)])[0]
+    item.embedding = to_bytes(vector) if vector.any() else None
+    item.score = round(float(zero_shot.score(vector, [result.criteria["cbd_relevance"].score])[0]), 4)
+    item.classifier_version = zero_shot.VERSION
     if model is not None:
         from harvester.classify.learn import Doc, model_text, rule_scores
 
         doc = Doc(model_text(item.title, item.summary, item.text, item.keywords, item.organisations),
-                  rule_scores(result))
+                  rule_scores(result), vector if vector.any() else None)
         item.score = round(float(model.predict([doc])[0]), 4)
         item.classifier_version = model.version
     return item

@@ -63,7 +63,7 @@ class StorePipeline:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         assert crawler.stats is not None
-        threshold = pending_threshold(crawler.settings.getfloat("HARVESTER_PENDING_THRESHOLD", 0.35))
+        threshold = pending_threshold(crawler.settings.get("HARVESTER_PENDING_THRESHOLD"))
         return cls(crawler, crawler.stats, threshold)
 
     @property
@@ -229,7 +229,7 @@ def candidate_values(item: CandidateItem) -> dict[str, Any]:
         "provenance": stored_provenance(item.provenance, item.flags),
         "language": item.language, "language_prob": item.language_prob,
         "criteria": {k: v.as_dict() for k, v in item.criteria.items()}, "score": item.score, "tags": item.tags,
-        "classifier_version": item.classifier_version, "text_hash": item.text_hash,
+        "classifier_version": item.classifier_version, "text_hash": item.text_hash, "embedding": item.embedding,
     }
 
 

@@ -256,6 +256,13 @@ def crawl_source(source_id: str, reason: str = "cron") -> str:
     if run is None:
         raise RuntimeError(f"crawl of {source_id} exited with code {code} and recorded no run")
     outcome = f"crawled {source_id}: run {run.id} {run.status}"
+    if run.status == RunStatus.FINISHED:
+        from harvester.settings import get_settings
+        from storage.audit import draw_sample
+
+        with transaction() as session:
+            sampled = draw_sample(session, run.id, get_settings().audit_sample_size)
+        outcome += f", {len(sampled)} filtered candidate(s) sent to the queue as recall-audit samples"
     (log.info if run.status == RunStatus.FINISHED else log.warning)(outcome)
     return outcome
 

@@ -97,7 +97,16 @@ def decide(session: Session, candidate_id: int, action: str, actor: Actor, *, re
                         field_diff=diff, model_version=row.classifier_version, score_shown=row.score)
     session.add(decision)
     session.flush()
+    _feedback(session, from_status, to_status)
     return decision
+
+
+def _feedback(session: Session, *statuses: str) -> None:
+    """When the accepted or rejected set changed, the zero-shot ranking moves at once (``storage.feedback``)."""
+    if any(s in (CandidateStatus.ACCEPTED.value, CandidateStatus.REJECTED.value) for s in statuses):
+        from storage.feedback import refresh_ranking
+
+        refresh_ranking(session)
 
 
 def undo_last(session: Session, candidate_id: int, actor: Actor) -> Decision:
@@ -120,6 +129,7 @@ def undo_last(session: Session, candidate_id: int, actor: Actor) -> Decision:
                     model_version=row.classifier_version, score_shown=row.score)
     session.add(undo)
     session.flush()
+    _feedback(session, from_status, row.status)
     return undo
 
 
@@ -184,6 +194,8 @@ def decide_all(session: Session, f: QueueFilter, action: str, actor: Actor, mark
              "to_status": to_status, "reason_code": reason if action == "reject" else None, "note": note,
              "field_diff": {}, "model_version": r.classifier_version, "score_shown": r.score} for r in todo])
         result.decided += len(todo)
+    if result.decided:
+        _feedback(session, to_status)
     return result
 
 

@@ -18,15 +18,17 @@ from __future__ import annotations
 import secrets
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, or_, select, update
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session, defer, undefer
 
 from harvester.classify import VERSION as RULES_VERSION
+from harvester.classify import zero_shot
 from harvester.classify.criteria import overall
+from harvester.classify.embedding import embed, embedding_text, from_bytes, to_bytes
 from harvester.classify.learn import KIND, Doc, RelevanceModel, cross_validated, figures, model_text, rule_scores
 from harvester.classify.model import CRITERIA
 from harvester.classify.routing import route
@@ -57,13 +59,34 @@ def library_version() -> str:
 
 
 def candidate_doc(c: Any) -> Doc:
-    """The model's view of a candidate row (ORM object or row with the same attributes)."""
+    """The model's view of a candidate row (ORM object or row with the same attributes), with its
+    stored embedding (None for rows harvested before embeddings were stored: see ``embedded``)."""
     return Doc(model_text(c.title, c.summary, c.text, c.keywords or (), c.organisations or ()),
-               rule_scores(c.criteria))
+               rule_scores(c.criteria), from_bytes(getattr(c, "embedding", None)))
+
+
+def embedded(rows: Sequence[Any], docs: list[Doc]) -> dict[int, bytes]:
+    """Embed, once, the docs whose rows have no stored embedding (harvested before they were stored);
+    the docs get their vectors, the returned ``{candidate id: bytes}`` is for storing them."""
+    missing = [i for i, d in enumerate(docs) if d.embedding is None]
+    if not missing:
+        return {}
+    vectors = embed([embedding_text(rows[i].title, rows[i].summary, rows[i].text, rows[i].keywords or ())
+                     for i in missing])
+    out = {}
+    for i, vector in zip(missing, vectors, strict=True):
+        docs[i] = replace(docs[i], embedding=vector)
+        out[rows[i].id] = to_bytes(vector)
+    return out
 
 
 def rules_score(doc: Doc) -> float:
     return overall(dict(zip(CRITERIA, doc.rules, strict=True)))
+
+
+def zero_shot_scores(docs: Sequence[Doc]) -> list[float]:
+    """The calibrated zero-shot probability of each doc (docs without an embedding count as empty text)."""
+    return zero_shot.score_docs(docs)
 
 
 # ---- training ----------------------------------------------------------------------------------------
@@ -84,7 +107,7 @@ def training_examples(session: Session) -> tuple[list[Example], int]:
                                        .order_by(Decision.id)):
         reasons[cid] = reason
     examples, skipped = [], 0
-    rows = session.scalars(select(Candidate).where(Candidate.status.in_(
+    rows = session.scalars(select(Candidate).options(undefer(Candidate.embedding)).where(Candidate.status.in_(
         [CandidateStatus.ACCEPTED.value, CandidateStatus.REJECTED.value])).order_by(Candidate.id))
     for c in rows:
         label = int(c.status == CandidateStatus.ACCEPTED.value)
@@ -126,6 +149,7 @@ def retrain(engine: Engine | None = None, *, min_decisions: int = MIN_DECISIONS,
         "cv_folds": min(folds, n_pos, n_neg),
         "model": figures(labels, out_of_fold),
         "rules": figures(labels, [rules_score(d) for d in docs]),
+        "zero_shot": figures(labels, zero_shot_scores(docs)),
         "rules_version": RULES_VERSION,
     }
     model = RelevanceModel.train(docs, labels)
@@ -183,7 +207,7 @@ def rescore(engine: Engine | None = None, *, threshold: float, batch: int = BATC
         model = latest_model(session)
         ids = list(session.scalars(select(Candidate.id).where(Candidate.status.in_(ROUTABLE))
                                    .order_by(Candidate.id)))
-    report = RescoreReport(version=model.version if model and model.version else RULES_VERSION,
+    report = RescoreReport(version=model.version if model and model.version else zero_shot.VERSION,
                            threshold=threshold)
     for start in range(0, len(ids), batch):
         _rescore_batch(engine, ids[start:start + batch], model, report)
@@ -200,12 +224,13 @@ def _rescore_batch(engine: Engine | None, ids: Sequence[int], model: RelevanceMo
     with session_factory(engine)() as session:
         rows = session.execute(select(Candidate.id, Candidate.title, Candidate.summary, Candidate.text,
                                       Candidate.keywords, Candidate.organisations, Candidate.criteria,
-                                      Candidate.status)
+                                      Candidate.status, Candidate.embedding)
                                .where(Candidate.id.in_(ids), Candidate.status.in_(ROUTABLE))).all()
     if not rows:
         return
     docs = [candidate_doc(r) for r in rows]
-    scores = model.predict(docs) if model else [rules_score(d) for d in docs]  # outside any transaction
+    new_embeddings = embedded(rows, docs)
+    scores = model.predict(docs) if model else zero_shot_scores(docs)  # outside any transaction
     with transaction(engine) as session:
         pinned = curator_decided(session, [r.id for r in rows])
         params = []
@@ -220,6 +245,10 @@ def _rescore_batch(engine: Engine | None, ids: Sequence[int], model: RelevanceMo
                 else:
                     report.to_filtered += 1
             params.append({"cid": r.id, "new_score": round(float(score), 4), "new_status": status})
+        if new_embeddings:
+            session.connection().execute(
+                update(_candidates).where(_candidates.c.id == bindparam("cid")).values(embedding=bindparam("vec")),
+                [{"cid": cid, "vec": vec} for cid, vec in new_embeddings.items()])
         # the status guard: a curator decision taken since the read wins
         session.connection().execute(
             update(_candidates).where(_candidates.c.id == bindparam("cid"),  # no IN (...): executemany

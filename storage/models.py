@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
     text,
 )
@@ -178,6 +179,8 @@ class Candidate(Base):
     score: Mapped[float | None] = mapped_column(Float)
     tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     classifier_version: Mapped[str | None] = mapped_column(String(40))
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)  # float16 x 512, once per page
+    audit_sample: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
     status: Mapped[str] = mapped_column(String(20), default=CandidateStatus.PENDING)
     gone_at_source: Mapped[bool] = mapped_column(Boolean, default=False)
     gone_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

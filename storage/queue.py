@@ -24,7 +24,7 @@ REVIEWED = {CandidateStatus.ACCEPTED, CandidateStatus.REJECTED}
 HARVESTED_COLUMNS = (
     "record_key", "fetched_url", "title", "summary", "text", "organisations", "countries", "regions", "keywords",
     "start_date", "end_date", "published", "extra", "provenance", "language", "language_prob", "criteria",
-    "score", "tags", "classifier_version", "text_hash", "duplicate_cluster",
+    "score", "tags", "classifier_version", "text_hash", "duplicate_cluster", "embedding",
 )
 
 
@@ -119,6 +119,8 @@ def count_by_source_status(session: Session) -> dict[tuple[str, str], int]:
 
 def candidate_json(c: Candidate, with_text: bool = False) -> dict[str, Any]:
     """The public JSON shape of a candidate (``queue --json``, ``extract --json``)."""
+    from harvester.classify.zero_shot import score_basis
+
     out = {
         "id": c.id, "url": c.url, "title": c.title, "source": c.source_id, "language": c.language,
         "language_probability": c.language_prob, "status": c.status, "score": c.score,
@@ -126,6 +128,8 @@ def candidate_json(c: Candidate, with_text: bool = False) -> dict[str, Any]:
         "start_date": c.start_date, "end_date": c.end_date, "published": c.published, "summary": c.summary,
         "criteria": c.criteria, "tags": c.tags, "gone_at_source": c.gone_at_source,
         "duplicate_cluster": c.duplicate_cluster, "record_key": c.record_key,
+        "classifier_version": c.classifier_version, "score_basis": score_basis(c.classifier_version),
+        "audit_sample": bool(c.audit_sample),
     }
     if with_text:
         out["text"] = c.text

@@ -7,11 +7,13 @@ import json
 from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from harvester.classify import ClassifierInput, classify
-from harvester.classify.learn import figures, recall_at, screened_for, wss
+from harvester.classify.evaluate import LabelledSetError, read_labelled
+from harvester.classify.learn import figures, ranked, recall_at, screened_for, wss
 from harvester.cli import cli
 
 # Ten records, labels and language given. Their rules scores rank them (checked in the test):
@@ -86,7 +88,9 @@ def test_eval_prints_hand_computed_figures(tiny: Path) -> None:
     assert fr["wss_95"] == pytest.approx((2 - 1) / 2 - 0.05)
     es = by_language["es"]  # one irrelevant record: nothing to rank
     assert (es["roc_auc"], es["average_precision"], es["recall_at_budget"], es["wss_95"]) == (None, None, None, None)
-    assert "model (4-fold CV)" in data["rankers"]  # 4 relevant: at most 4 folds
+    assert data["rankers"]["model"]["folds"] == 4  # 4 relevant: at most 4 folds
+    assert list(data["rankers"]) == ["zero_shot", "rules", "model"]
+    assert data["rankers"]["zero_shot"]["how"].startswith("logistic(")
 
 
 def test_eval_budget_option_and_table(tiny: Path) -> None:
@@ -98,7 +102,8 @@ def test_eval_budget_option_and_table(tiny: Path) -> None:
     assert lines[0] == f"{tiny}: 10 records, 4 relevant (40.0%); languages: en 7, fr 2, es 1"
     assert lines[1].split() == ["ranker", "subset", "n", "relevant", "ROC", "AUC", "avg", "prec", "recall@budget",
                                 "WSS@95", "read", "for", "95%"]
-    assert lines[2].split() == ["rules", "all", "10", "4", "0.958", "0.950", "0.750", "@3", "0.450", "5"]
+    assert lines[2].split()[:2] == ["zero_shot", "all"]
+    assert lines[3].split() == ["rules", "all", "10", "4", "0.958", "0.950", "0.750", "@3", "0.450", "5"]
 
 
 def test_figures_by_hand_on_a_fixed_ranking() -> None:
@@ -113,8 +118,18 @@ def test_figures_by_hand_on_a_fixed_ranking() -> None:
     assert recall_at(labels, scores, 4) == 0.75
     assert screened_for(labels, scores, 0.5) == 3
     assert wss(labels, scores, 1.0) == pytest.approx(0.3)
-    # ties keep input order: a relevant record tied with irrelevant ones is read after those listed before it
-    assert screened_for([0, 0, 1], [0.5, 0.5, 0.5], 1.0) == 3
+
+
+def test_ties_are_broken_by_a_seeded_shuffle_not_by_file_order() -> None:
+    labels = [0] * 99 + [1]
+    tied = [0.5] * 100
+    assert screened_for(labels, tied, 1.0) == screened_for(labels, tied, 1.0)  # seeded: reproducible
+    assert screened_for(labels, tied, 1.0) < 100  # the relevant record listed last is not read last
+    order = ranked(tied, seed=0)
+    assert sorted(order.tolist()) == list(range(100)) and order.tolist() != list(range(100))
+    positions = [int(np.flatnonzero(ranked(tied, seed=s) == 99)[0]) for s in range(200)]
+    assert 35 < sum(positions) / len(positions) < 65  # on average in the middle of the tie, as random reading
+    assert ranked([0.1, 0.9, 0.5]).tolist() == [1, 2, 0]  # distinct scores: by score only
 
 
 def test_eval_refuses_a_bad_file_in_one_line(tmp_path: Path) -> None:
@@ -128,6 +143,25 @@ def test_eval_refuses_a_bad_file_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["classify", "eval", str(one_class)])
     assert result.exit_code == 2
     assert "needs both relevant (1) and irrelevant (0) records" in result.output
+
+
+def test_a_line_with_u2028_inside_a_string_is_one_record(tmp_path: Path) -> None:
+    # JSON allows U+2028/U+2029/U+0085 unescaped in strings; str.splitlines() cut such a line in two
+    rows = [{"id": "a", "title": "Mangroves\u2028of the Gulf", "text": "Line\u2029two\x85three", "label": 1,
+             "lang": "en"},
+            {"id": "b", "title": "Shoe retailer", "label": 0, "lang": "en"}]
+    path = write_jsonl(tmp_path / "u2028.jsonl", rows)
+    assert "\u2028" in path.read_text(encoding="utf-8")  # written raw, not escaped
+    records = read_labelled(path)
+    assert [(r.id, r.title, r.text) for r in records] == [("a", "Mangroves\u2028of the Gulf", "Line\u2029two\x85three"),
+                                                         ("b", "Shoe retailer", "")]
+    crlf = tmp_path / "crlf.jsonl"
+    crlf.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    assert [r.title for r in read_labelled(crlf)] == ["Mangroves\u2028of the Gulf", "Shoe retailer"]
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(path.read_text(encoding="utf-8") + '{"id": "c", "title": "cut\n', encoding="utf-8")
+    with pytest.raises(LabelledSetError, match=r"broken.jsonl:3: not JSON"):
+        read_labelled(broken)
 
 
 def test_simulation_on_real_records_finds_every_relevant_one(tmp_path: Path) -> None:

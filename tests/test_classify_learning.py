@@ -152,7 +152,7 @@ def test_retrain_on_60_decisions_reranks_held_out_pending_candidates(db_engine: 
     accepted, rejected, held_out = load_decided(db_engine)
     with session_factory(db_engine)() as session:
         before = {c.id: (c.score, c.classifier_version) for c in session.scalars(select(Candidate))}
-    assert {v for _, v in before.values()} == {"rules-1"}
+    assert {v for _, v in before.values()} == {"zero-shot-1"}
 
     row = retrain(db_engine)
     version = row.version
@@ -160,6 +160,7 @@ def test_retrain_on_60_decisions_reranks_held_out_pending_candidates(db_engine: 
     assert row.metrics["n_accepted"] == 30 and row.metrics["n_rejected"] == 30
     assert row.metrics["reject_reasons"] == {"not_cbd_relevant": 30}
     assert row.metrics["cv_folds"] == 5 and row.metrics["model"]["n"] == 60
+    assert row.metrics["zero_shot"]["n"] == 60  # the zero-shot score on the same decisions, for comparison
     assert version.startswith("lr-") and len(version) <= 40
 
     report = rescore(db_engine, threshold=0.5)
@@ -204,16 +205,16 @@ def test_rescore_never_overrides_a_curator(db_engine: Engine) -> None:
     assert low.to_pending == 38 and low.kept_by_curator == 0
 
 
-def test_rescore_without_a_model_reroutes_by_the_rules_score(db_engine: Engine) -> None:
+def test_rescore_without_a_model_reroutes_by_the_zero_shot_score(db_engine: Engine) -> None:
     accepted, rejected, held_out = load_decided(db_engine)
     before = state(db_engine)
     report = rescore(db_engine, threshold=0.3)
     after = state(db_engine)
-    assert (report.version, report.scored) == ("rules-1", 40)
+    assert (report.version, report.scored) == ("zero-shot-1", 40)
     for cid in held_out:
         status, score, version, _ = after[cid]
-        # the rules' score, recomputed from the stored (4-decimal) criterion scores
-        assert (score, version) == (pytest.approx(before[cid][1], abs=1e-3), "rules-1")
+        # the zero-shot score, from the stored (float16) embedding and (4-decimal) criterion scores
+        assert (score, version) == (pytest.approx(before[cid][1], abs=1e-3), "zero-shot-1")
         assert status == ("pending" if score >= 0.3 else "filtered")
     assert report.to_filtered == sum(1 for c in held_out if after[c][0] == "filtered") > 0
     assert all(after[c] == before[c] for c in accepted + rejected)
@@ -245,8 +246,8 @@ def test_crawl_stage_scores_with_the_newest_model(db_engine: Engine) -> None:
         assert {k: v.score for k, v in item.criteria.items()} == rules_criteria  # evidence stays the rules'
     assert relevant.score > irrelevant.score
     for item in (relevant, irrelevant):
-        classify_item(item)  # leave the cached items as the rules scored them
-        assert item.classifier_version == "rules-1"
+        classify_item(item)  # leave the cached items as the crawl without a model scored them
+        assert item.classifier_version == "zero-shot-1"
 
 
 def test_cli_retrain_refuses_in_one_line_then_trains_and_rescores(harvester_env: Path) -> None:

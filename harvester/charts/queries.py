@@ -286,8 +286,15 @@ def remaining(session: Session) -> tuple[RemainingEstimate, StoppingSignal]:
     key = (str(session.get_bind().url), session.scalar(select(func.max(Decision.id))), pending)
     if (hit := _REMAINING_CACHE.get(key)) is not None:
         return hit
+    from dataclasses import replace
+
+    from harvester.settings import get_settings
+    from storage.audit import recall_audit
+
     labels = decision_sequence(session)
-    result = estimate_remaining(labels, pending), stopping_signal(labels, len(labels) + pending)
+    stopping = replace(stopping_signal(labels, len(labels) + pending), audit=recall_audit(session),
+                       recall_target=get_settings().recall_target)
+    result = estimate_remaining(labels, pending), stopping
     if len(_REMAINING_CACHE) >= 16:
         _REMAINING_CACHE.clear()
     _REMAINING_CACHE[key] = result

@@ -1,17 +1,21 @@
 """Evaluate ranking on a labelled set (``harvester classify eval``).
 
 The file is JSON Lines, one record a line: ``{"id", "title", "text", "url"?, "label": 0|1,
-"lang"?}``. Two rankers are scored on it: the rules' overall score, and the learned model with
-k-fold cross-validation (every record scored by a model trained without it). Figures, overall and
+"lang"?}``. Three rankers are scored on it: ``zero_shot``, the calibrated score the queue uses before
+any decision (``harvester.classify.zero_shot``); ``rules``, the rules' weighted overall score; and
+``model``, the learned model with k-fold cross-validation (every record scored by a model trained
+without it). Every record is embedded once (in batches) and the vector shared by all three. Figures, overall and
 per language: ROC AUC, average precision, recall at a review budget (default 10% of the records;
 per language the budget is scaled to the language's share) and WSS@95. When every id has a
 ``group:`` prefix (``gef:123``), the same figures are given per group too. ``simulate_records``
-replays active learning from a two-label start, as ASReview's simulation does.
+replays active learning from a two-label start, as ASReview's simulation does, for one seed or
+several (``simulate_seeds``: median and range of WSS@95).
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +35,7 @@ from harvester.classify.learn import (
     simulate,
 )
 from harvester.classify.model import ClassifierInput
+from harvester.jsonl import jsonl_lines
 
 UNKNOWN_LANGUAGE = "und"
 
@@ -51,11 +56,11 @@ class LabelledRecord:
 
 def read_labelled(path: Path, detect_missing_language: bool = True) -> list[LabelledRecord]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise LabelledSetError(f"{path}: cannot read: {exc}") from None
     records, seen = [], set()
-    for number, line in enumerate(lines, 1):
+    for number, line in jsonl_lines(text):
         if not line.strip():
             continue
         try:
@@ -92,16 +97,27 @@ def _detect(title: str, text: str) -> str:
 
 
 def scored_docs(records: Sequence[LabelledRecord], today: date | None = None) -> tuple[list[Doc], list[float]]:
-    """The model's docs and the rules' overall scores."""
+    """The model's docs (with their embeddings, computed once, in batches) and the rules' overall scores."""
+    from harvester.classify.embedding import embed, embedding_text
+
+    vectors = embed([embedding_text(r.title, None, r.text) for r in records])
     docs, scores = [], []
-    for r in records:
+    for r, vector in zip(records, vectors, strict=True):
         result = classify(ClassifierInput(title=r.title, text=r.text, language=r.lang), today=today)
-        docs.append(Doc(model_text(r.title, None, r.text), rule_scores(result)))
+        docs.append(Doc(model_text(r.title, None, r.text), rule_scores(result), vector))
         scores.append(result.score)
     return docs, scores
 
 
-def _breakdown(records: Sequence[LabelledRecord], scores: Sequence[float], budget: int) -> dict[str, Any]:
+def zero_shot_scores(docs: Sequence[Doc]) -> list[float]:
+    """The queue's score with no decisions: the calibrated zero-shot probability."""
+    from harvester.classify import zero_shot
+
+    return zero_shot.score_docs(docs)
+
+
+def _breakdown(records: Sequence[LabelledRecord], scores: Sequence[float], budget: int,
+               **about: Any) -> dict[str, Any]:
     labels = [r.label for r in records]
     by_language: dict[str, Any] = {}
     total = len(records)
@@ -109,7 +125,7 @@ def _breakdown(records: Sequence[LabelledRecord], scores: Sequence[float], budge
         idx = [i for i, r in enumerate(records) if r.lang == lang]
         scaled = max(1, round(budget * len(idx) / total))
         by_language[lang] = figures([labels[i] for i in idx], [scores[i] for i in idx], scaled)
-    out = {"all": figures(labels, scores, budget), "by_language": by_language}
+    out = {**about, "all": figures(labels, scores, budget), "by_language": by_language}
     groups = {r.id.split(":", 1)[0] for r in records if ":" in r.id}
     if len(groups) > 1 and all(":" in r.id for r in records):
         out["by_group"] = {}
@@ -122,7 +138,10 @@ def _breakdown(records: Sequence[LabelledRecord], scores: Sequence[float], budge
 
 def evaluate(records: Sequence[LabelledRecord], *, budget: int | None = None, folds: int = 5, seed: int = 0,
              today: date | None = None, scored: tuple[list[Doc], list[float]] | None = None) -> dict[str, Any]:
-    """Figures of the rules and of the cross-validated model (``scored``: ``scored_docs`` output, if known)."""
+    """Figures of the zero-shot score, the rules and the cross-validated model (``scored``: ``scored_docs``
+    output, if known)."""
+    from harvester.classify import zero_shot
+
     labels = [r.label for r in records]
     n, n_rel = len(labels), sum(labels)
     if n_rel == 0 or n_rel == n:
@@ -132,11 +151,16 @@ def evaluate(records: Sequence[LabelledRecord], *, budget: int | None = None, fo
     out: dict[str, Any] = {
         "n": n, "n_relevant": n_rel, "budget": budget,
         "languages": dict(Counter(r.lang for r in records).most_common()),
-        "rankers": {"rules": _breakdown(records, rules, budget)},
+        "rankers": {
+            "zero_shot": _breakdown(records, zero_shot_scores(docs), budget,
+                                    how=zero_shot.calibration().explain()),
+            "rules": _breakdown(records, rules, budget, how="criteria.overall: weighted criteria (a)-(d)"),
+        },
     }
     if min(n_rel, n - n_rel) >= 2:
         k = min(folds, n_rel, n - n_rel)
-        out["rankers"][f"model ({k}-fold CV)"] = _breakdown(records, cross_validated(docs, labels, k, seed), budget)
+        out["rankers"]["model"] = _breakdown(records, cross_validated(docs, labels, k, seed), budget, folds=k,
+                                             how=f"learned re-ranker, {k}-fold cross-validated")
     else:
         out["model_skipped"] = "cross-validation needs at least 2 relevant and 2 irrelevant records"
     return out
@@ -150,3 +174,18 @@ def simulate_records(records: Sequence[LabelledRecord], *, step: int = 10, seed:
         return simulate(docs, [r.label for r in records], step=step, seed=seed, progress=progress)
     except ValueError as exc:
         raise LabelledSetError(str(exc)) from None
+
+
+def simulate_seeds(records: Sequence[LabelledRecord], *, seeds: int = 1, step: int = 10, seed: int = 0,
+                   today: date | None = None, progress: Callable[[int, int], None] | None = None,
+                   docs: list[Doc] | None = None) -> dict[str, Any]:
+    """``seeds`` replays from different starting labels (seeds ``seed`` .. ``seed + seeds - 1``): the
+    median replay's figures and curve, with ``wss_95`` the median and ``wss_95_range`` [min, max]."""
+    docs = docs if docs is not None else scored_docs(records, today)[0]
+    runs = [simulate_records(records, step=step, seed=s, docs=docs, progress=progress).as_dict()
+            for s in range(seed, seed + max(1, seeds))]
+    values = [r["wss_95"] for r in runs]
+    median = statistics.median(values)
+    closest = min(runs, key=lambda r: abs(r["wss_95"] - median))
+    return {**closest, "seeds": [r for r in range(seed, seed + len(runs))], "wss_95": median,
+            "wss_95_range": [min(values), max(values)], "wss_95_runs": values}

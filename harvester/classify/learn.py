@@ -2,9 +2,11 @@
 
 Features: TF-IDF of character 2-5-grams inside word boundaries (``char_wb``), hashed into
 2^18 columns (no vocabulary to store, works the same for every script and language, robust to
-inflection and OCR noise), plus the four rule criterion scores (a)-(d) so the model starts from
-what the rules know. Classifier: L2 logistic regression with balanced class weights (curators
-reject more than they accept). Pure logic: the database side is ``storage.model_store``.
+inflection and OCR noise), the four rule criterion scores (a)-(d) so the model starts from
+what the rules know, and the stored multilingual sentence embedding (``embedding``) so a decision
+on a record in one language moves its translations and paraphrases too. Classifier: L2 logistic
+regression with balanced class weights (curators reject more than they accept). Pure logic: the
+database side is ``storage.model_store``.
 
 ``cross_validated`` gives out-of-fold probabilities for honest figures; ``simulate`` replays
 active learning the way ASReview's simulation mode does.
@@ -22,12 +24,13 @@ from scipy import sparse
 
 from harvester.classify.model import CRITERIA, Classification
 
-KIND = "char-tfidf+rules/logreg"
+KIND = "char-tfidf+rules+embedding/logreg"
 MAX_TEXT_CHARS = 5_000
 N_FEATURES = 2**18
 NGRAMS = (2, 5)
 C = 4.0
 RULE_WEIGHT = 1.0
+EMBEDDING_WEIGHT = 1.0
 SEED = 0
 
 
@@ -37,6 +40,7 @@ class Doc:
 
     text: str
     rules: tuple[float, ...]  # criterion scores in CRITERIA order
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)  # unit vector or None
 
 
 def model_text(title: str | None = None, summary: str | None = None, text: str | None = None,
@@ -59,14 +63,26 @@ def rule_scores(criteria: Classification | Mapping[str, Any] | None) -> tuple[fl
     return tuple(out)
 
 
+def _embeddings(docs: Sequence[Doc]) -> np.ndarray:
+    from harvester.classify.embedding import DIM
+
+    out = np.zeros((len(docs), DIM), dtype=np.float32)
+    for i, d in enumerate(docs):
+        if d.embedding is not None:
+            out[i] = d.embedding
+    return out
+
+
 class Featurizer:
-    """Hashed char n-gram TF-IDF + weighted rule scores. ``fit`` learns only the IDF weights."""
+    """Hashed char n-gram TF-IDF + weighted rule scores + weighted embedding. ``fit`` learns only the
+    IDF weights."""
 
     def __init__(self, n_features: int = N_FEATURES, ngrams: tuple[int, int] = NGRAMS,
-                 rule_weight: float = RULE_WEIGHT) -> None:
+                 rule_weight: float = RULE_WEIGHT, embedding_weight: float = EMBEDDING_WEIGHT) -> None:
         from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 
         self.rule_weight = rule_weight
+        self.embedding_weight = embedding_weight
         self.hasher = HashingVectorizer(analyzer="char_wb", ngram_range=ngrams, n_features=n_features,
                                         alternate_sign=False, norm=None, lowercase=True,
                                         strip_accents="unicode", dtype=np.float32)
@@ -84,7 +100,15 @@ class Featurizer:
         text = self.tfidf.transform(self.hashed(docs) if hashed is None else hashed)
         rules = sparse.csr_matrix(np.array([d.rules for d in docs], dtype=np.float32).reshape(len(docs), -1)
                                   * self.rule_weight)
-        return sparse.hstack([text, rules], format="csr")
+        blocks = [text, rules]
+        if self.weight_of_embedding:
+            blocks.append(sparse.csr_matrix(_embeddings(docs) * self.weight_of_embedding))
+        return sparse.hstack(blocks, format="csr")
+
+    @property
+    def weight_of_embedding(self) -> float:
+        """0 for models saved before embeddings were features (they have no such block)."""
+        return getattr(self, "embedding_weight", 0.0)
 
 
 def _classifier(c: float = C) -> Any:
@@ -125,7 +149,11 @@ class RelevanceModel:
         coef = self.classifier.coef_[0]
         width = text.shape[1]
         rules = np.array([d.rules for d in docs], dtype=np.float64).reshape(len(docs), -1)
-        z = text @ coef[:width] + (rules * self.featurizer.rule_weight) @ coef[width:] + self.classifier.intercept_[0]
+        n_rules = rules.shape[1]
+        z = text @ coef[:width] + (rules * self.featurizer.rule_weight) @ coef[width:width + n_rules] \
+            + self.classifier.intercept_[0]
+        if self.featurizer.weight_of_embedding:
+            z = z + (_embeddings(docs) * self.featurizer.weight_of_embedding) @ coef[width + n_rules:]
         return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64).ravel()))
 
     def dumps(self) -> bytes:
@@ -149,9 +177,12 @@ class RelevanceModel:
 
 # ---- figures -------------------------------------------------------------------------------------
 
-def ranked(scores: Sequence[float]) -> np.ndarray:
-    """Indices by descending score; ties keep input order."""
-    return np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+def ranked(scores: Sequence[float], seed: int = SEED) -> np.ndarray:
+    """Indices by descending score; ties in a seeded random order (never the file's: a labelled set
+    sorted by label would otherwise flatter a ranker that gives many records the same score)."""
+    s = np.asarray(scores, dtype=float)
+    shuffled = np.random.default_rng(seed).permutation(len(s))
+    return shuffled[np.argsort(-s[shuffled], kind="stable")]
 
 
 def recall_at(labels: Sequence[int], scores: Sequence[float], budget: int) -> float | None:
@@ -255,8 +286,9 @@ def simulate(docs: Sequence[Doc], labels: Sequence[int], *, step: int = 10, n_pr
     Start from ``n_prior_relevant`` relevant and ``n_prior_irrelevant`` irrelevant records drawn
     with ``seed``; then repeatedly train on every label so far, "read" the ``step`` best-ranked
     unread records (their true labels are revealed) and retrain, until every relevant record is
-    found. Features (IDF weights) are fitted once on all texts, labels unused, as ASReview does.
-    The prior records count as read. The curve starts with the prior.
+    found. Features (IDF weights) are fitted once on all texts, labels unused, as ASReview does;
+    the docs' embeddings are features too. The prior records count as read. The curve starts with
+    the prior.
     """
     y = np.asarray(labels, dtype=int)
     n, n_rel = len(y), int(y.sum())

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harvester.classify.audit import RecallAudit
 from harvester.classify.learn import Doc, RelevanceModel
 
 METHOD = "yield curve"
@@ -73,17 +74,34 @@ class RemainingEstimate:
 
 @dataclass(frozen=True)
 class StoppingSignal:
+    """The run-of-rejects heuristic, and with ``audit`` the recall audit of what triage excluded: once
+    curators decided on audit samples, stopping also needs the audit's lower recall bound to reach
+    ``recall_target``."""
+
     since_last_accept: int
     target: int
     decided: int
+    audit: RecallAudit | None = None
+    recall_target: float = 0.95
+
+    @property
+    def audit_ok(self) -> bool:
+        if self.audit is None or self.audit.sampled == 0:
+            return True
+        return (self.audit.recall_at_least or 0.0) >= self.recall_target
 
     @property
     def met(self) -> bool:
-        return self.decided > 0 and self.since_last_accept >= self.target
+        return self.decided > 0 and self.since_last_accept >= self.target and self.audit_ok
 
     def describe(self) -> str:
         state = "stopping point reached" if self.met else "keep screening"
-        return f"{self.since_last_accept} decisions since the last accept (target {self.target} in a row): {state}"
+        line = f"{self.since_last_accept} decisions since the last accept (target {self.target} in a row): {state}"
+        if self.audit is not None:
+            line += f"; recall audit: {self.audit.sentence()}"
+            if not self.audit_ok:
+                line += f", below the {self.recall_target:.0%} target"
+        return line
 
 
 def stopping_signal(labels_in_order: Sequence[int], total_records: int) -> StoppingSignal:

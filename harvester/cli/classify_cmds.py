@@ -85,7 +85,7 @@ def retrain(min_decisions: int, as_json: bool) -> None:
 
 @classify.command()
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-              help="Pending at or above this score, filtered below [default: HARVESTER_PENDING_THRESHOLD or 0.35].")
+              help="Pending at or above this score, filtered below [default: derived for HARVESTER_RECALL_TARGET].")
 @json_option
 @one_line_errors
 def rescore(threshold: float | None, as_json: bool) -> None:
@@ -106,6 +106,33 @@ def rescore(threshold: float | None, as_json: bool) -> None:
                f"{report.to_pending} moved to pending, {report.to_filtered} to filtered, "
                f"{report.kept_by_curator} kept where a curator put them")
     print_table(["status", "candidates"], sorted(report.by_status.items()))
+
+
+@classify.command()
+@click.option("--source", "source_id", default=None, help="Only this source's candidates.")
+@click.option("--recall-target", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Show the triage thresholds for this recall target [default: HARVESTER_RECALL_TARGET].")
+@json_option
+@one_line_errors
+def audit(source_id: str | None, recall_target: float | None, as_json: bool) -> None:
+    """The recall audit and the triage thresholds: how the queue's score is formed, what it excludes,
+    and how much relevant material the exclusion may have lost (exact binomial bound)."""
+    from harvester.classify import zero_shot
+    from harvester.classify.routing import thresholds
+    from storage.audit import recall_audit
+    from storage.db import session_factory
+
+    with session_factory()() as session:
+        report = recall_audit(session, source_id)
+    data = {"score": zero_shot.describe(), "triage": thresholds(recall_target).as_dict(), "audit": report.as_dict()}
+    if as_json:
+        print_json(data)
+        return
+    t = data["triage"]
+    click.echo(f"score: {data['score']['formula']}")
+    click.echo(f"triage for recall {t['recall_target']:.0%} ({t['source']}): include at {t['include_from']:.2f} or "
+               f"more, postpone from {t['exclude_below']:.4f}, exclude below")
+    click.echo(report.sentence())
 
 
 @classify.command()
@@ -154,20 +181,23 @@ def models(as_json: bool) -> None:
 @click.option("--step", type=click.IntRange(1), default=10, show_default=True,
               help="Simulation: retrain after this many decisions.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for folds and the simulation's start.")
+@click.option("--seeds", type=click.IntRange(1), default=1, show_default=True,
+              help="With --simulate: replay from this many seeded starts; report the median and range of WSS@95.")
 @click.option("--folds", type=click.IntRange(2), default=5, show_default=True, help="Cross-validation folds.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), callback=chart_path,
               help="With --simulate: draw the recall curve and the random-screening line into this .svg or .png.")
 @json_option
 @one_line_errors
 def eval_cmd(file: Path | None, criteria_file: Path | None, budget: int | None, simulate: bool, step: int,
-             seed: int, folds: int, plot: Path | None, as_json: bool) -> None:
-    """Score the rules and the learned model on a labelled JSON Lines FILE.
+             seed: int, seeds: int, folds: int, plot: Path | None, as_json: bool) -> None:
+    """Score the zero-shot score, the rules and the learned model on a labelled JSON Lines FILE.
 
     Each line: {"id", "title", "text", "url"?, "label": 0|1, "lang"?}. Prints ROC AUC, average
-    precision, recall at the review budget and WSS@95, overall and per language; the model is
-    cross-validated (every record scored by a model trained without it).
+    precision, recall at the review budget and WSS@95, overall and per language; zero_shot is the
+    queue's score before any decision, the model is cross-validated (every record scored by a model
+    trained without it). Ties are broken in a seeded random order.
     """
-    from harvester.classify.evaluate import evaluate, read_labelled, scored_docs, simulate_records
+    from harvester.classify.evaluate import evaluate, read_labelled, scored_docs, simulate_seeds
 
     if criteria_file is not None:
         if file is not None:
@@ -182,8 +212,8 @@ def eval_cmd(file: Path | None, criteria_file: Path | None, budget: int | None, 
     scored = scored_docs(records)
     result = evaluate(records, budget=budget, folds=folds, seed=seed, scored=scored)
     if simulate:
-        result["simulation"] = simulate_records(records, step=step, seed=seed, docs=scored[0],
-                                                progress=_progress("simulating")).as_dict()
+        result["simulation"] = simulate_seeds(records, seeds=seeds, step=step, seed=seed, docs=scored[0],
+                                              progress=_progress("simulating"))
         if plot is not None:
             from harvester.charts.curves import simulation_chart, write_chart
 
@@ -252,3 +282,7 @@ def _simulation_table(sim: dict[str, Any]) -> None:
     print_table(["records read", "recall"], rows)
     click.echo(f"WSS@95 {_fmt(sim['wss_95'])} (95% recall after reading {sim['screened_for_95']} of {n}); "
                f"WSS@100 {_fmt(sim['wss_100'])} (all {sim['n_relevant']} relevant after {sim['screened_for_100']})")
+    if len(sim.get("seeds", ())) > 1:
+        low, high = sim["wss_95_range"]
+        click.echo(f"over {len(sim['seeds'])} seeds: WSS@95 median {_fmt(sim['wss_95'])}, "
+                   f"range {_fmt(low)}-{_fmt(high)} (curve and counts above: the median replay)")

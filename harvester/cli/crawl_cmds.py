@@ -113,8 +113,10 @@ def demo(no_serve: bool) -> None:
     click.echo(f"building the replay of {len(specs)} verified partner sources in {settings.replay_cache_dir} ...",
                err=True)
     build_replay(specs, settings.replay_cache_dir)
+    before = _last_run_id()
     crawl_and_report([s.id for s in specs], CrawlOptions(replay_dir=settings.replay_cache_dir, trigger="demo"))
     _import_partner_files()
+    _draw_audit_samples(before, settings.audit_sample_size)
     _queue_summary()
     if not no_serve:
         _serve_demo()
@@ -155,12 +157,40 @@ def _serve_demo() -> None:
     uvicorn.run(create_app(), host="127.0.0.1", port=8000, log_level="warning")
 
 
+def _last_run_id() -> int:
+    from sqlalchemy import func, select
+
+    from storage.db import session_factory, upgrade
+    from storage.models import CrawlRun
+
+    upgrade()
+    with session_factory()() as session:
+        return session.scalar(select(func.max(CrawlRun.id))) or 0
+
+
+def _draw_audit_samples(after_run_id: int, k: int) -> None:
+    """As a scheduled crawl does: each finished run of this demo sends ``k`` of what it filtered to the queue."""
+    from sqlalchemy import select
+
+    from storage.audit import draw_sample
+    from storage.db import transaction
+    from storage.models import CrawlRun, RunStatus
+
+    with transaction() as session:
+        for run_id in session.scalars(select(CrawlRun.id).where(CrawlRun.id > after_run_id,
+                                                                 CrawlRun.status == RunStatus.FINISHED.value)):
+            draw_sample(session, run_id, k)
+
+
 def _queue_summary() -> None:
+    from harvester.classify.routing import thresholds
+    from storage.audit import recall_audit
     from storage.db import session_factory
     from storage.queue import count_by_source_status
 
     with session_factory()() as session:
         counts = count_by_source_status(session)
+        audit = recall_audit(session)
     total_pending = sum(v for (_, st), v in counts.items() if st == "pending")
     total = sum(counts.values())
     registry = load_registry()
@@ -169,4 +199,7 @@ def _queue_summary() -> None:
     rows = [[source, origin.get(source, "?"), sum(v for (sid, _), v in counts.items() if sid == source),
              counts.get((source, "pending"), 0)] for source in sorted({sid for sid, _ in counts})]
     print_table(["source", "from", "candidates", "pending"], rows)
-    click.echo(f"queue: {total} candidates, {total_pending} pending review", file=sys.stdout)
+    t = thresholds()
+    click.echo(f"queue: {total} candidates, {total_pending} pending review ({total_pending / max(total, 1):.0%}; "
+               f"triage for {t.recall_target:.0%} recall excludes scores below {t.exclude_below:.3f})", file=sys.stdout)
+    click.echo(f"recall audit: {audit.sentence()}", file=sys.stdout)

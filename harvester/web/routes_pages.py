@@ -159,6 +159,8 @@ def queue_view(request: Request, session: SessionDep, user: CurrentUser, after: 
 def candidate_page(request: Request, session: SessionDep, user: CurrentUser, candidate_id: int,
                    message: str | None = None) -> HTMLResponse:
     """One candidate; previous/next (k/j) walk the queue filter it was opened from (default: its own status)."""
+    from harvester.classify.zero_shot import score_basis
+
     row = session.get(Candidate, candidate_id)
     if row is None:
         raise HTTPException(status_code=404, detail="no such candidate")
@@ -180,7 +182,8 @@ def candidate_page(request: Request, session: SessionDep, user: CurrentUser, can
                   summary_segments=segments(row.summary, evidence, "summary"),
                   text_segments=segments(row.text, evidence, "text"),
                   cluster=cluster, decisions=history(session, row.id), reasons=[r.value for r in ReasonCode],
-                  message=message, neighbours={"prev": prev_id, "next": next_id}, query=urlencode(params))
+                  message=message, neighbours={"prev": prev_id, "next": next_id}, query=urlencode(params),
+                  score_basis=score_basis(row.classifier_version))
 
 
 SNAPSHOT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox; frame-ancestors 'self'"
