@@ -22,12 +22,28 @@ DEFAULT_FEED_FIELDS = {
 _ENTITY_DECLARATION = re.compile(rb"<!DOCTYPE[^\[>]*\[[^\]]*<!ENTITY\s+%?\s*([\w.:-]+)", re.S)
 
 
+_STRAY_AMPERSAND = re.compile(rb"&(?!#[0-9]+;|#[xX][0-9a-fA-F]+;|[A-Za-z][A-Za-z0-9]*;)")
+_CDATA = re.compile(rb"(<!\[CDATA\[.*?\]\]>)", re.S)
+
+
+def _escape_stray_ampersands(body: bytes) -> bytes:
+    """``&`` that starts no entity reference (``?id=1&lang=fr``) escaped outside CDATA, as an HTML reader
+    takes it: left alone, feedparser's lenient parser reads ``&lang`` as the entity 〈."""
+    parts = _CDATA.split(body)
+    return b"".join(part if i % 2 else _STRAY_AMPERSAND.sub(b"&amp;", part) for i, part in enumerate(parts))
+
+
+def _web_link(link: Any) -> str | None:
+    """An entry's link when it is a web address (feedparser falls back to an Atom ``urn:`` id)."""
+    return link if isinstance(link, str) and link.startswith(("http://", "https://")) else None
+
+
 def _feedparser_entry(entry: Any) -> dict[str, Any]:
     content = entry.get("content") or []
     return {
         "id": (entry.get("id") or "").strip() or None,
         "title": entry.get("title") or None,
-        "link": entry.get("link") or None,
+        "link": _web_link(entry.get("link")),
         "summary": entry.get("summary") or None,
         "content": (content[0].get("value") if content else None) or None,
         "published": entry.get("published") or entry.get("updated") or entry.get("created") or None,
@@ -46,7 +62,7 @@ def _xml_feed_entries(body: bytes, base_url: str | None) -> list[dict[str, Any]]
     headers = {"content-type": "application/xml"}
     if base_url:
         headers["content-location"] = base_url
-    parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
+    parsed = feedparser.parse(io.BytesIO(_escape_stray_ampersands(body)), response_headers=headers)
     problem = parsed.get("bozo_exception")
     if problem is not None and "no element found" in str(problem):
         raise StructuredBodyError(f"feed is cut short: {problem}")
