@@ -54,12 +54,18 @@ def write_warc(path: Path, responses: Iterable[RecordedResponse]) -> int:
 
 
 def iter_responses(stream: BinaryIO) -> Iterator[RecordedResponse]:
+    """The response records of a WARC, bodies decoded. warcio's ``content_stream`` undoes the recorded
+    transfer and content encodings (a WARC from wget or warcio's ``capture_http`` keeps the gzip bytes the
+    server sent), so the headers that described them are dropped: replayed as they were, they made
+    Scrapy gunzip a body that was no longer gzip (``BadGzipFile``)."""
     for record in ArchiveIterator(stream):
         if record.rec_type != "response" or record.http_headers is None:
             continue
         url = record.rec_headers.get_header("WARC-Target-URI")
         status = int(record.http_headers.get_statuscode() or 0)
-        yield RecordedResponse(url, status, list(record.http_headers.headers), record.content_stream().read())
+        body = record.content_stream().read()
+        headers = [(k, v) for k, v in record.http_headers.headers if k.lower() not in HOP_BY_HOP]
+        yield RecordedResponse(url, status, [*headers, ("Content-Length", str(len(body)))], body)
 
 
 class WarcIndex:

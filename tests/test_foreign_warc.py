@@ -1,0 +1,101 @@
+"""WARC files written by other tools replay through the real Scrapy stack: a recorded feed served gzip-encoded
+by a local server is captured with warcio's ``capture_http`` (which keeps the gzip bytes and the
+``Content-Encoding`` header, as wget does) and crawled with ``--replay``; the stored candidates are the
+feed's entries, one by one."""
+
+from __future__ import annotations
+
+import gzip
+import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from harvester.extraction.feeds import entry_key, iter_feed
+from harvester.warc import iter_responses
+from storage.db import session_factory
+from storage.models import Candidate, CrawlRun
+from tests.conftest import run_crawl
+
+SOURCE = "foreign_warc_feed"
+FEED = "feed/guardian_us.rss"
+
+
+@pytest.fixture
+def captured(tmp_path: Path, fixtures_dir: Path) -> tuple[Path, str, bytes]:
+    """A WARC of one gzip-encoded response, written by warcio's capture_http around ``requests``."""
+    import requests
+    from warcio.capture_http import capture_http  # patches http.client: import before requests
+
+    body = (fixtures_dir / "formats" / FEED).read_bytes()
+    encoded = gzip.compress(body)
+    headers = {"Content-Type": "application/rss+xml; charset=utf-8", "Content-Encoding": "gzip"}
+    folder = tmp_path / "warcs"
+    folder.mkdir()
+    class Gzipped(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(encoded)))
+            self.end_headers()
+            self.wfile.write(encoded)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Gzipped)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/rss"
+        with capture_http(str(folder / "capture.warc.gz")):
+            assert requests.get(url, timeout=10).content == body
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+    return folder, url, body
+
+
+def test_a_gzip_encoded_response_recorded_by_warcio_is_stored_encoded(captured: tuple[Path, str, bytes]) -> None:
+    from warcio.archiveiterator import ArchiveIterator
+
+    folder, _, body = captured
+    with (folder / "capture.warc.gz").open("rb") as fh:
+        records = [(r.rec_type, r.http_headers.get_header("Content-Encoding") if r.http_headers else None,
+                    r.raw_stream.read()) for r in ArchiveIterator(fh)]
+    response = next(r for r in records if r[0] == "response")
+    assert response[1] == "gzip" and response[2][:2] == b"\x1f\x8b", "the WARC holds what the server sent"
+    assert sorted(r[0] for r in records) == ["request", "response"]
+    with (folder / "capture.warc.gz").open("rb") as fh:
+        [replayed] = list(iter_responses(fh))
+    assert replayed.body == body and replayed.header("Content-Encoding") is None
+    assert replayed.header("Content-Length") == str(len(body))
+
+
+@pytest.mark.slow
+def test_replay_of_a_foreign_gzip_warc_stores_every_entry(registry: Path, captured: tuple[Path, str, bytes]) -> None:
+    folder, url, body = captured
+    (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
+        id: {SOURCE}
+        name: feed captured by warcio
+        kind: feed
+        start_urls: ["{url}"]
+        verified: false
+        verification: "local capture"
+        politeness: {{download_delay: 0, autothrottle: false}}
+        """), encoding="utf-8")
+    result = run_crawl(SOURCE, replay=folder, env={"HARVESTER_REGISTRY_DIR": str(registry)}, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = {entry_key(e): " ".join(e["title"].split()) for e in iter_feed(body, base_url=url)}  # spaces folded
+    with session_factory()() as session:
+        stored = {c.record_key: c.title for c in session.scalars(select(Candidate))}
+        run = session.scalars(select(CrawlRun)).one()
+    assert len(expected) == 55
+    assert stored == expected, "every entry, none lost or merged"
+    assert run.stats["errors"] == 0 and run.stats["responses_by_status"].get("200") == 1
