@@ -27,9 +27,11 @@ FEED = "feed/guardian_us.rss"
 
 @pytest.fixture
 def captured(tmp_path: Path, fixtures_dir: Path) -> tuple[Path, str, bytes]:
-    """A WARC of one gzip-encoded response, written by warcio's capture_http around ``requests``."""
-    import requests
-    from warcio.capture_http import capture_http  # patches http.client: import before requests
+    """A WARC of one gzip-encoded response, written by warcio's capture_http around an http.client request
+    (urllib looks ``http.client.HTTPConnection`` up per request, so the import order does not matter)."""
+    from urllib.request import Request, urlopen
+
+    from warcio.capture_http import capture_http
 
     body = (fixtures_dir / "formats" / FEED).read_bytes()
     encoded = gzip.compress(body)
@@ -53,8 +55,9 @@ def captured(tmp_path: Path, fixtures_dir: Path) -> tuple[Path, str, bytes]:
     thread.start()
     try:
         url = f"http://127.0.0.1:{httpd.server_address[1]}/rss"
-        with capture_http(str(folder / "capture.warc.gz")):
-            assert requests.get(url, timeout=10).content == body
+        with capture_http(str(folder / "capture.warc.gz")), urlopen(
+                Request(url, headers={"Accept-Encoding": "gzip"}), timeout=10) as answer:
+            assert gzip.decompress(answer.read()) == body
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -99,3 +102,39 @@ def test_replay_of_a_foreign_gzip_warc_stores_every_entry(registry: Path, captur
     assert len(expected) == 55
     assert stored == expected, "every entry, none lost or merged"
     assert run.stats["errors"] == 0 and run.stats["responses_by_status"].get("200") == 1
+
+
+@pytest.mark.slow
+def test_a_url_missing_from_the_recording_is_an_error_not_a_gone_record(
+        registry: Path, captured: tuple[Path, str, bytes]) -> None:
+    """The replay answers 404 for what it never recorded: that must not read as the partner's 404."""
+    from harvester.dedupe import canonical_url
+    from storage.db import transaction
+    from storage.models import CandidateStatus
+    from storage.queue import upsert_candidate
+    from storage.runs import ensure_source
+
+    folder, url, _ = captured
+    missing = url.replace("/rss", "/news/42")  # a record page that was never recorded
+    (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
+        id: {SOURCE}
+        name: feed captured by warcio
+        kind: feed
+        start_urls: ["{url}", "{missing}"]
+        verified: false
+        verification: "local capture"
+        politeness: {{download_delay: 0, autothrottle: false}}
+        """), encoding="utf-8")
+    with transaction() as session:
+        ensure_source(session, SOURCE, "feed", "feed", False, True, "h")
+        upsert_candidate(session, source_id=SOURCE, url=canonical_url(missing), record_hash="h", run_id=None,
+                         initial_status=CandidateStatus.ACCEPTED, values={"title": "Curated", "fetched_url": missing})
+    result = run_crawl(SOURCE, replay=folder, env={"HARVESTER_REGISTRY_DIR": str(registry)}, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with session_factory()() as session:
+        kept = session.scalars(select(Candidate).where(Candidate.url == canonical_url(missing))).one()
+        run = session.scalars(select(CrawlRun)).one()
+    assert (kept.gone_at_source, kept.status) == (False, "accepted")
+    assert run.stats["gone"] == 0 and run.stats["replay_missing"] >= 1  # robots.txt is not recorded either
+    assert [(f["url"], f["gone"], f["error"]) for f in run.stats["failed_urls"]] == [
+        (missing, False, "not in the recording (replay has no response for this URL)")]
