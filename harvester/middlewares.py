@@ -8,7 +8,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scrapy import signals
+from scrapy import Request, signals
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import NotConfigured
 from warcio.warcwriter import WARCWriter
@@ -17,7 +17,7 @@ from harvester.dedupe import body_hash
 from harvester.warc import RecordedResponse, write_response
 
 if TYPE_CHECKING:
-    from scrapy import Request, Spider
+    from scrapy import Spider
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
@@ -113,7 +113,13 @@ class CrawlDelayMiddleware:
 
 
 class RetryAfterMiddleware(RetryMiddleware):
-    """Retries like Scrapy, but a 429/503 with ``Retry-After`` slows its host down for that long (capped)."""
+    """Retries like Scrapy, but the retry of a 429/503 with ``Retry-After`` waits that long (capped) first.
+
+    Only the retried request waits: later requests to the same host keep their pace (a host that says
+    "retry this in 120 s" once must not slow the rest of the run).
+    """
+
+    NOT_BEFORE = "harvester_retry_not_before"
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler.settings)
@@ -124,17 +130,23 @@ class RetryAfterMiddleware(RetryMiddleware):
     def from_crawler(cls, crawler: Crawler) -> RetryAfterMiddleware:
         return cls(crawler)
 
+    async def process_request(self, request: Request, spider: Spider | None = None) -> None:
+        from scrapy.utils.defer import maybe_deferred_to_future
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        wait = request.meta.get(self.NOT_BEFORE, 0.0) - time.monotonic()
+        if wait > 0:
+            await maybe_deferred_to_future(deferLater(reactor, wait, lambda: None))  # type: ignore[arg-type]
+
     def process_response(self, request: Request, response: Response, spider: Spider | None = None) -> Any:
         wait = retry_after_seconds(response.headers.get(b"Retry-After"))
-        if wait is not None and response.status in (429, 503) and self.crawler.engine is not None:
-            slot_key = request.meta.get("download_slot")
-            slots = self.crawler.engine.downloader.slots
-            slot = slots.get(slot_key) if slot_key else None
-            if slot is not None:
-                enforce_min_delay(slot, min(wait, self.cap))
+        result = super().process_response(request, response)
+        if wait is not None and response.status in (429, 503) and isinstance(result, Request):
+            result.meta[self.NOT_BEFORE] = time.monotonic() + min(wait, self.cap)
             if self.crawler.stats is not None:
                 self.crawler.stats.inc_value("harvester/retry_after")
-        return super().process_response(request, response)
+        return result
 
 
 def enforce_min_delay(slot: Any, seconds: float) -> None:
