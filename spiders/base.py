@@ -152,11 +152,11 @@ class HarvesterSpider(scrapy.Spider):
             self._failed(redirects[0], None, f"redirect loop: {request.url} redirects back to itself "
                          f"after {len(redirects)} hop(s)", gone=False)
 
-    def skipped(self, reason: str) -> None:
+    def skipped(self, reason: str, count: int = 1) -> None:
         """A record left out on purpose: counted by reason in the run's stats (``harvester/skipped/<reason>``),
         shown by ``runs`` and ``runs --json``, never silently."""
         if getattr(self, "crawler", None) is not None and self.crawler.stats is not None:
-            self.crawler.stats.inc_value(f"{SKIPPED_PREFIX}{reason}")
+            self.crawler.stats.inc_value(f"{SKIPPED_PREFIX}{reason}", count)
 
     def _failed(self, url: str, status: int | None, error: str, gone: bool) -> None:
         if self.crawler.stats is not None:
