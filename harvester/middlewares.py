@@ -14,7 +14,7 @@ from scrapy.exceptions import NotConfigured
 from warcio.warcwriter import WARCWriter
 
 from harvester.dedupe import body_hash
-from harvester.warc import RecordedResponse, write_response
+from harvester.warc import ExchangeWriter
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -180,11 +180,13 @@ def retry_after_seconds(value: bytes | None) -> float | None:
 
 
 class RecordMiddleware:
-    """``--record DIR``: every response is appended to ``DIR/<source>-<timestamp>.warc.gz`` as it comes."""
+    """``--record DIR``: every exchange is appended to ``DIR/<source>-<timestamp>.warc.gz`` as it happens,
+    written as web archivers write it (``harvester.warc.ExchangeWriter``). It sits next to the downloader,
+    so it sees the bytes the server sent (before decompression) and every redirect hop."""
 
     def __init__(self, crawler: Crawler, directory: Path) -> None:
         self.crawler, self.directory = crawler, directory
-        self.writer: WARCWriter | None = None
+        self.exchanges: ExchangeWriter | None = None
         self.fh: Any = None
         self.count = 0
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
@@ -197,15 +199,13 @@ class RecordMiddleware:
         return cls(crawler, Path(directory))
 
     def process_response(self, request: Request, response: Response) -> Response:
-        if response.status == 304:
-            return response
-        if self.writer is None:
+        if self.exchanges is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             name = getattr(self.crawler.spider, "name", "crawl")
             self.fh = (self.directory / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}.warc.gz").open("ab")
-            self.writer = WARCWriter(self.fh, gzip=True)
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, vs in response.headers.items() for v in vs]
-        write_response(self.writer, RecordedResponse(response.url, response.status, headers, response.body))
+            self.exchanges = ExchangeWriter(WARCWriter(self.fh, gzip=True))
+        self.exchanges.write(request.method, response.url, _pairs(request.headers), response.status,
+                             _pairs(response.headers), response.body)
         self.fh.flush()
         self.count += 1
         return response
@@ -213,3 +213,7 @@ class RecordMiddleware:
     def spider_closed(self, spider: Spider) -> None:
         if self.fh is not None:
             self.fh.close()
+
+
+def _pairs(headers: Any) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, vs in headers.items() for v in vs]
