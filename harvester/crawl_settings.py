@@ -42,7 +42,8 @@ DOWNLOADER_MIDDLEWARES = {
     "harvester.middlewares.RetryAfterMiddleware": 550,
     "harvester.middlewares.CrawlDelayMiddleware": 560,
     "harvester.middlewares.IncrementalMiddleware": 580,
-    "harvester.middlewares.RecordMiddleware": 585,
+    # next to the downloader: the bytes as sent (before HttpCompression, 590) and every redirect hop (600)
+    "harvester.middlewares.RecordMiddleware": 890,
 }
 
 ITEM_PIPELINES = {

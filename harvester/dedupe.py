@@ -29,6 +29,18 @@ def canonical_url(url: str, keep_fragment: bool = False) -> str:
     return urlunsplit((scheme, netloc, path, urlencode(query), parts.fragment if keep_fragment else ""))
 
 
+def candidate_key(record_key: str | None, url: str) -> str:
+    """The key a candidate is stored under: the record's identity at the partner.
+
+    ``key:<record key>`` when the partner names its records (OAI identifier, feed entry id or guid,
+    API id, export row key: what ``record_identity`` or the spider put in ``record_key``), else
+    ``url:<canonical URL>``. Two records that share a landing page stay two candidates; a record
+    whose URL changes stays one. Migration 0012 derived the same keys for rows stored before it.
+    """
+    key = (record_key or "").strip()
+    return f"key:{key}" if key else f"url:{canonical_url(url)}"
+
+
 def normalise_for_hash(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     return re.sub(r"\s+", " ", text).strip()

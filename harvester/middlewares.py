@@ -8,16 +8,16 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scrapy import signals
+from scrapy import Request, signals
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import NotConfigured
 from warcio.warcwriter import WARCWriter
 
 from harvester.dedupe import body_hash
-from harvester.warc import RecordedResponse, write_response
+from harvester.warc import ExchangeWriter
 
 if TYPE_CHECKING:
-    from scrapy import Request, Spider
+    from scrapy import Spider
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
@@ -113,7 +113,13 @@ class CrawlDelayMiddleware:
 
 
 class RetryAfterMiddleware(RetryMiddleware):
-    """Retries like Scrapy, but a 429/503 with ``Retry-After`` slows its host down for that long (capped)."""
+    """Retries like Scrapy, but the retry of a 429/503 with ``Retry-After`` waits that long (capped) first.
+
+    Only the retried request waits: later requests to the same host keep their pace (a host that says
+    "retry this in 120 s" once must not slow the rest of the run).
+    """
+
+    NOT_BEFORE = "harvester_retry_not_before"
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler.settings)
@@ -124,17 +130,23 @@ class RetryAfterMiddleware(RetryMiddleware):
     def from_crawler(cls, crawler: Crawler) -> RetryAfterMiddleware:
         return cls(crawler)
 
+    async def process_request(self, request: Request, spider: Spider | None = None) -> None:
+        from scrapy.utils.defer import maybe_deferred_to_future
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        wait = request.meta.get(self.NOT_BEFORE, 0.0) - time.monotonic()
+        if wait > 0:
+            await maybe_deferred_to_future(deferLater(reactor, wait, lambda: None))  # type: ignore[arg-type]
+
     def process_response(self, request: Request, response: Response, spider: Spider | None = None) -> Any:
         wait = retry_after_seconds(response.headers.get(b"Retry-After"))
-        if wait is not None and response.status in (429, 503) and self.crawler.engine is not None:
-            slot_key = request.meta.get("download_slot")
-            slots = self.crawler.engine.downloader.slots
-            slot = slots.get(slot_key) if slot_key else None
-            if slot is not None:
-                enforce_min_delay(slot, min(wait, self.cap))
+        result = super().process_response(request, response)
+        if wait is not None and response.status in (429, 503) and isinstance(result, Request):
+            result.meta[self.NOT_BEFORE] = time.monotonic() + min(wait, self.cap)
             if self.crawler.stats is not None:
                 self.crawler.stats.inc_value("harvester/retry_after")
-        return super().process_response(request, response)
+        return result
 
 
 def enforce_min_delay(slot: Any, seconds: float) -> None:
@@ -168,11 +180,13 @@ def retry_after_seconds(value: bytes | None) -> float | None:
 
 
 class RecordMiddleware:
-    """``--record DIR``: every response is appended to ``DIR/<source>-<timestamp>.warc.gz`` as it comes."""
+    """``--record DIR``: every exchange is appended to ``DIR/<source>-<timestamp>.warc.gz`` as it happens,
+    written as web archivers write it (``harvester.warc.ExchangeWriter``). It sits next to the downloader,
+    so it sees the bytes the server sent (before decompression) and every redirect hop."""
 
     def __init__(self, crawler: Crawler, directory: Path) -> None:
         self.crawler, self.directory = crawler, directory
-        self.writer: WARCWriter | None = None
+        self.exchanges: ExchangeWriter | None = None
         self.fh: Any = None
         self.count = 0
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
@@ -185,15 +199,13 @@ class RecordMiddleware:
         return cls(crawler, Path(directory))
 
     def process_response(self, request: Request, response: Response) -> Response:
-        if response.status == 304:
-            return response
-        if self.writer is None:
+        if self.exchanges is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             name = getattr(self.crawler.spider, "name", "crawl")
             self.fh = (self.directory / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}.warc.gz").open("ab")
-            self.writer = WARCWriter(self.fh, gzip=True)
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, vs in response.headers.items() for v in vs]
-        write_response(self.writer, RecordedResponse(response.url, response.status, headers, response.body))
+            self.exchanges = ExchangeWriter(WARCWriter(self.fh, gzip=True))
+        self.exchanges.write(request.method, response.url, _pairs(request.headers), response.status,
+                             _pairs(response.headers), response.body)
         self.fh.flush()
         self.count += 1
         return response
@@ -201,3 +213,7 @@ class RecordMiddleware:
     def spider_closed(self, spider: Spider) -> None:
         if self.fh is not None:
             self.fh.close()
+
+
+def _pairs(headers: Any) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, vs in headers.items() for v in vs]

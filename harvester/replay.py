@@ -1,8 +1,10 @@
 """Offline replay: recorded responses served through Scrapy's real downloader stack.
 
 ``ReplayDownloadHandler`` replaces the http/https handlers when ``HARVESTER_REPLAY_DIR`` is set.
-Unknown URLs answer 404; conditional requests get 304 when the recorded validators match, as a
-real server would, so incremental crawling runs offline too.
+A URL missing from the recording answers 404 marked ``X-Harvester-Replay: not-recorded``, which
+spiders record as an error, never as the partner saying the record is gone. Conditional requests
+get 304 when the recorded validators match, as a real server would, so incremental crawling runs
+offline too.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 _INDEXES: dict[Path, WarcIndex] = {}
+NOT_RECORDED_HEADER = b"X-Harvester-Replay"
+NOT_RECORDED = b"not-recorded"
+
+
+def not_recorded(response: Response | None) -> bool:
+    """True for the replay's answer to a URL it has no recording of (not a 404 from the partner)."""
+    return response is not None and response.headers.get(NOT_RECORDED_HEADER) == NOT_RECORDED
 
 
 def replay_index(directory: Path) -> WarcIndex:
@@ -61,7 +70,8 @@ class ReplayDownloadHandler(BaseDownloadHandler):
         if recorded is None:
             if stats is not None:
                 stats.inc_value("harvester/replay/missing")
-            return Response(url=request.url, status=404, body=b"", request=request)
+            return Response(url=request.url, status=404, body=b"", request=request,
+                            headers=Headers({NOT_RECORDED_HEADER: NOT_RECORDED}))
         if stats is not None:
             stats.inc_value("harvester/replay/served")
         headers = Headers(recorded.headers)

@@ -18,6 +18,16 @@ from storage.db import transaction
 from storage.models import RunStatus
 from storage.runs import RunLockedError, ensure_source, finish_run, heartbeat, join_run, start_run, worker_report
 
+SKIPPED, DROPPED = "harvester/skipped/", "harvester/dropped/"
+
+
+def incomplete_reason(raw: dict[str, Any]) -> str | None:
+    """Why a run that finished did not harvest all it set out to (an OAI resumption chain that broke), or None."""
+    pending, done = raw.get("harvester/oai/windows_pending") or 0, raw.get("harvester/oai/windows_done") or 0
+    if done < pending:
+        return f"OAI-PMH harvest stopped early: {pending - done} of {pending} windows unfinished (a chain broke)"
+    return None
+
 
 def run_stats(raw: dict[str, Any]) -> dict[str, Any]:
     """The run summary kept on the run row: requests, responses by status, items and outcomes."""
@@ -38,7 +48,11 @@ def run_stats(raw: dict[str, Any]) -> dict[str, Any]:
         "gone": raw.get("harvester/store/gone", 0),
         "errors": raw.get("harvester/errors", 0) + raw.get("harvester/extract/failed", 0),
         "failed_urls": raw.get("harvester/failed_urls", []),
+        # records left out, by reason: skipped on purpose by a spider, dropped by a stage
+        "skipped": {k[len(SKIPPED):]: v for k, v in raw.items() if k.startswith(SKIPPED)},
+        "dropped_reasons": {k[len(DROPPED):]: v for k, v in raw.items() if k.startswith(DROPPED)},
         "replay_missing": raw.get("harvester/replay/missing", 0),
+        "incomplete": incomplete_reason(raw),
         "stage_pool_workers": raw.get("harvester/stage_pool/workers", 0),
         "stage_pool_renewed": raw.get("harvester/stage_pool/renewed", 0),
         "stage_pool_restarted": raw.get("harvester/stage_pool/restarted", 0),

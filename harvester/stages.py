@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from harvester.classify.learn import RelevanceModel
 
 
+def drop_reason(exc: BaseException) -> str:
+    """A dropped record's reason as the run's stats count it: the error's first line, bounded."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+
+
 def warm_up() -> None:
     """Load what the CPU stages otherwise load on their first item: langdetect's profiles, pycountry's
     tables, and every vocabulary, country-name and city-name matcher."""
@@ -150,6 +155,7 @@ class StagesOutcome:
 
     item: CandidateItem
     error: str | None = None
+    reason: str | None = None  # the error without the item's URL: what the run's stats count drops by
     language_source: str | None = None
 
 
@@ -165,7 +171,7 @@ def run_cpu_stages(item: CandidateItem, spec: SourceSpec, seed: int,
     try:
         extract_item(item, spec)
     except (ExtractionError, StructuredBodyError) as exc:
-        return StagesOutcome(item, error=f"extraction failed for {item.url}: {exc}")
+        return StagesOutcome(item, error=f"extraction failed for {item.url}: {exc}", reason=drop_reason(exc))
     finally:
         item.body = None
     guess = apply_language(item, seed)

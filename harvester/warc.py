@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import urlsplit
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
@@ -40,6 +43,48 @@ def write_response(writer: WARCWriter, response: RecordedResponse) -> None:
     writer.write_record(record)
 
 
+SERVER_NOT_MODIFIED = "http://netpreserve.org/warc/1.0/revisit/server-not-modified"
+
+
+class ExchangeWriter:
+    """Writes a crawl as web archivers do: per exchange a request record and a response record
+    (``WARC-Concurrent-To``), the bytes as the server sent them (``Content-Encoding`` kept; only the
+    transfer framing, already undone, is dropped), redirects as the 3xx responses they were, and a
+    ``revisit`` record instead of a second copy of a payload already written for the same URL or for
+    a 304 answer (profile server-not-modified)."""
+
+    def __init__(self, writer: WARCWriter) -> None:
+        self.writer = writer
+        self.written: dict[tuple[str, str], tuple[str, str]] = {}  # (url, payload digest) -> (uri, WARC-Date)
+
+    def write(self, method: str, url: str, request_headers: list[tuple[str, str]], status: int,
+              response_headers: list[tuple[str, str]], body: bytes) -> str:
+        """Write one exchange; returns the type of the response-side record ('response' or 'revisit')."""
+        headers = [(k, v) for k, v in response_headers if k.lower() not in ("transfer-encoding", "content-length")]
+        headers.append(("Content-Length", str(len(body))))
+        http = StatusAndHeaders(f"{status} {_reason(status)}", headers, protocol="HTTP/1.1")
+        digest = "sha1:" + base64.b32encode(hashlib.sha1(body, usedforsecurity=False).digest()).decode("ascii")
+        earlier = self.written.get((url, digest))
+        if status == 304:
+            record = self.writer.create_warc_record(url, "revisit", http_headers=http,
+                                                    warc_headers_dict={"WARC-Profile": SERVER_NOT_MODIFIED})
+        elif earlier is not None and body:
+            record = self.writer.create_revisit_record(url, digest, earlier[0], earlier[1], http_headers=http)
+        else:
+            record = self.writer.create_warc_record(url, "response", payload=io.BytesIO(body), length=len(body),
+                                                    http_headers=http)
+            self.written[(url, digest)] = (url, record.rec_headers.get_header("WARC-Date"))
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        request = self.writer.create_warc_record(
+            url, "request", http_headers=StatusAndHeaders(f"{method} {target} HTTP/1.1", request_headers,
+                                                          is_http_request=True),
+            warc_headers_dict={"WARC-Concurrent-To": record.rec_headers.get_header("WARC-Record-ID")})
+        self.writer.write_record(record)
+        self.writer.write_record(request)
+        return record.rec_type
+
+
 def write_warc(path: Path, responses: Iterable[RecordedResponse]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".part")
@@ -54,12 +99,18 @@ def write_warc(path: Path, responses: Iterable[RecordedResponse]) -> int:
 
 
 def iter_responses(stream: BinaryIO) -> Iterator[RecordedResponse]:
+    """The response records of a WARC, bodies decoded. warcio's ``content_stream`` undoes the recorded
+    transfer and content encodings (a WARC from wget or warcio's ``capture_http`` keeps the gzip bytes the
+    server sent), so the headers that described them are dropped: replayed as they were, they made
+    Scrapy gunzip a body that was no longer gzip (``BadGzipFile``)."""
     for record in ArchiveIterator(stream):
         if record.rec_type != "response" or record.http_headers is None:
             continue
         url = record.rec_headers.get_header("WARC-Target-URI")
         status = int(record.http_headers.get_statuscode() or 0)
-        yield RecordedResponse(url, status, list(record.http_headers.headers), record.content_stream().read())
+        body = record.content_stream().read()
+        headers = [(k, v) for k, v in record.http_headers.headers if k.lower() not in HOP_BY_HOP]
+        yield RecordedResponse(url, status, [*headers, ("Content-Length", str(len(body)))], body)
 
 
 class WarcIndex:

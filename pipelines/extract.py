@@ -13,6 +13,7 @@ from harvester.extraction.item import extract_item
 from harvester.extraction.structured import StructuredBodyError
 from harvester.items import CandidateItem
 from harvester.registry import SourceSpec
+from harvester.stages import drop_reason
 from pipelines.pool import stage_pool_size
 
 
@@ -34,6 +35,7 @@ class ExtractPipeline:
             extract_item(item, self.spec)
         except (ExtractionError, StructuredBodyError) as exc:
             self.stats.inc_value("harvester/extract/failed")
+            self.stats.inc_value(f"harvester/dropped/{drop_reason(exc)}")
             raise DropItem(f"extraction failed for {item.url}: {exc}") from exc
         finally:
             item.body = None

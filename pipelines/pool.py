@@ -176,8 +176,10 @@ class PooledStagesPipeline:
                 await self._replace(generation, "restarted", terminate=True)
             except TimeoutError:
                 await self._replace(generation, "timed_out", terminate=True)
-                return StagesOutcome(item, error=f"CPU stages took over {self.timeout:g} s for {item.url}")
-        return StagesOutcome(item, error=f"a stage worker died on {item.url} {ATTEMPTS} times")
+                return StagesOutcome(item, error=f"CPU stages took over {self.timeout:g} s for {item.url}",
+                                     reason=f"CPU stages took over {self.timeout:g} s")
+        return StagesOutcome(item, error=f"a stage worker died on {item.url} {ATTEMPTS} times",
+                             reason="a stage worker died")
 
     async def process_item(self, item: CandidateItem) -> CandidateItem:
         if item.gone:
@@ -187,6 +189,7 @@ class PooledStagesPipeline:
         if outcome.error is not None:
             item.body = None
             self.stats.inc_value("harvester/extract/failed")
+            self.stats.inc_value(f"harvester/dropped/{outcome.reason or 'extraction failed'}")
             raise DropItem(outcome.error)
         done = outcome.item
         self.stats.inc_value("harvester/extract/ok")

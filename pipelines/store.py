@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from harvester import signals
 from harvester.classify.routing import pending_threshold
-from harvester.dedupe import canonical_url
+from harvester.dedupe import candidate_key, canonical_url
 from harvester.extraction.provenance import stored_provenance
 from harvester.items import CandidateItem
 from harvester.quarantine import QuarantineGate
@@ -32,7 +32,14 @@ from storage.clusters import FingerprintCache, link_duplicates
 from storage.db import transaction
 from storage.models import CandidateStatus
 from storage.pages import load_page_states, record_page
-from storage.queue import Outcome, mark_gone, mark_missing_gone, touch_page_candidates, upsert_candidate
+from storage.queue import (
+    Outcome,
+    mark_gone,
+    mark_gone_keys,
+    mark_missing_gone,
+    touch_page_candidates,
+    upsert_candidate,
+)
 from storage.windows import complete_window
 
 FAILED_URLS_KEPT = 200
@@ -102,10 +109,12 @@ class StorePipeline:
             self.stats.inc_value("harvester/store/gone", gone)
             return item
         assert item.record_hash is not None
-        self.seen[item.fetched_url].add(url)
+        key = candidate_key(item.record_key, url)
+        self.seen[item.fetched_url].add(key)
         status = CandidateStatus.PENDING if (item.score or 0) >= self.threshold else CandidateStatus.FILTERED
         with transaction() as session:
-            result = upsert_candidate(session, source_id=item.source_id, url=url, record_hash=item.record_hash,
+            result = upsert_candidate(session, source_id=item.source_id, identity_key=key, url=url,
+                                      record_hash=item.record_hash,
                                       run_id=self.run_id, initial_status=self.quarantine.status_for(status),
                                       values=candidate_values(item))
             if result.outcome is Outcome.NEW and self.quarantine.stored_new(
@@ -175,6 +184,8 @@ class StorePipeline:
                 snapshot_ref=None if not_modified else self.snapshot(spider, response),
             )
         seen = self.seen.pop(response.url, set())
+        if not getattr(spider, "lists_every_record", False):
+            return  # a record missing from a feed, an OAI window or one API page is not gone
         if complete and not not_modified and (len(seen) >= 2 or (self.record_counts.get(response.url) or 0) >= 2):
             self.multi_record_pages[response.url] = seen
 
@@ -196,7 +207,7 @@ class StorePipeline:
         self.stats.inc_value("harvester/oai/windows_done")
 
     def close_spider(self) -> None:
-        """Records missing from a completely parsed multi-record page are gone at the source."""
+        """Records missing from a completely parsed complete export are gone at the source."""
         if self.snapshots is not None:
             self.snapshots.close()
         spider = self.crawler.spider
@@ -210,16 +221,8 @@ class StorePipeline:
 
 
 def mark_gone_for(session: Any, item: CandidateItem, url: str, run_id: int | None) -> int:
-    """A deleted record (OAI ``status="deleted"``): found by URL or by its record key."""
-    from sqlalchemy import select
-
-    from storage.models import Candidate
-
-    urls = [url]
-    if item.record_key:
-        urls += list(session.scalars(select(Candidate.url).where(
-            Candidate.source_id == item.source_id, Candidate.record_key == item.record_key)))
-    return mark_gone(session, item.source_id, urls, "deleted at source", run_id)
+    """A record the partner says is deleted (OAI ``status="deleted"``): its candidate, by identity key."""
+    return mark_gone_keys(session, item.source_id, [candidate_key(item.record_key, url)], "deleted at source", run_id)
 
 
 def candidate_values(item: CandidateItem) -> dict[str, Any]:

@@ -32,6 +32,11 @@ class ApiSpider(HarvesterSpider):
     def options(self) -> ApiOptions:
         return self.source.api or ApiOptions()
 
+    @property
+    def lists_every_record(self) -> bool:
+        """A whole catalogue in one answer (no pagination) lists every record."""
+        return self.options.pagination.type == "none"
+
     def record_request(self, url: str, callback: object = None, conditional: bool = True,
                        meta: dict[str, Any] | None = None, **kwargs: Any) -> Request:
         paged = self.options.pagination.type != "none"

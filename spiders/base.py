@@ -15,11 +15,14 @@ from harvester import signals
 from harvester.items import CandidateItem
 from harvester.middlewares import CONDITIONAL, CONTENT_HASH, NOT_MODIFIED, SKIP_UNCHANGED
 from harvester.registry import SourceSpec
+from harvester.replay import not_recorded
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-GONE_STATUSES = (404, 410)
+GONE_STATUSES = (404, 410)  # from the partner itself: a replay's miss is not one (``not_recorded``)
+SKIPPED_PREFIX = "harvester/skipped/"
+NOT_RECORDED_ERROR = "not in the recording (replay has no response for this URL)"
 # Scrapy raises these without a message; say what happened instead of an empty error.
 SILENT_FAILURES = {
     "ResponseDataLossError": "connection closed before the whole body arrived (shorter than its Content-Length)",
@@ -48,6 +51,12 @@ class HarvesterSpider(scrapy.Spider):
     source: ClassVar[SourceSpec]
     handle_httpstatus_list: ClassVar[list[int]] = [304, 404, 410]
 
+    @property
+    def lists_every_record(self) -> bool:
+        """True when a completely parsed record response holds every record the partner has (a whole export):
+        only then is a record missing from it gone. Feeds, OAI windows and API pages show part of the records."""
+        return False
+
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
@@ -71,12 +80,16 @@ class HarvesterSpider(scrapy.Spider):
         meta = {**(meta or {}), CONDITIONAL: conditional, SKIP_UNCHANGED: skip, "harvester_role": "record"}
         return Request(url, callback=callback or self.parse, errback=self.on_error, meta=meta, **kwargs)
 
-    def nav_request(self, url: str, callback: Any, meta: dict[str, Any] | None = None, **kw: Any) -> Request:
+    def nav_request(self, url: str, callback: Any, meta: dict[str, Any] | None = None, errback: Any = None,
+                    **kw: Any) -> Request:
         """A request for a page that only leads to records (listing, sitemap index): never skipped."""
         meta = {**(meta or {}), "harvester_role": "navigation"}
-        return Request(url, callback=callback, errback=self.on_error, meta=meta, dont_filter=False, **kw)
+        return Request(url, callback=callback, errback=errback or self.on_error, meta=meta, dont_filter=False, **kw)
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
+        if not_recorded(response):
+            self._failed(response.url, None, NOT_RECORDED_ERROR, gone=False)
+            return
         if response.status in GONE_STATUSES:
             self._failed(response.url, response.status, f"HTTP {response.status}", gone=True)
             return
@@ -124,6 +137,8 @@ class HarvesterSpider(scrapy.Spider):
         url = request.url if request is not None else "?"
         gone = status in GONE_STATUSES and (request is None or request.meta.get("harvester_role") == "record")
         message = failure_message(failure)
+        if not_recorded(response):
+            status, gone, message = None, False, NOT_RECORDED_ERROR
         redirects = request.meta.get("redirect_urls") if request is not None else None
         if redirects:
             message += f" (redirected from {redirects[0]})"
@@ -136,6 +151,12 @@ class HarvesterSpider(scrapy.Spider):
         if request.url in redirects:
             self._failed(redirects[0], None, f"redirect loop: {request.url} redirects back to itself "
                          f"after {len(redirects)} hop(s)", gone=False)
+
+    def skipped(self, reason: str, count: int = 1) -> None:
+        """A record left out on purpose: counted by reason in the run's stats (``harvester/skipped/<reason>``),
+        shown by ``runs`` and ``runs --json``, never silently."""
+        if getattr(self, "crawler", None) is not None and self.crawler.stats is not None:
+            self.crawler.stats.inc_value(f"{SKIPPED_PREFIX}{reason}", count)
 
     def _failed(self, url: str, status: int | None, error: str, gone: bool) -> None:
         if self.crawler.stats is not None:

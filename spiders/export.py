@@ -13,6 +13,10 @@ from spiders.base import HarvesterSpider
 
 
 class ExportSpider(HarvesterSpider):
+    @property
+    def lists_every_record(self) -> bool:
+        return True
+
     def records(self, response: Response) -> Iterable[CandidateItem]:
         options = self.source.export
         assert options is not None

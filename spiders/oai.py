@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from scrapy.http import Request, Response
+from twisted.python.failure import Failure
 
 from harvester import signals
-from harvester.extraction.oai import parse_oai
+from harvester.extraction.oai import parse_identify, parse_oai
 from harvester.extraction.structured import StructuredBodyError
 from harvester.items import CandidateItem
 from harvester.registry import OaiOptions
@@ -26,17 +27,31 @@ def _parse_day(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=UTC)
 
 
-def windows(options: OaiOptions, today: datetime | None = None) -> list[tuple[str, str]]:
-    """The from/until windows from the configured start to ``until`` (default: now)."""
-    start = _parse_day(options.from_date or "2000-01-01")
+def windows(options: OaiOptions, today: datetime | None = None, start: str | None = None) -> list[tuple[str, str]]:
+    """The from/until windows from ``start`` (default: the configured ``from``, else the repository's
+    ``earliestDatestamp`` the spider read from Identify, else 2000-01-01) to ``until`` (default: now)."""
+    begin = _parse_day(start or options.from_date or "2000-01-01")
     end = _parse_day(options.until) if options.until else (today or datetime.now(UTC))
     fmt = "%Y-%m-%d" if options.granularity == "day" else "%Y-%m-%dT%H:%M:%SZ"
-    out, cursor, step = [], start, timedelta(days=options.window_days)
+    out, cursor, step = [], begin, timedelta(days=options.window_days)
     while cursor < end:
         nxt = min(cursor + step, end)
         out.append((cursor.strftime(fmt), nxt.strftime(fmt)))
         cursor = nxt
     return out
+
+
+def plan_windows(options: OaiOptions, done: set[tuple[str, str]], earliest: str | None = None,
+                 today: datetime | None = None) -> list[tuple[str, str]]:
+    """The windows still to harvest: unfinished ones of the configured range up to the last finished
+    window, then new ones from where the last finished window ended (incremental: a window that ended
+    "now" is not re-read, only what came after it)."""
+    if not done:
+        return windows(options, today, start=earliest)
+    resume = max(until for _, until in done)
+    origin = options.from_date or earliest or min(start for start, _ in done)  # the grid the done windows were cut on
+    gaps = [w for w in windows(options, today, start=origin) if w not in done and w[1] <= resume]
+    return gaps + windows(options, today, start=resume)
 
 
 def own_link(identifier: str, links: list[str]) -> str | None:
@@ -66,8 +81,34 @@ class OaiSpider(HarvesterSpider):
         from storage.windows import completed_windows
 
         with session_factory()() as session:
-            done = completed_windows(session, self.name)
-        self.pending = [w for w in windows(self.options) if w not in done]
+            self.done = completed_windows(session, self.name)
+        if self.options.from_date or self.done:
+            yield from self.start_windows(None)
+        else:  # from the repository's first record, whenever that was
+            yield self.nav_request(f"{self.base_url}?verb=Identify", callback=self.parse_identify,
+                                   errback=self.identify_failed)
+
+    def parse_identify(self, response: Response) -> Iterable[Request]:
+        """Identify's ``earliestDatestamp`` starts the first harvest; without one, the default start."""
+        earliest = None
+        try:
+            earliest = parse_identify(response.body)
+        except StructuredBodyError as exc:
+            self.logger.warning("Identify unreadable at %s: %s", response.url, exc)
+        if earliest is None:
+            self._failed(response.url, response.status, "Identify gave no earliestDatestamp: harvesting from "
+                         "2000-01-01, records stamped earlier are not requested", gone=False)
+        elif self.crawler.stats is not None:
+            self.crawler.stats.set_value("harvester/oai/earliest_datestamp", earliest)
+        yield from self.start_windows(earliest)
+
+    def identify_failed(self, failure: Failure) -> Iterable[Request]:
+        """Identify failed (recorded as an error): harvest from the default start rather than not at all."""
+        self.on_error(failure)
+        yield from self.start_windows(None)
+
+    def start_windows(self, earliest: str | None) -> Iterable[Request]:
+        self.pending = plan_windows(self.options, self.done, earliest)
         if self.crawler.stats is not None:
             self.crawler.stats.set_value("harvester/oai/windows_pending", len(self.pending))
         if self.pending:
@@ -89,8 +130,7 @@ class OaiSpider(HarvesterSpider):
             raise StructuredBodyError(f"OAI-PMH error {page.error_code}: {page.error_message}")
         for record in page.records:
             if not record["deleted"] and not record.get("title"):
-                if getattr(self, "crawler", None) is not None and self.crawler.stats is not None:
-                    self.crawler.stats.inc_value("harvester/oai/no_metadata")
+                self.skipped("OAI record without dc:title")
                 continue
             key = record["identifier"]
             url = own_link(key, record["links"]) or self.record_url(key)

@@ -19,7 +19,13 @@ MAX_URLS = 50_000
 
 
 def parse_sitemap(body: bytes) -> tuple[str, list[tuple[str, str | None]]]:
-    """('index' | 'urlset', [(loc, lastmod)]), capped at the protocol's 50,000 entries.
+    """('index' | 'urlset', [(loc, lastmod)]), capped at the protocol's 50,000 entries."""
+    kind, entries, _ = parse_sitemap_capped(body)
+    return kind, entries
+
+
+def parse_sitemap_capped(body: bytes) -> tuple[str, list[tuple[str, str | None]], int]:
+    """``parse_sitemap`` and the number of entries the file holds beyond the 50,000 cap (left out).
 
     Raises ``StructuredBodyError`` for a body that is not well-formed XML or declares entities
     (billion laughs, external entities): a sitemap never needs them, and an unexpanded entity
@@ -32,7 +38,7 @@ def parse_sitemap(body: bytes) -> tuple[str, list[tuple[str, str | None]]]:
     if dtd is not None and any(True for _ in dtd.iterentities()):
         raise StructuredBodyError("sitemap declares XML entities; refused")
     kind = "index" if etree.QName(root).localname == "sitemapindex" else "urlset"
-    entries = []
+    entries, over = [], 0
     for node in root:
         if not isinstance(node.tag, str):
             continue
@@ -41,10 +47,11 @@ def parse_sitemap(body: bytes) -> tuple[str, list[tuple[str, str | None]]]:
         lastmod = next((c.text.strip() for c in node if isinstance(c.tag, str)
                         and etree.QName(c).localname == "lastmod" and c.text), None)
         if loc:
+            if len(entries) >= MAX_URLS:
+                over += 1
+                continue
             entries.append((loc, lastmod))
-        if len(entries) >= MAX_URLS:
-            break
-    return kind, entries
+    return kind, entries, over
 
 
 class SitemapSpider(HarvesterSpider):
@@ -62,11 +69,14 @@ class SitemapSpider(HarvesterSpider):
             self._failed(response.url, response.status, f"HTTP {response.status}", gone=False)
             return
         try:
-            kind, entries = parse_sitemap(response.body)
+            kind, entries, over = parse_sitemap_capped(response.body)
         except StructuredBodyError as exc:
             self.logger.warning("sitemap refused %s: %s", response.url, exc)
             self._failed(response.url, response.status, f"sitemap refused: {exc}"[:500], gone=False)
             return
+        if over:
+            self.logger.warning("sitemap %s lists %d URLs beyond the protocol's 50,000: left out", response.url, over)
+            self.skipped(f"sitemap entry beyond the protocol's {MAX_URLS:,} URLs", over)
         options = self.source.sitemap
         follow = [re.compile(p) for p in (options.follow if options else [])]
         after = options.lastmod_after if options else None

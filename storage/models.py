@@ -151,13 +151,16 @@ class HarvestWindow(Base):
 class Candidate(Base):
     __tablename__ = "candidates"
     __table_args__ = (
-        UniqueConstraint("source_id", "url"),
+        # a candidate is one record at the partner (harvester.dedupe.candidate_key); several may share a URL
+        UniqueConstraint("identity_key", "source_id"),  # the selective column first
+        Index("ix_candidates_url", "url"),  # a 404 from the partner marks the candidates at that URL
         # a page's records: touched when the page is unchanged, gone when missing from it (once per page)
         Index("ix_candidates_source_fetched_url", "source_id", "fetched_url"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source_id: Mapped[str] = mapped_column(ForeignKey("sources.id"), index=True)
+    identity_key: Mapped[str] = mapped_column(Text)
     url: Mapped[str] = mapped_column(Text)
     record_key: Mapped[str | None] = mapped_column(String(300))
     fetched_url: Mapped[str] = mapped_column(Text)

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Select, String, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from harvester.dedupe import candidate_key
 from storage.models import Candidate, CandidateStatus, Decision
 from storage.runs import now
 from storage.search import match_clause
@@ -22,7 +23,7 @@ from storage.upsert import dialect_of, statement_cache
 _candidates = Candidate.__table__  # Core inserts: the ORM's bulk-insert path costs a third more per row
 REVIEWED = {CandidateStatus.ACCEPTED, CandidateStatus.REJECTED}
 HARVESTED_COLUMNS = (
-    "record_key", "fetched_url", "title", "summary", "text", "organisations", "countries", "regions", "keywords",
+    "url", "record_key", "fetched_url", "title", "summary", "text", "organisations", "countries", "regions", "keywords",
     "start_date", "end_date", "published", "extra", "provenance", "language", "language_prob", "criteria",
     "score", "tags", "classifier_version", "text_hash", "duplicate_cluster", "embedding",
 )
@@ -42,30 +43,36 @@ class UpsertResult:
 
 @statement_cache
 def _insert_new(insert: Any) -> Any:
-    return insert(_candidates).on_conflict_do_nothing(index_elements=["source_id", "url"]).returning(_candidates.c.id)
+    return (insert(_candidates).on_conflict_do_nothing(index_elements=["source_id", "identity_key"])
+            .returning(_candidates.c.id))
 
 
 def upsert_candidate(session: Session, *, source_id: str, url: str, record_hash: str, run_id: int | None,
-                     initial_status: str, values: dict[str, Any]) -> UpsertResult:
+                     initial_status: str, values: dict[str, Any], identity_key: str | None = None) -> UpsertResult:
     """Insert a new candidate, update a changed one, or only touch an unchanged one.
 
-    The row is keyed by (source_id, canonical url). Curator state (status, edits, decisions) is
-    never overwritten; a reviewed record whose content changed is flagged ``changed_since_review``.
+    The row is keyed by (source_id, identity_key): the record's identity at the partner
+    (``harvester.dedupe.candidate_key`` of ``values["record_key"]`` and ``url`` unless given); its URL is a
+    field, updated when the partner moves the record.
+    Curator state (status, edits, decisions) is never overwritten; a reviewed record whose content
+    changed is flagged ``changed_since_review``.
     """
-    harvested = {k: values[k] for k in HARVESTED_COLUMNS if k in values}
+    identity_key = identity_key or candidate_key(values.get("record_key"), url)
+    harvested = {**{k: values[k] for k in HARVESTED_COLUMNS if k in values}, "url": url}
     inserted = session.execute(_insert_new(dialect_of(session)), {
-        "source_id": source_id, "url": url, "record_hash": record_hash, "status": initial_status,
+        "source_id": source_id, "identity_key": identity_key, "record_hash": record_hash, "status": initial_status,
         "first_run_id": run_id, "last_run_id": run_id, "curator_edits": {}, "version_id": 1, **harvested,
     }).scalar_one_or_none()
     if inserted is not None:
         return UpsertResult(Outcome.NEW, inserted)
     row = session.scalars(
-        select(Candidate).where(Candidate.source_id == source_id, Candidate.url == url).with_for_update()
+        select(Candidate).where(Candidate.source_id == source_id, Candidate.identity_key == identity_key)
+        .with_for_update()
     ).one()
     row.last_run_id = run_id
     revived = row.gone_at_source
     row.gone_at_source, row.gone_since = False, None
-    if row.record_hash == record_hash and not revived:
+    if row.record_hash == record_hash and row.url == url and not revived:
         return UpsertResult(Outcome.NOT_MODIFIED, row.id)
     for key, value in harvested.items():
         setattr(row, key, value)
@@ -86,12 +93,21 @@ def touch_page_candidates(session: Session, source_id: str, fetched_url: str, ru
 
 
 def mark_gone(session: Session, source_id: str, urls: list[str], reason: str, run_id: int | None) -> int:
-    """Flag candidates whose record disappeared at the source; never delete them."""
-    if not urls:
+    """Flag the candidates at these URLs as gone at the source (the partner answered 404/410); never delete them."""
+    return _mark_gone_where(session, source_id, Candidate.url.in_(urls), reason, run_id) if urls else 0
+
+
+def mark_gone_keys(session: Session, source_id: str, identity_keys: list[str], reason: str,
+                   run_id: int | None) -> int:
+    """Flag the candidates with these identity keys as gone (an OAI deleted header, a row missing from an export)."""
+    if not identity_keys:
         return 0
+    return _mark_gone_where(session, source_id, Candidate.identity_key.in_(identity_keys), reason, run_id)
+
+
+def _mark_gone_where(session: Session, source_id: str, which: Any, reason: str, run_id: int | None) -> int:
     rows = session.scalars(
-        select(Candidate).where(Candidate.source_id == source_id, Candidate.url.in_(urls),
-                                Candidate.gone_at_source.is_(False))
+        select(Candidate).where(Candidate.source_id == source_id, which, Candidate.gone_at_source.is_(False))
     ).all()
     for row in rows:
         row.gone_at_source, row.gone_since, row.last_run_id = True, now(), run_id
@@ -100,15 +116,15 @@ def mark_gone(session: Session, source_id: str, urls: list[str], reason: str, ru
     return len(rows)
 
 
-def mark_missing_gone(session: Session, source_id: str, fetched_url: str, seen_urls: set[str],
+def mark_missing_gone(session: Session, source_id: str, fetched_url: str, seen_keys: set[str],
                       run_id: int | None) -> int:
-    """After a multi-record page was parsed completely, its records not seen this time are gone."""
+    """After a complete export was parsed completely, its records not seen this time (by identity key) are gone."""
     known = session.scalars(
-        select(Candidate.url).where(Candidate.source_id == source_id, Candidate.fetched_url == fetched_url,
-                                    Candidate.gone_at_source.is_(False))
+        select(Candidate.identity_key).where(Candidate.source_id == source_id, Candidate.fetched_url == fetched_url,
+                                             Candidate.gone_at_source.is_(False))
     ).all()
-    missing = [u for u in known if u not in seen_urls]
-    return mark_gone(session, source_id, missing, f"no longer in {fetched_url}", run_id)
+    missing = [k for k in known if k not in seen_keys]
+    return mark_gone_keys(session, source_id, missing, f"no longer in {fetched_url}", run_id)
 
 
 def count_by_source_status(session: Session) -> dict[tuple[str, str], int]:

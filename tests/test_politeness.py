@@ -238,6 +238,30 @@ def test_retry_after_on_503_waits_then_stores_the_page_once(
     assert (run.stats["new"], run.stats["items"], run.stats["errors"]) == (1, 1, 0)
 
 
+@pytest.mark.slow
+def test_retry_after_delays_only_the_retried_request(registry: Path, html_dir: Path, start_server) -> None:
+    """A 503 with ``Retry-After: 4`` on one article: its retry waits 4 s, the other article does not."""
+    answered: list[int] = []
+    pages = page_route(html_dir)
+
+    def route(path: str) -> tuple[int, dict[str, str], bytes] | None:
+        if path_of(path) == "/fr/articles/elsaR.html" and not answered:
+            answered.append(503)
+            return 503, {"Retry-After": "4", "Content-Type": "text/plain"}, b""
+        return pages(path)
+
+    server = start_server(route)
+    write_listing(registry, [server.url + "/fr/index.html"], ELSAR_AND_DATA_INFO,
+                  "{download_delay: 0, autothrottle: false}")
+    crawl(registry)
+    elsar = [h.at for h in server.hits if h.path == "/fr/articles/elsaR.html"]
+    other = [h.at for h in server.hits if h.path == "/fr/articles/data-info.html"]
+    assert len(elsar) == 2 and len(other) == 1
+    assert elsar[1] - elsar[0] >= 4 - TIMER_SLACK, "the retry waited as the server asked"
+    assert other[0] < elsar[0] + 2, "the other page of the host was not held back for the retry's wait"
+    assert len(stored_urls()) == 2 and the_run().stats["errors"] == 0
+
+
 def test_sources_check_shows_per_source_politeness_overrides(registry: Path) -> None:
     from harvester.cli import cli
 

@@ -120,8 +120,10 @@ def test_the_50000_url_child_is_capped_at_50000(sitemap_dir: Path, monkeypatch: 
     assert entries == reference
     assert entries[0] == ("https://www.tripadvisor.com/Hotel_Review-g1904151-d4770620-Reviews-Camping_du_Lac-Caurel_"
                           "Cotes_d_Armor_Brittany.html", None)
+    assert spiders.sitemap.parse_sitemap_capped(body)[2] == 0, "exactly at the cap: nothing left out"
     monkeypatch.setattr(spiders.sitemap, "MAX_URLS", 49_999)  # the cap, not the file, ends the list
     assert parse_sitemap(body)[1] == reference[:49_999]
+    assert spiders.sitemap.parse_sitemap_capped(body)[2] == 1, "what the cap leaves out is counted, not hidden"
 
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, event, func, select, text
 
+from harvester.dedupe import candidate_key
 from storage.db import transaction
 from storage.decisions import Actor, BulkMark, DecisionError, decide, decide_all
 from storage.models import Candidate, CandidateStatus, CrawlRun, Decision, RunStatus
@@ -83,7 +84,7 @@ def test_records_missing_from_a_parsed_export_are_marked_gone_not_deleted(db_eng
     _upsert(db_engine, "h3", title="Lebanon transparency report", url=other)
     with transaction(db_engine) as session:
         gone = mark_missing_gone(session, "gef_projects", "https://www.thegef.org/projects-operations/database",
-                                 {URL}, None)
+                                 {candidate_key(None, URL)}, None)
     assert gone == 1
     with transaction(db_engine) as session:
         rows = {c.url: c.gone_at_source for c in session.scalars(select(Candidate))}
@@ -193,7 +194,7 @@ def test_a_pages_records_are_looked_up_by_index_not_among_all_of_the_source(db_e
         with transaction(db_engine) as session:
             touch_page_candidates(session, "gef_projects", "https://www.thegef.org/projects-operations/database", None)
             mark_missing_gone(session, "gef_projects", "https://www.thegef.org/projects-operations/database",
-                              {URL}, None)
+                              {candidate_key(None, URL)}, None)
     finally:
         event.remove(db_engine, "before_cursor_execute", capture)
     assert len(statements) == 2

@@ -63,6 +63,10 @@ def crawl_and_report(source_ids: list[str], options: CrawlOptions, workers: int 
     missing = [s for s in source_ids if s not in results]
     if code != 0 or missing:
         raise click.ClickException(f"crawl process exited with {code}; no run recorded for {missing or 'none'}")
+    unfinished = [f"{sid}: {r.get('incomplete') or r.get('status')}" for sid, r in sorted(results.items())
+                  if r.get("status") != "finished" or r.get("incomplete")]
+    if unfinished:
+        raise click.ClickException("crawl did not complete: " + "; ".join(unfinished))
     return results
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -60,10 +61,19 @@ def runs(ctx: click.Context, source_id: str | None, limit: int, plot: Path | Non
     if as_json:
         print_json(data)
         return
-    print_table(["id", "source", "status", "trigger", "started", "items", "new", "not_modified", "errors"],
+    print_table(["id", "source", "status", "trigger", "started", "items", "new", "not_modified", "errors",
+                 "left out (reason)"],
                 [[d["id"], d["source"], d["status"], d["trigger"], str(d["started_at"])[:19],
                   d["stats"].get("items"), d["stats"].get("new"), d["stats"].get("not_modified"),
-                  d["stats"].get("errors")] for d in data])
+                  d["stats"].get("errors"), left_out(d["stats"])] for d in data])
+
+
+def left_out(stats: dict[str, Any]) -> str:
+    """Records skipped or dropped in a run, with their reasons: ``132 OAI record without dc:title``."""
+    reasons = {**stats.get("skipped", {})}
+    for reason, count in stats.get("dropped_reasons", {}).items():
+        reasons[reason] = reasons.get(reason, 0) + count
+    return "; ".join(f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda r: -r[1]))
 
 
 for _command in RUNS_QUARANTINE_COMMANDS:

@@ -33,7 +33,8 @@ def politeness_summary(spec: SourceSpec) -> dict[str, Any]:
 
 def would_crawl(spec: SourceSpec) -> str:
     if spec.kind == "oai" and spec.oai:
-        window = f"from {spec.oai.from_date or 'the start'} until {spec.oai.until or 'now'}"
+        start = spec.oai.from_date or "the repository's earliestDatestamp (Identify)"
+        window = f"from {start} until {spec.oai.until or 'now'}, then from the last harvested window's end"
         return f"ListRecords {spec.oai.metadata_prefix} {window} in {spec.oai.window_days}-day windows"
     if spec.kind == "export" and spec.export:
         return f"one {spec.export.format.upper()} file, a candidate per row keyed by {spec.record.key}"

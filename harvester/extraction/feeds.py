@@ -1,59 +1,74 @@
-"""RSS 2.0, Atom and JSON Feed bodies -> one plain dict per entry (entity resolution off)."""
+"""Feed bodies -> one plain dict per entry: RSS and Atom of every dialect through feedparser (the reference
+reader), JSON Feed here. Entity declarations are refused, never expanded."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
-from lxml import etree
+import feedparser
 
-from harvester.extraction.structured import StructuredBodyError, refuse_entity_declarations, safe_parser
-
-ATOM = "{http://www.w3.org/2005/Atom}"
-DC = "{http://purl.org/dc/elements/1.1/}"
-CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
+from harvester.extraction.structured import StructuredBodyError
 
 DEFAULT_FEED_FIELDS = {
     "title": "title", "summary": {"path": "summary", "html": True}, "text": {"path": "content", "html": True},
     "published": "published", "keywords": "categories", "organisations": "authors",
 }
+# the internal subset of a DOCTYPE that declares entities (billion laughs, external entities)
+_ENTITY_DECLARATION = re.compile(rb"<!DOCTYPE[^\[>]*\[[^\]]*<!ENTITY\s+%?\s*([\w.:-]+)", re.S)
 
 
-def _text(elem: Any, path: str) -> str | None:
-    found = elem.find(path)
-    if found is None:
-        return None
-    return "".join(found.itertext()).strip() or None
+_STRAY_AMPERSAND = re.compile(rb"&(?!#[0-9]+;|#[xX][0-9a-fA-F]+;|[A-Za-z][A-Za-z0-9]*;)")
+_CDATA = re.compile(rb"(<!\[CDATA\[.*?\]\]>)", re.S)
 
 
-def _rss_entry(item: Any) -> dict[str, Any]:
+def _escape_stray_ampersands(body: bytes) -> bytes:
+    """``&`` that starts no entity reference (``?id=1&lang=fr``) escaped outside CDATA, as an HTML reader
+    takes it: left alone, feedparser's lenient parser reads ``&lang`` as the entity 〈."""
+    parts = _CDATA.split(body)
+    return b"".join(part if i % 2 else _STRAY_AMPERSAND.sub(b"&amp;", part) for i, part in enumerate(parts))
+
+
+def _web_link(link: Any) -> str | None:
+    """An entry's link when it is a web address (feedparser falls back to an Atom ``urn:`` id)."""
+    return link if isinstance(link, str) and link.startswith(("http://", "https://")) else None
+
+
+def _feedparser_entry(entry: Any) -> dict[str, Any]:
+    content = entry.get("content") or []
     return {
-        "id": _text(item, "guid") or _text(item, "link"),
-        "title": _text(item, "title"),
-        "link": _text(item, "link"),
-        "summary": _text(item, "description"),
-        "content": _text(item, f"{CONTENT}encoded"),
-        "published": _text(item, "pubDate") or _text(item, f"{DC}date"),
-        "authors": [a for a in (_text(item, "author"), _text(item, f"{DC}creator")) if a],
-        "categories": [t for t in ("".join(c.itertext()).strip() for c in item.findall("category")) if t],
+        "id": (entry.get("id") or "").strip() or None,
+        "title": entry.get("title") or None,
+        "link": _web_link(entry.get("link")),
+        "summary": entry.get("summary") or None,
+        "content": (content[0].get("value") if content else None) or None,
+        "published": entry.get("published") or entry.get("updated") or entry.get("created") or None,
+        "authors": [a["name"] for a in entry.get("authors") or [] if isinstance(a, dict) and a.get("name")],
+        "categories": [t["term"] for t in entry.get("tags") or [] if isinstance(t, dict) and t.get("term")],
     }
 
 
-def _atom_entry(entry: Any) -> dict[str, Any]:
-    links = entry.findall(f"{ATOM}link")
-    alternate = next((li.get("href") for li in links if li.get("rel", "alternate") == "alternate"), None)
-    return {
-        "id": _text(entry, f"{ATOM}id"),
-        "title": _text(entry, f"{ATOM}title"),
-        "link": alternate or (links[0].get("href") if links else None),
-        "summary": _text(entry, f"{ATOM}summary"),
-        "content": _text(entry, f"{ATOM}content"),
-        "published": _text(entry, f"{ATOM}published") or _text(entry, f"{ATOM}updated"),
-        "authors": [n for n in (_text(a, f"{ATOM}name") for a in entry.findall(f"{ATOM}author")) if n],
-        "categories": [c.get("term") for c in entry.findall(f"{ATOM}category") if c.get("term")],
-    }
+def _xml_feed_entries(body: bytes, base_url: str | None) -> list[dict[str, Any]]:
+    """Every RSS 0.9x / 1.0 (RDF) / 2.0 and Atom 0.3 / 1.0 dialect, read by feedparser: ``xml:base`` and
+    relative links resolved (against ``base_url`` last), HTML entities and stray ``&`` read as a browser
+    would. Refused: entity declarations (never expanded), a truncated document, anything not a feed."""
+    declared = _ENTITY_DECLARATION.search(body[:65536])
+    if declared:
+        raise StructuredBodyError(f"feed declares XML entities ({declared.group(1).decode('latin-1')}); refused")
+    headers = {"content-type": "application/xml"}
+    if base_url:
+        headers["content-location"] = base_url
+    parsed = feedparser.parse(io.BytesIO(_escape_stray_ampersands(body)), response_headers=headers)
+    problem = parsed.get("bozo_exception")
+    if problem is not None and "no element found" in str(problem):
+        raise StructuredBodyError(f"feed is cut short: {problem}")
+    if not parsed.get("version") and not parsed.entries:
+        raise StructuredBodyError(f"not a feed{f': {problem}' if problem is not None else ''}")
+    return [_feedparser_entry(e) for e in parsed.entries]
 
 
 def _json_feed_entries(data: Any) -> Iterator[dict[str, Any]]:
@@ -100,8 +115,8 @@ def _undeclared_legacy_to_utf8(body: bytes) -> bytes:
     return body
 
 
-def iter_feed(body: bytes) -> Iterator[dict[str, Any]]:
-    """Entries of an RSS 2.0, Atom 1.0 or JSON Feed document."""
+def iter_feed(body: bytes, base_url: str | None = None) -> Iterator[dict[str, Any]]:
+    """Entries of an RSS, Atom or JSON Feed document; ``base_url`` (the response URL) resolves relative links."""
     stripped = _strip_start(body)
     if stripped.startswith(b"{"):
         try:
@@ -109,14 +124,14 @@ def iter_feed(body: bytes) -> Iterator[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             raise StructuredBodyError(f"bad JSON Feed: {exc}") from exc
         return
-    try:
-        root = etree.fromstring(_undeclared_legacy_to_utf8(stripped), parser=safe_parser())
-    except etree.XMLSyntaxError as exc:
-        raise StructuredBodyError(f"bad feed XML: {exc}") from exc
-    refuse_entity_declarations(root, "feed")
-    if root.tag == f"{ATOM}feed":
-        yield from (_atom_entry(e) for e in root.iter(f"{ATOM}entry"))
-    elif root.tag in ("rss", "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}RDF"):
-        yield from (_rss_entry(i) for i in root.iter("item", "{http://purl.org/rss/1.0/}item"))
-    else:
-        raise StructuredBodyError(f"not a feed: root element {root.tag!r}")
+    yield from _xml_feed_entries(_undeclared_legacy_to_utf8(stripped), base_url)
+
+
+def entry_key(entry: dict[str, Any]) -> str:
+    """A feed entry's identity: its id (Atom ``id``, RSS ``guid``, RDF ``rdf:about``, JSON Feed ``id``),
+    else its link, else a hash of its title, date and text (an entry with none of these has no other)."""
+    for value in (entry.get("id"), entry.get("link")):
+        if value not in (None, ""):
+            return str(value).strip()
+    parts = [str(entry.get(k) or "") for k in ("title", "published", "summary", "content")]
+    return "sha256:" + hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()

@@ -75,3 +75,14 @@ def parse_oai(body: bytes) -> OaiPage:
         size = token.get("completeListSize")
         page.complete_list_size = int(size) if size and size.isdigit() else None
     return page
+
+
+def parse_identify(body: bytes) -> str | None:
+    """``earliestDatestamp`` of an Identify response (``YYYY-MM-DD[Thh:mm:ssZ]``), None when absent."""
+    try:
+        root = etree.fromstring(body, parser=safe_parser())
+    except etree.XMLSyntaxError as exc:
+        raise StructuredBodyError(f"bad OAI-PMH XML: {exc}") from exc
+    refuse_entity_declarations(root, "OAI-PMH response")
+    value = (root.findtext(f".//{OAI}Identify/{OAI}earliestDatestamp") or "").strip()
+    return value or None

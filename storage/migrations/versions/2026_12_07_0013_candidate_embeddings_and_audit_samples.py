@@ -8,7 +8,7 @@ auto-exclusion.
 SQLite: plain ALTER TABLE (no batch rebuild), which keeps the indexes and triggers of 0007.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-07 23:59:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 
 
 revision = '0013'
-down_revision = '0010'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
