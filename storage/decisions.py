@@ -55,12 +55,32 @@ def _candidate(session: Session, candidate_id: int) -> Candidate:
     return row
 
 
+def _check_version(row: Candidate, expected_version: int | None) -> None:
+    if expected_version is not None and row.version_id != expected_version:
+        raise DecisionConflict(
+            f"candidate {row.id} was changed by someone else (version {row.version_id}, you saw "
+            f"{expected_version}); reload it and decide again")
+
+
+def _well_typed(name: str, value: Any) -> bool:
+    """Text fields take a string or nothing; list fields also a list of strings (or one separated string)."""
+    if value is None or isinstance(value, str):
+        return True
+    return name in ("organisations", "countries") and isinstance(value, list) and all(
+        isinstance(v, str) for v in value)
+
+
 def _clean_edits(row: Candidate, edits: dict[str, Any]) -> dict[str, Any]:
     unknown = set(edits) - set(EDITABLE_FIELDS)
     if unknown:
         raise DecisionError(f"fields not editable: {', '.join(sorted(unknown))}")
+    wrong = sorted(name for name, value in edits.items() if not _well_typed(name, value))
+    if wrong:
+        raise DecisionError(f"edits of the wrong type: {', '.join(wrong)} (text, or a list of texts)")
     diff = {}
     for name, value in edits.items():
+        if name in ("organisations", "countries") and value is None:
+            value = []
         if name in ("organisations", "countries") and isinstance(value, str):
             value = [v.strip() for v in value.split(";" if name == "organisations" else ",") if v.strip()]
         if name == "countries":
@@ -77,10 +97,7 @@ def decide(session: Session, candidate_id: int, action: str, actor: Actor, *, re
            expected_version: int | None = None) -> Decision:
     """Apply accept / reject (with a reason code) / defer / reopen, or a note alone (``action="note"``)."""
     row = _candidate(session, candidate_id)
-    if expected_version is not None and row.version_id != expected_version:
-        raise DecisionConflict(
-            f"candidate {candidate_id} was changed by someone else (version {row.version_id}, you saw "
-            f"{expected_version}); reload it and decide again")
+    _check_version(row, expected_version)
     _check_action(action, reason)
     diff = _clean_edits(row, edits or {})
     from_status = row.status
@@ -100,10 +117,12 @@ def decide(session: Session, candidate_id: int, action: str, actor: Actor, *, re
     return decision
 
 
-def undo_last(session: Session, candidate_id: int, actor: Actor) -> Decision:
+def undo_last(session: Session, candidate_id: int, actor: Actor, *, expected_version: int | None = None) -> Decision:
     """Revert the candidate's latest decision (status and edits), itself recorded as a decision;
-    undoing an undo re-applies what it undid."""
+    undoing an undo re-applies what it undid. Like a decision, an undo names the version the curator saw:
+    a stale undo is a ``DecisionConflict`` and never reverts someone else's newer decision."""
     row = _candidate(session, candidate_id)
+    _check_version(row, expected_version)
     last = session.scalars(select(Decision).where(Decision.candidate_id == candidate_id,
                                                   Decision.reason_code.is_distinct_from("gone_at_source"))
                            .order_by(Decision.id.desc()).limit(1)).one_or_none()

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.orm import Session
 
 from harvester.web.auth import SessionUser, load_session
 from harvester.web.security import same_origin, tokens_match
 from storage.db import session_factory
 
+MAX_ID = 2**63 - 1  # the largest id a database integer key holds: a larger one is a 422, never a 500
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]  # a path id: candidate, run, alert, user
 COOKIE = "chm_session"
 SECURE_COOKIE = "__Host-chm_session"
 
