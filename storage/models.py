@@ -229,15 +229,30 @@ class WebSession(Base):
 
 
 class LoginAttempt(Base):
-    """Failed and successful logins, for throttling guessing."""
+    """Failed and successful logins, for throttling guessing (per client and account, and per client)."""
 
     __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_client_at", "client", "at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), index=True)
     client: Mapped[str | None] = mapped_column(String(100))
     success: Mapped[bool] = mapped_column(Boolean)
     at: Mapped[datetime] = _now_default()
+
+
+class AccountEvent(Base):
+    """Append-only audit of account changes: added, deactivated, reactivated, password reset, sessions ended."""
+
+    __tablename__ = "account_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = _now_default()
+    actor: Mapped[str] = mapped_column(String(100))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    action: Mapped[str] = mapped_column(String(30))
+    detail: Mapped[str | None] = mapped_column(Text)
 
 
 class ReasonCode(StrEnum):

@@ -444,27 +444,23 @@ def users_add(request: Request, session: SessionDep, user: AdminUser, name: Anno
     return RedirectResponse(f"/admin/users?{urlencode(notice(user, message))}", status_code=303)
 
 
-ACCOUNT_DONE = {"deactivate": "{name} deactivated: cannot log in, every session ended",
-                "activate": "{name} reactivated", "end_sessions": "{name} logged out everywhere ({n} sessions ended)",
-                "reset_password": "{name} has a new password; every session ended"}
-
-
 @router.post("/admin/users/{user_id}", name="users_change")
 def users_change(request: Request, session: SessionDep, user: AdminUser, user_id: RowId,
                  action: Annotated[Literal["deactivate", "activate", "end_sessions", "reset_password"], Form()],
                  password: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "") -> Response:
     """Deactivate or reactivate an account, end its sessions or reset its password; each change is audited."""
     check_csrf(request, user, csrf_token)
-    by, n = AccountActor(user.name, user.id), 0
+    by = AccountActor(user.name, user.id)
     try:
-        if action in ("deactivate", "activate"):
-            name = set_active(session, user_id, action == "activate", by).name
+        if action == "deactivate":
+            message = f"{set_active(session, user_id, False, by).name} deactivated: cannot log in, every session ended"
+        elif action == "activate":
+            message = f"{set_active(session, user_id, True, by).name} reactivated"
         elif action == "end_sessions":
-            n = end_sessions(session, user_id, by)
-            name = session.get(User, user_id).name  # type: ignore[union-attr]
+            ended = end_sessions(session, user_id, by)
+            message = f"{session.get(User, user_id).name} logged out everywhere ({ended} sessions ended)"  # type: ignore[union-attr]
         else:
-            name = reset_password(session, user_id, password, by).name
-        message = ACCOUNT_DONE[action].format(name=name, n=n)
+            message = f"{reset_password(session, user_id, password, by).name} has a new password; every session ended"
     except AuthError as exc:
         session.rollback()
         message = str(exc)

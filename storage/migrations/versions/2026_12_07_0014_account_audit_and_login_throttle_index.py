@@ -1,0 +1,42 @@
+"""Review app accounts: an audit of account changes, and login attempts indexed by client for throttling.
+
+Revision ID: 0014
+Revises: 0010
+Create Date: 2026-12-07 23:50:00
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0014'
+down_revision = '0010'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('account_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
+    sa.Column('actor', sa.String(length=100), nullable=False),
+    sa.Column('actor_id', sa.Integer(), nullable=True),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('action', sa.String(length=30), nullable=False),
+    sa.Column('detail', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['actor_id'], ['users.id'], name=op.f('fk_account_events_actor_id_users')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_account_events_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_account_events'))
+    )
+    with op.batch_alter_table('account_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_account_events_user_id'), ['user_id'], unique=False)
+    with op.batch_alter_table('login_attempts', schema=None) as batch_op:
+        batch_op.create_index('ix_login_attempts_client_at', ['client', 'at'], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('login_attempts', schema=None) as batch_op:
+        batch_op.drop_index('ix_login_attempts_client_at')
+    with op.batch_alter_table('account_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_account_events_user_id'))
+    op.drop_table('account_events')
