@@ -241,6 +241,17 @@ class LoginAttempt(Base):
     at: Mapped[datetime] = _now_default()
 
 
+class CandidateClaim(Base):
+    """A curator's short lease on a candidate they opened (``storage.claims``): advice, not a lock."""
+
+    __tablename__ = "candidate_claims"
+
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    claimed_at: Mapped[datetime] = _now_default()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class AccountEvent(Base):
     """Append-only audit of account changes: added, deactivated, reactivated, password reset, sessions ended."""
 

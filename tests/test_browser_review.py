@@ -623,6 +623,44 @@ def test_a_stale_undo_gets_the_conflict_a_decision_gets(browser: Any, server: st
             context.close()
 
 
+def test_two_curators_reviewing_in_parallel_never_meet_unknowingly(browser: Any, server: str,
+                                                                    review_db: ReviewDb) -> None:
+    """Both press "review next" on the same filter: each gets a different candidate; opening the other's shows
+    who has it open, and deciding continues past the candidates the other holds."""
+    engine = review_db.engine
+    query = "status=pending&source=adaptecca_cases"
+    contexts = [browser.new_context(base_url=server) for _ in range(2)]
+    try:
+        ada, bob = (c.new_page() for c in contexts)
+        login(ada, f"/queue?{query}")
+        login(bob, f"/queue?{query}", SECOND_CURATOR, SECOND_PASSWORD)
+        with ada.expect_navigation():
+            ada.click("#review-next")
+        ada_first = int(path_of(ada.url).rsplit("/", 1)[1])
+        with bob.expect_navigation():
+            bob.click("#review-next")
+        bob_first = int(path_of(bob.url).rsplit("/", 1)[1])
+        assert bob_first != ada_first
+        assert not ada.is_visible("#claimed") and not bob.is_visible("#claimed")
+        bob.goto(f"/queue?{query}")
+        assert bob.inner_text(f"table.queue tr[data-href^='/candidates/{ada_first}?'] .claimed") == \
+            f"{CURATOR} is reviewing"
+        bob.goto(f"/candidates/{ada_first}?{query}")
+        assert bob.inner_text("#claimed").startswith(f"{CURATOR} is reviewing this candidate")
+        shot(bob, "claimed.png")
+        # Bob defers his; the next page is neither Ada's candidate nor the one he just left.
+        bob.goto(f"/candidates/{bob_first}?{query}")
+        with bob.expect_navigation():
+            bob.click("#defer")
+        bob_next = int(path_of(bob.url).rsplit("/", 1)[1])
+        assert bob_next not in (ada_first, bob_first)
+        assert " ".join(bob.inner_text("#done .what").split()).startswith(f"Deferred #{bob_first} ")
+        assert candidate(engine, bob_first).status == "deferred"
+    finally:
+        for context in contexts:
+            context.close()
+
+
 def test_odd_ids_give_an_html_error_page(watched: tuple[Any, Watch]) -> None:
     page, watch = watched
     login(page, "/queue")

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from harvester.web.deps import MAX_ID, CurrentUser, RowId, SessionDep, check_csrf
 from harvester.web.routes_pages import filter_params, queue_filter
+from storage.claims import release
 from storage.decisions import Actor, DecisionConflict, DecisionError, decide, history, undo_last
 from storage.models import Candidate, CrawlRun
 from storage.queue import COUNT_CAP, Cursor, CursorError, candidate_json, count_candidates, queue_page
@@ -94,6 +95,7 @@ def post_decision(request: Request, session: SessionDep, user: CurrentUser, cand
         raise HTTPException(status_code=409, detail=str(exc)) from None
     except DecisionError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
+    release(session, candidate_id)
     row = session.get(Candidate, candidate_id)
     return {"decision": decision.id, "status": decision.to_status, "version": row.version_id if row else None}
 

@@ -30,6 +30,7 @@ from harvester.web.auth import (
 from harvester.web.deps import MAX_ID, AdminUser, CurrentUser, RowId, SessionDep, check_csrf, cookie_name
 from harvester.web.highlight import all_evidence, segments
 from harvester.web.notices import notice, verified
+from storage.claims import claim, holders, next_unclaimed, release
 from storage.decisions import (
     Actor,
     AuditFilter,
@@ -188,7 +189,8 @@ def _render_queue(request: Request, session: Any, user: Any, params: dict[str, s
     total = count_candidates(session, filters)
     sources = session.scalars(select(Source.id).order_by(Source.id)).all()
     query = urlencode(params)
-    return render(request, "queue.html", status_code=status_code, user=user, rows=page.rows, total=total,
+    held = holders(session, [row.id for row in page.rows], except_user=user.id)
+    return render(request, "queue.html", status_code=status_code, user=user, rows=page.rows, total=total, held=held,
                   remaining=remaining_relevant(session),
                   count_cap=COUNT_CAP, first_page=after is None and before is None,
                   next_cursor=page.next.encode() if page.next else None,
@@ -208,6 +210,24 @@ def queue_view(request: Request, session: SessionDep, user: CurrentUser, after: 
                          message=verified(user, message, sig), done=done_notice(session, user, done))
 
 
+@router.get("/queue/next", name="queue_next")
+def queue_next(request: Request, session: SessionDep, user: CurrentUser,
+               from_: Annotated[int | None, Query(alias="from", ge=1, le=MAX_ID)] = None,
+               done: str | None = None) -> RedirectResponse:
+    """The next candidate of the filter (after candidate ``from``, else from the top) that no other curator has
+    open; back to the queue when there is none. Decisions continue here, so two curators part ways."""
+    params = filter_params(request.query_params)
+    after = None
+    if from_ is not None and (row := session.get(Candidate, from_)) is not None:
+        after = Cursor.of(row)
+    found = next_unclaimed(session, queue_filter(params), user.id, after)
+    extra = {"done": done} if done and done.isdigit() else {}
+    if found is None:
+        extra |= notice(user, "No candidate of this filter is left that nobody else has open.")
+        return RedirectResponse(f"/queue?{urlencode({**params, **extra})}", status_code=303)
+    return RedirectResponse(f"/candidates/{found}?{urlencode({**params, **extra})}", status_code=303)
+
+
 @router.get("/candidates/{candidate_id}", response_class=HTMLResponse, name="candidate")
 def candidate_page(request: Request, session: SessionDep, user: CurrentUser, candidate_id: RowId,
                    message: str | None = None, sig: str | None = None, done: str | None = None) -> HTMLResponse:
@@ -223,11 +243,13 @@ def candidate_page(request: Request, session: SessionDep, user: CurrentUser, can
                                   .limit(6)).all()
     params = filter_params(request.query_params, default_status=row.status)
     prev_id, next_id = neighbours(session, queue_filter(params), row)
+    holder = claim(session, row.id, user.id)
     from storage.models import FetchedPage
 
     has_snapshot = session.scalar(select(FetchedPage.snapshot_ref).where(
         FetchedPage.source_id == row.source_id, FetchedPage.url == row.fetched_url)) is not None
     return render(request, "candidate.html", has_snapshot=has_snapshot, user=user, c=row, evidence=evidence,
+                  holder=holder,
                   title_segments=segments(row.title, evidence, "title"),
                   summary_segments=segments(row.summary, evidence, "summary"),
                   text_segments=segments(row.text, evidence, "text"),
@@ -297,6 +319,7 @@ async def decide_submit(request: Request, session: SessionDep, user: CurrentUser
             text += "; nothing was changed"
         return RedirectResponse(with_params(f"/candidates/{candidate_id}?{filters}", **notice(user, text)),
                                 status_code=303)
+    release(session, candidate_id)
     target = "" if action == "undo" else str(form.get("next") or "")  # after an undo, stay to decide again
     target = safe_next(target) if target else f"/candidates/{candidate_id}?{filters}"
     return RedirectResponse(with_params(target, done=decision.id), status_code=303)

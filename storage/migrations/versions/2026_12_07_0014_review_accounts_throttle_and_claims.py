@@ -1,4 +1,5 @@
-"""Review app accounts: an audit of account changes, and login attempts indexed by client for throttling.
+"""Review app: an audit of account changes, login attempts indexed by client for throttling, and curators'
+short leases on the candidates they open.
 
 Revision ID: 0014
 Revises: 0010
@@ -32,9 +33,19 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_account_events_user_id'), ['user_id'], unique=False)
     with op.batch_alter_table('login_attempts', schema=None) as batch_op:
         batch_op.create_index('ix_login_attempts_client_at', ['client', 'at'], unique=False)
+    op.create_table('candidate_claims',
+    sa.Column('candidate_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('claimed_at', sa.DateTime(timezone=True), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['candidate_id'], ['candidates.id'], name=op.f('fk_candidate_claims_candidate_id_candidates')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_candidate_claims_user_id_users')),
+    sa.PrimaryKeyConstraint('candidate_id', name=op.f('pk_candidate_claims'))
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('candidate_claims')
     with op.batch_alter_table('login_attempts', schema=None) as batch_op:
         batch_op.drop_index('ix_login_attempts_client_at')
     with op.batch_alter_table('account_events', schema=None) as batch_op:

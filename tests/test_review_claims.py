@@ -1,0 +1,114 @@
+"""Curators working in parallel: opening a candidate takes a short lease on it, so two curators never review
+the same record unknowingly (the page and the queue say who has it open, "review next" skips it)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from lxml import html as lxml_html
+from sqlalchemy import Engine, select
+
+from harvester.items import CandidateItem
+from harvester.web.app import create_app
+from harvester.web.auth import add_user
+from pipelines.store import candidate_values
+from storage.claims import LEASE, claim, holders
+from storage.db import transaction
+from storage.models import Candidate, CandidateClaim, User
+from storage.queue import upsert_candidate
+from storage.runs import ensure_source
+
+
+@pytest.fixture
+def engine(db_engine: Engine, gcf_items: list[CandidateItem]) -> Engine:
+    with transaction(db_engine) as session:
+        for item in copy.deepcopy(gcf_items[:8]):
+            ensure_source(session, item.source_id, item.source_id, "api", True, True, "h")
+            upsert_candidate(session, source_id=item.source_id, url=item.canonical_url or item.url,
+                             record_hash=item.record_hash or "h", run_id=None, initial_status="pending",
+                             values=candidate_values(item))
+        add_user(session, "ada", "curator", "curator-pass-1")
+        add_user(session, "bob", "curator", "curator-pass-2")
+    return db_engine
+
+
+def client_for(engine: Engine, name: str, password: str) -> TestClient:
+    client = TestClient(create_app(engine), follow_redirects=False)
+    assert client.post("/login", data={"name": name, "password": password}).status_code == 303
+    return client
+
+
+def ranked(engine: Engine) -> list[int]:
+    with transaction(engine) as session:
+        return list(session.scalars(select(Candidate.id).order_by(Candidate.score.desc(), Candidate.id)))
+
+
+def landed(client: TestClient, path: str) -> int:
+    r = client.get(path)
+    assert r.status_code == 303
+    return int(urlsplit(r.headers["location"]).path.rsplit("/", 1)[1])
+
+
+def expire_claims(engine: Engine) -> None:
+    with transaction(engine) as session:
+        for row in session.scalars(select(CandidateClaim)):
+            row.expires_at = row.expires_at - LEASE
+
+
+def test_two_curators_starting_the_queue_get_different_candidates(engine: Engine) -> None:
+    ada, bob = client_for(engine, "ada", "curator-pass-1"), client_for(engine, "bob", "curator-pass-2")
+    top = ranked(engine)
+    first = landed(ada, "/queue/next")
+    assert first == top[0]
+    assert ada.get(f"/candidates/{first}").status_code == 200  # opening it takes the lease
+    assert landed(bob, "/queue/next") == top[1]
+    assert landed(ada, "/queue/next") == top[0]  # her own lease does not hide it from her
+    # Bob's queue says who has the top one open; Ada's does not mark her own.
+    assert "ada is reviewing" in bob.get("/queue").text
+    assert "is reviewing" not in ada.get("/queue").text
+
+
+def test_the_page_says_who_has_it_open_without_taking_it_over(engine: Engine) -> None:
+    ada, bob = client_for(engine, "ada", "curator-pass-1"), client_for(engine, "bob", "curator-pass-2")
+    cid = ranked(engine)[0]
+    assert 'id="claimed"' not in ada.get(f"/candidates/{cid}").text
+    banner = lxml_html.fromstring(bob.get(f"/candidates/{cid}").text).cssselect("#claimed")
+    assert banner and banner[0].text_content().startswith("ada is reviewing this candidate")
+    with transaction(engine) as session:
+        (row,) = session.scalars(select(CandidateClaim)).all()
+        assert row.user_id == session.scalar(select(User.id).where(User.name == "ada"))
+    expire_claims(engine)  # ten minutes later Ada's lease has run out: Bob takes it
+    assert 'id="claimed"' not in bob.get(f"/candidates/{cid}").text
+    assert "bob is reviewing" in ada.get(f"/candidates/{cid}").text
+
+
+def test_a_decision_releases_the_lease_and_continues_past_candidates_others_hold(engine: Engine) -> None:
+    ada, bob = client_for(engine, "ada", "curator-pass-1"), client_for(engine, "bob", "curator-pass-2")
+    top = ranked(engine)
+    bob.get(f"/candidates/{top[1]}")  # Bob has the second one open
+    page = ada.get(f"/candidates/{top[0]}").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    version = re.search(r'name="version" value="(\d+)"', page)
+    nxt = re.search(r'name="next" value="([^"]+)"', page)
+    assert token and version and nxt
+    r = ada.post(f"/candidates/{top[0]}/decide", data={"csrf_token": token[1], "version": version[1],
+                                                        "next": nxt[1].replace("&amp;", "&"), "action": "defer"})
+    assert landed(ada, r.headers["location"]) == top[2]  # the next one nobody else has open
+    with transaction(engine) as session:
+        assert set(holders(session, top)) == {top[1]}  # Ada's lease on the decided one is gone
+
+
+def test_taking_a_lease_is_safe_when_two_curators_open_at_once(engine: Engine) -> None:
+    cid = ranked(engine)[0]
+    with transaction(engine) as session:
+        ada, bob = (session.scalar(select(User.id).where(User.name == n)) for n in ("ada", "bob"))
+        assert ada is not None and bob is not None
+        assert claim(session, cid, ada) is None
+        holder = claim(session, cid, bob)
+        assert holder is not None and holder.name == "ada"
+        assert claim(session, cid, ada) is None  # renewing one's own lease
+        assert session.scalar(select(CandidateClaim.user_id).where(CandidateClaim.candidate_id == cid)) == ada
