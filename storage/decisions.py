@@ -234,3 +234,48 @@ def audit_query(f: AuditFilter) -> Any:
     if f.until:
         query = query.where(Decision.at < datetime.combine(f.until + timedelta(days=1), time.min, UTC))
     return query
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A curator's session counter: candidates they decided today (UTC) and what is left pending."""
+
+    decided_today: int
+    pending: int
+
+
+def progress(session: Session, user_id: int) -> Progress:
+    start = datetime.combine(now().date(), time.min, UTC)
+    decided = session.scalar(select(func.count(func.distinct(Decision.candidate_id))).where(
+        Decision.user_id == user_id, Decision.at >= start, Decision.from_status != Decision.to_status,
+        Decision.reason_code.is_distinct_from("undo"))) or 0
+    pending = session.scalar(select(func.count()).select_from(Candidate).where(
+        Candidate.status == CandidateStatus.PENDING.value)) or 0
+    return Progress(decided, pending)
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One of a curator's own decisions, with what an undo of it needs: is it still the candidate's latest
+    decision, and the candidate version to undo against."""
+
+    decision: Decision
+    title: str | None
+    version: int
+    latest: bool
+
+
+def personal_history(session: Session, user_id: int, *, before: int | None = None,
+                     limit: int = 100) -> list[HistoryRow]:
+    """The curator's decisions, newest first (``before``: decision ids below it)."""
+    query = (select(Decision, Candidate.title, Candidate.version_id)
+             .join(Candidate, Candidate.id == Decision.candidate_id)
+             .where(Decision.user_id == user_id).order_by(Decision.id.desc()).limit(limit))
+    if before is not None:
+        query = query.where(Decision.id < before)
+    rows = session.execute(query).all()
+    ids = {d.candidate_id for d, _, _ in rows}
+    latest = dict(session.execute(select(Decision.candidate_id, func.max(Decision.id)).where(
+        Decision.candidate_id.in_(ids), Decision.reason_code.is_distinct_from("gone_at_source"))
+        .group_by(Decision.candidate_id)).all()) if ids else {}
+    return [HistoryRow(d, title, version, latest.get(d.candidate_id) == d.id) for d, title, version in rows]

@@ -650,12 +650,25 @@ def test_two_curators_reviewing_in_parallel_never_meet_unknowingly(browser: Any,
         shot(bob, "claimed.png")
         # Bob defers his; the next page is neither Ada's candidate nor the one he just left.
         bob.goto(f"/candidates/{bob_first}?{query}")
+        decided_before = int(bob.inner_text("#progress .today").split()[0])
         with bob.expect_navigation():
             bob.click("#defer")
         bob_next = int(path_of(bob.url).rsplit("/", 1)[1])
         assert bob_next not in (ada_first, bob_first)
         assert " ".join(bob.inner_text("#done .what").split()).startswith(f"Deferred #{bob_first} ")
         assert candidate(engine, bob_first).status == "deferred"
+        assert bob.inner_text("#progress .today") == f"{decided_before + 1} decided by you today"
+        # His history lists it with an undo; the undo brings the candidate back to decide again.
+        with bob.expect_navigation():
+            bob.click("#progress a")
+        assert path_of(bob.url) == "/history"
+        row = bob.locator("table.mine tbody tr").first
+        assert row.locator("td").nth(2).inner_text() == "pending → deferred"
+        with bob.expect_navigation():
+            row.locator("button.undo").click()
+        assert path_of(bob.url) == f"/candidates/{bob_first}"
+        assert bob.inner_text(".meta .status") == "pending"
+        eventually(lambda: _assert_equal(candidate(engine, bob_first).status, "pending"))
     finally:
         for context in contexts:
             context.close()

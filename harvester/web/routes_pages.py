@@ -41,6 +41,8 @@ from storage.decisions import (
     decide,
     decide_all,
     history,
+    personal_history,
+    progress,
     undo_last,
 )
 from storage.models import Candidate, CandidateStatus, CrawlRun, Decision, ReasonCode, Source, User
@@ -191,6 +193,7 @@ def _render_queue(request: Request, session: Any, user: Any, params: dict[str, s
     query = urlencode(params)
     held = holders(session, [row.id for row in page.rows], except_user=user.id)
     return render(request, "queue.html", status_code=status_code, user=user, rows=page.rows, total=total, held=held,
+                  progress=progress(session, user.id),
                   remaining=remaining_relevant(session),
                   count_cap=COUNT_CAP, first_page=after is None and before is None,
                   next_cursor=page.next.encode() if page.next else None,
@@ -228,6 +231,20 @@ def queue_next(request: Request, session: SessionDep, user: CurrentUser,
     return RedirectResponse(f"/candidates/{found}?{urlencode({**params, **extra})}", status_code=303)
 
 
+HISTORY_PAGE = 100
+
+
+@router.get("/history", response_class=HTMLResponse, name="history")
+def history_page(request: Request, session: SessionDep, user: CurrentUser,
+                 before: int | None = Query(None, ge=1, le=MAX_ID), done: str | None = None) -> HTMLResponse:
+    """The curator's own decisions, newest first, each with an undo while it is still the candidate's latest."""
+    rows = personal_history(session, user.id, before=before, limit=HISTORY_PAGE + 1)
+    older = rows[HISTORY_PAGE - 1].decision.id if len(rows) > HISTORY_PAGE else None
+    return render(request, "history.html", user=user, rows=rows[:HISTORY_PAGE], older=older, query="",
+                  progress=progress(session, user.id), remaining=remaining_relevant(session), message=None,
+                  done=done_notice(session, user, done))
+
+
 @router.get("/candidates/{candidate_id}", response_class=HTMLResponse, name="candidate")
 def candidate_page(request: Request, session: SessionDep, user: CurrentUser, candidate_id: RowId,
                    message: str | None = None, sig: str | None = None, done: str | None = None) -> HTMLResponse:
@@ -249,7 +266,7 @@ def candidate_page(request: Request, session: SessionDep, user: CurrentUser, can
     has_snapshot = session.scalar(select(FetchedPage.snapshot_ref).where(
         FetchedPage.source_id == row.source_id, FetchedPage.url == row.fetched_url)) is not None
     return render(request, "candidate.html", has_snapshot=has_snapshot, user=user, c=row, evidence=evidence,
-                  holder=holder,
+                  holder=holder, progress=progress(session, user.id), remaining=remaining_relevant(session),
                   title_segments=segments(row.title, evidence, "title"),
                   summary_segments=segments(row.summary, evidence, "summary"),
                   text_segments=segments(row.text, evidence, "text"),

@@ -1,5 +1,6 @@
-"""Curators working in parallel: opening a candidate takes a short lease on it, so two curators never review
-the same record unknowingly (the page and the queue say who has it open, "review next" skips it)."""
+"""Curators working as a team: opening a candidate takes a short lease on it, so two curators never review
+the same record unknowingly (the page and the queue say who has it open, "review next" skips it); each
+curator has a session counter and a personal decision history with undo."""
 
 from __future__ import annotations
 
@@ -112,3 +113,41 @@ def test_taking_a_lease_is_safe_when_two_curators_open_at_once(engine: Engine) -
         assert holder is not None and holder.name == "ada"
         assert claim(session, cid, ada) is None  # renewing one's own lease
         assert session.scalar(select(CandidateClaim.user_id).where(CandidateClaim.candidate_id == cid)) == ada
+
+
+def test_the_counter_and_the_personal_history_with_undo(engine: Engine) -> None:
+    ada, bob = client_for(engine, "ada", "curator-pass-1"), client_for(engine, "bob", "curator-pass-2")
+    top = ranked(engine)
+
+    def counter(client: TestClient) -> str:
+        return " ".join(lxml_html.fromstring(client.get("/queue").text).cssselect("#progress")[0]
+                        .text_content().split())
+
+    assert counter(ada).startswith(f"0 decided by you today · {len(top)} pending")
+    for cid, action in ((top[0], "accept"), (top[1], "defer"), (top[0], "note")):
+        page = ada.get(f"/candidates/{cid}").text
+        fields = {k: v for k, v in re.findall(r'<input type="hidden" name="(csrf_token|version)" value="([^"]+)"',
+                                               page)}
+        r = ada.post(f"/candidates/{cid}/decide", data={**fields, "action": action, "note": "seen twice"})
+        assert r.status_code == 303
+    bob.post(f"/candidates/{top[1]}/decide", data={
+        "csrf_token": re.findall(r'name="csrf_token" value="([^"]+)"', bob.get(f"/candidates/{top[1]}").text)[0],
+        "action": "reopen"})
+    assert counter(ada).startswith(f"2 decided by you today · {len(top) - 1} pending")  # a note is no decision
+    assert counter(bob).startswith("1 decided by you today")
+
+    doc = lxml_html.fromstring(ada.get("/history").text)
+    rows = doc.cssselect("table.mine tbody tr")
+    assert [" ".join(r.cssselect("td")[2].text_content().split()) for r in rows] == [
+        "accepted → accepted", "pending → deferred", "pending → accepted"]
+    # Only the latest decision on a candidate can be undone from here; Bob reopened the deferred one since.
+    assert [bool(r.cssselect("button.undo")) for r in rows] == [True, False, False]
+    assert rows[1].cssselect(".later")[0].text_content() == "decided again since"
+    form = rows[0].cssselect("form")[0]
+    data = {i.get("name"): i.get("value") for i in form.cssselect("input")} | {"action": "undo"}
+    r = ada.post(form.get("action"), data=data)
+    assert urlsplit(r.headers["location"]).path == f"/candidates/{top[0]}"
+    with transaction(engine) as session:
+        assert session.get(Candidate, top[0]).status == "accepted"  # the note undone: status as it was
+    assert ada.get("/history?before=1").status_code == 200
+    assert ada.get(f"/history?before={2**63}").status_code == 422
