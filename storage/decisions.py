@@ -279,3 +279,35 @@ def personal_history(session: Session, user_id: int, *, before: int | None = Non
         Decision.candidate_id.in_(ids), Decision.reason_code.is_distinct_from("gone_at_source"))
         .group_by(Decision.candidate_id)).all()) if ids else {}
     return [HistoryRow(d, title, version, latest.get(d.candidate_id) == d.id) for d, title, version in rows]
+
+
+UNDECIDED = (CandidateStatus.PENDING.value, CandidateStatus.DEFERRED.value, CandidateStatus.FILTERED.value)
+
+
+def open_cluster_members(session: Session, row: Candidate) -> list[Candidate]:
+    """The candidate's near-duplicates (same ``duplicate_cluster``) that no curator has accepted or rejected."""
+    if not row.duplicate_cluster:
+        return []
+    return list(session.scalars(select(Candidate).where(
+        Candidate.duplicate_cluster == row.duplicate_cluster, Candidate.id != row.id,
+        Candidate.status.in_(UNDECIDED)).order_by(Candidate.id)))
+
+
+def decide_cluster(session: Session, row: Candidate, action: str, actor: Actor, *, reason: str | None = None,
+                   note: str | None = None, skip: set[int] | frozenset[int] = frozenset()) -> list[Decision]:
+    """Give the candidate's undecided near-duplicates the decision just taken on it, one audited decision
+    each (noted as a cluster decision). Members decided meanwhile, or in ``skip`` (e.g. open by another
+    curator), are left alone. Edits are never copied: each record keeps its own fields."""
+    if action not in ("accept", "reject", "defer"):
+        raise DecisionError("only accept, reject and defer apply to a cluster")
+    label = f"cluster decision with #{row.id}" + (f": {note}" if note else "")
+    decided = []
+    for member in open_cluster_members(session, row):
+        if member.id in skip:
+            continue
+        locked = _candidate(session, member.id)
+        if locked.status not in UNDECIDED:
+            continue
+        decided.append(decide(session, member.id, action, actor, reason=reason, note=label,
+                              expected_version=locked.version_id))
+    return decided

@@ -674,6 +674,34 @@ def test_two_curators_reviewing_in_parallel_never_meet_unknowingly(browser: Any,
             context.close()
 
 
+def test_a_cluster_is_decided_once_from_the_browser(watched: tuple[Any, Watch], review_db: ReviewDb) -> None:
+    page, watch = watched
+    engine = review_db.engine
+    main, *members = (pending_of(engine, "gcf_projects", i) for i in range(3))
+    with Session(engine) as session, session.begin():
+        for cid in (main, *members):
+            session.get(Candidate, cid).duplicate_cluster = f"dup-{min(main, *members)}"
+    login(page, f"/candidates/{main}")
+    assert page.is_visible("#cluster-too")
+    page.check("#cluster-too")
+    page.select_option("#reason", "not_support_type")
+    with page.expect_navigation():
+        page.click("#reject")
+    listed = ", ".join(f"#{i}" for i in sorted(members))
+    assert f"The same for 2 near-duplicates: {listed}" in " ".join(page.inner_text("#done").split())
+
+    def all_rejected() -> None:
+        for cid in (main, *members):
+            (decision,) = decisions(engine, cid)
+            assert (decision.actor, decision.to_status, decision.reason_code) == (
+                CURATOR, "rejected", "not_support_type")
+        assert decisions(engine, members[0])[0].note == f"cluster decision with #{main}"
+
+    eventually(all_rejected)
+    page.wait_for_timeout(200)
+    assert watch.clean(), watch
+
+
 def test_odd_ids_give_an_html_error_page(watched: tuple[Any, Watch]) -> None:
     page, watch = watched
     login(page, "/queue")

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 from lxml import html as lxml_html
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from harvester.items import CandidateItem
 from harvester.web.app import create_app
@@ -19,7 +19,7 @@ from harvester.web.auth import add_user
 from pipelines.store import candidate_values
 from storage.claims import LEASE, claim, holders
 from storage.db import transaction
-from storage.models import Candidate, CandidateClaim, User
+from storage.models import Candidate, CandidateClaim, Decision, User
 from storage.queue import upsert_candidate
 from storage.runs import ensure_source
 
@@ -151,3 +151,45 @@ def test_the_counter_and_the_personal_history_with_undo(engine: Engine) -> None:
         assert session.get(Candidate, top[0]).status == "accepted"  # the note undone: status as it was
     assert ada.get("/history?before=1").status_code == 200
     assert ada.get(f"/history?before={2**63}").status_code == 422
+
+
+def test_a_near_duplicate_cluster_is_decided_once_and_audited_per_candidate(engine: Engine) -> None:
+    ada, bob = client_for(engine, "ada", "curator-pass-1"), client_for(engine, "bob", "curator-pass-2")
+    main, pending, deferred, held, rejected, elsewhere = ranked(engine)[:6]
+    with transaction(engine) as session:
+        for cid in (main, pending, deferred, held, rejected):
+            session.get(Candidate, cid).duplicate_cluster = f"dup-{main}"
+        session.get(Candidate, deferred).status = "deferred"
+        session.get(Candidate, rejected).status = "rejected"
+    bob.get(f"/candidates/{held}")  # Bob has this member open: it is left to him
+    page = ada.get(f"/candidates/{main}").text
+    box = lxml_html.fromstring(page).cssselect("#cluster-too")[0].getparent().text_content()
+    listed = ", ".join(f"#{i}" for i in sorted((pending, deferred, held)))
+    assert f"Give its 3 undecided near-duplicates ({listed})" in " ".join(box.split())
+    fields = dict(re.findall(r'<input type="hidden" name="(csrf_token|version)" value="([^"]+)"', page))
+    r = ada.post(f"/candidates/{main}/decide", data={**fields, "action": "reject", "reason": "not_cbd_relevant",
+                                                      "cluster": "yes", "note": "same project"})
+    target = r.headers["location"]
+    while r.status_code == 303:
+        target = r.headers["location"]
+        r = ada.get(target)
+    done = " ".join(lxml_html.fromstring(r.text).cssselect("#done")[0].text_content().split())
+    assert f"The same for 2 near-duplicates: {', '.join(f'#{i}' for i in sorted((pending, deferred)))}" in done
+    with transaction(engine) as session:
+        status = {cid: session.get(Candidate, cid).status for cid in (main, pending, deferred, held, rejected,
+                                                                        elsewhere)}
+        trail = [(d.candidate_id, d.from_status, d.to_status, d.reason_code, d.note) for d in session.scalars(
+            select(Decision).order_by(Decision.id))]
+    assert status == {main: "rejected", pending: "rejected", deferred: "rejected", held: "pending",
+                      rejected: "rejected", elsewhere: "pending"}
+    note = f"cluster decision with #{main}: same project"
+    assert trail[0] == (main, "pending", "rejected", "not_cbd_relevant", "same project")
+    assert sorted(trail[1:]) == sorted([(pending, "pending", "rejected", "not_cbd_relevant", note),
+                                        (deferred, "deferred", "rejected", "not_cbd_relevant", note)])
+    # Without the box ticked only the candidate itself is decided.
+    page = ada.get(f"/candidates/{held}").text
+    fields = dict(re.findall(r'<input type="hidden" name="(csrf_token|version)" value="([^"]+)"', page))
+    assert 'id="cluster-too"' not in page  # nothing in its cluster is left undecided
+    ada.post(f"/candidates/{held}/decide", data={**fields, "action": "accept"})
+    with transaction(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Decision)) == 4

@@ -40,7 +40,9 @@ from storage.decisions import (
     audit_query,
     decide,
     decide_all,
+    decide_cluster,
     history,
+    open_cluster_members,
     personal_history,
     progress,
     undo_last,
@@ -154,14 +156,21 @@ def _cursor(raw: str | None) -> Cursor | None:
 VERBS = {"accepted": "Accepted", "rejected": "Rejected", "deferred": "Deferred", "pending": "Reopened"}
 
 
+MAX_DONE = 50
+
+
 def done_notice(session: Any, user: Any, raw: str | None) -> dict[str, Any] | None:
     """What the curator just did (``?done=DECISION_ID``) with a one-click undo while it is still the candidate's
     latest decision; the undo form carries the candidate version shown. Only the curator's own decisions show."""
-    if not raw or not raw.isdigit() or len(raw) > 18:
+    ids = [int(p) for p in (raw or "").split(",")[:MAX_DONE] if p.isdigit() and len(p) < 19]
+    if not ids:
         return None
-    decision = session.get(Decision, int(raw))
+    decision = session.get(Decision, ids[0])
     if decision is None or decision.user_id != user.id:
         return None
+    cluster = list(session.scalars(select(Decision).where(  # the same decision given to its near-duplicates
+        Decision.id.in_(ids[1:]), Decision.user_id == user.id,
+        Decision.note.startswith(f"cluster decision with #{decision.candidate_id}")).order_by(Decision.id)))
     row = session.get(Candidate, decision.candidate_id)
     latest = session.scalar(select(Decision.id).where(
         Decision.candidate_id == decision.candidate_id, Decision.reason_code.is_distinct_from("gone_at_source"))
@@ -172,7 +181,7 @@ def done_notice(session: Any, user: Any, raw: str | None) -> dict[str, Any] | No
         verb = "Added a note to"
     else:
         verb = VERBS.get(decision.to_status, decision.to_status.capitalize())
-    return {"decision": decision, "candidate": row, "verb": verb,
+    return {"decision": decision, "candidate": row, "verb": verb, "cluster": cluster,
             "undoable": latest == decision.id and row.status != CandidateStatus.QUARANTINED}
 
 
@@ -224,7 +233,7 @@ def queue_next(request: Request, session: SessionDep, user: CurrentUser,
     if from_ is not None and (row := session.get(Candidate, from_)) is not None:
         after = Cursor.of(row)
     found = next_unclaimed(session, queue_filter(params), user.id, after)
-    extra = {"done": done} if done and done.isdigit() else {}
+    extra = {"done": done} if done and done.replace(",", "").isdigit() else {}
     if found is None:
         extra |= notice(user, "No candidate of this filter is left that nobody else has open.")
         return RedirectResponse(f"/queue?{urlencode({**params, **extra})}", status_code=303)
@@ -266,7 +275,8 @@ def candidate_page(request: Request, session: SessionDep, user: CurrentUser, can
     has_snapshot = session.scalar(select(FetchedPage.snapshot_ref).where(
         FetchedPage.source_id == row.source_id, FetchedPage.url == row.fetched_url)) is not None
     return render(request, "candidate.html", has_snapshot=has_snapshot, user=user, c=row, evidence=evidence,
-                  holder=holder, progress=progress(session, user.id), remaining=remaining_relevant(session),
+                  holder=holder, open_members=open_cluster_members(session, row), progress=progress(session, user.id),
+                  remaining=remaining_relevant(session),
                   title_segments=segments(row.title, evidence, "title"),
                   summary_segments=segments(row.summary, evidence, "summary"),
                   text_segments=segments(row.text, evidence, "text"),
@@ -337,9 +347,16 @@ async def decide_submit(request: Request, session: SessionDep, user: CurrentUser
         return RedirectResponse(with_params(f"/candidates/{candidate_id}?{filters}", **notice(user, text)),
                                 status_code=303)
     release(session, candidate_id)
+    done = [decision.id]
+    row = session.get(Candidate, candidate_id)
+    if action in ("accept", "reject", "defer") and form.get("cluster") == "yes" and row is not None:
+        members = open_cluster_members(session, row)
+        busy = set(holders(session, [m.id for m in members], except_user=user.id))  # others have them open
+        done += [d.id for d in decide_cluster(session, row, action, Actor(user.name, user.id),
+                                              reason=decision.reason_code, note=decision.note, skip=busy)]
     target = "" if action == "undo" else str(form.get("next") or "")  # after an undo, stay to decide again
     target = safe_next(target) if target else f"/candidates/{candidate_id}?{filters}"
-    return RedirectResponse(with_params(target, done=decision.id), status_code=303)
+    return RedirectResponse(with_params(target, done=",".join(map(str, done))), status_code=303)
 
 
 @router.post("/queue/bulk", name="bulk")
