@@ -772,7 +772,7 @@ def test_harvested_payloads_never_run(watched: tuple[Any, Watch], review_db: Rev
     body = page.inner_text("main")
     for payload in XSS_PAYLOADS:
         assert body.count(payload) >= 4, payload  # title, summary, text, organisations (and more)
-    assert page.get_attribute("mark.support_type", "title") == f"support_type: {XSS_PAYLOADS[5]}"
+    assert page.get_attribute("mark.support_type", "title") == f"(a) Support type (X/16): {XSS_PAYLOADS[5]}"
     assert page.get_attribute(f"a[rel~=noopener]:has-text('{HOSTILE_URL}')", "href") == "#"
     # Hover and focus everything a payload would have hooked, then press the review keys that only read.
     for selector in ("h1", "mark.support_type", "section.fields td", "p.text", "div.text"):

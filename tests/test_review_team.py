@@ -193,3 +193,39 @@ def test_a_near_duplicate_cluster_is_decided_once_and_audited_per_candidate(engi
     ada.post(f"/candidates/{held}/decide", data={**fields, "action": "accept"})
     with transaction(engine) as session:
         assert session.scalar(select(func.count()).select_from(Decision)) == 4
+
+
+def test_the_candidate_page_reads_as_a_curator_would(engine: Engine) -> None:
+    """Criteria by name, evidence for and against told apart, and how the score is made."""
+    ada = client_for(engine, "ada", "curator-pass-1")
+    cid = ranked(engine)[0]
+    ended = {"criterion": "active", "kind": "date", "text": "2019-06-30", "start": None, "end": None,
+             "field": "end_date", "label": "date", "detail": "ended 2019-06-30, 6.4 years before 2025-12-07"}
+    past = {"criterion": "active", "kind": "term", "text": "was completed", "start": 0, "end": 13,
+            "field": "text", "label": "past", "detail": "The project was completed"}
+    ongoing = {"criterion": "active", "kind": "term", "text": "ongoing", "start": 0, "end": 7, "field": "text",
+               "label": "ongoing", "detail": "ongoing work"}
+    with transaction(engine) as session:
+        row = session.get(Candidate, cid)
+        criteria = dict(row.criteria)
+        criteria["active"] = {"score": 0.15, "evidence": [ended, past, ongoing]}
+        row.criteria, row.score, row.classifier_version = criteria, 0.8123, "lr-20261207-000000-abcd"
+        rules = (0.40 * criteria["cbd_relevance"]["score"] + 0.25 * criteria["support_type"]["score"]
+                 + 0.15 * 0.15 + 0.20 * criteria["international"]["score"])
+    doc = lxml_html.fromstring(ada.get(f"/candidates/{cid}").text)
+    names = [th.text_content() for th in doc.cssselect("table.criteria tbody th, table.criteria tr[data-criterion] th")]
+    assert set(names) == {"(a) Support type (X/16)", "(b) CBD and Article 16 relevance", "(c) Active and long-term",
+                          "(d) International"}
+    active = doc.cssselect("table.criteria tr[data-criterion=active]")[0]
+    assert [e.text_content() for e in active.cssselect("td.for .ev")] == ["ongoing"]
+    assert [e.text_content() for e in active.cssselect("td.against .ev")] == ["2019-06-30", "was completed"]
+    how = " ".join(doc.cssselect("#how-scored")[0].text_content().split())
+    assert how.startswith(f"Rules score {rules:.2f} = 0.40 × (b) CBD and Article 16 relevance "
+                          f"{criteria['cbd_relevance']['score']:.2f} + 0.25 × (a) Support type (X/16)")
+    assert "ranked by the learned model lr-20261207-000000-abcd" in how and how.endswith("score 0.81.")
+    queue = lxml_html.fromstring(ada.get("/queue").text)
+    assert [o.text_content() for o in queue.cssselect("select[name=criterion] option")][1:] == [
+        "(a) Support type (X/16)", "(b) CBD and Article 16 relevance", "(c) Active and long-term",
+        "(d) International"]
+    assert [a.text_content() for a in doc.cssselect("header.top nav a")][:6] == [
+        "Dashboard", "Queue", "Sources", "Runs", "Classification", "CHM"]

@@ -15,11 +15,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from harvester import __version__
 from harvester.web.deps import LoginRequired
+from harvester.web.explain import criterion_name
 from harvester.web.security import HeadAsGetMiddleware, SecurityHeadersMiddleware
 from storage.db import session_factory
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.filters["criterion_name"] = criterion_name
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
