@@ -252,6 +252,24 @@ class CandidateClaim(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class SecondReview(Base):
+    """A blind second review of a sampled curator decision (``storage.second_review``): another curator
+    judges the candidate without seeing the first decision; the pair feeds agreement (Cohen's kappa)."""
+
+    __tablename__ = "second_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), unique=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
+    first_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    first_status: Mapped[str] = mapped_column(String(20))
+    requested_by: Mapped[str] = mapped_column(String(100))
+    requested_at: Mapped[datetime] = _now_default()
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    second_status: Mapped[str | None] = mapped_column(String(20))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class AccountEvent(Base):
     """Append-only audit of account changes: added, deactivated, reactivated, password reset, sessions ended."""
 

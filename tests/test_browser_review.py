@@ -716,6 +716,42 @@ def test_odd_ids_give_an_html_error_page(watched: tuple[Any, Watch]) -> None:
     assert watch.dialogs == [] and watch.errors == []
 
 
+def test_a_blind_second_review_of_a_sample_shows_agreement(browser: Any, server: str, review_db: ReviewDb) -> None:
+    from storage.models import SecondReview, User
+
+    contexts = [browser.new_context(base_url=server) for _ in range(2)]
+    try:
+        root, bob = (c.new_page() for c in contexts)
+        login(root, "/admin/second-review", ADMIN, ADMIN_PASSWORD)
+        root.fill("input[name=percent]", "100")
+        with root.expect_navigation():
+            root.click("#sample")
+        sampled = int(root.inner_text("p.notice").split()[0])
+        assert sampled >= 3  # Ada's and Bob's accepts and rejects from the tests above
+        login(bob, "/second-review", SECOND_CURATOR, SECOND_PASSWORD)
+        review = int(bob.get_attribute("#blind", "data-review"))
+        with Session(review_db.engine) as session:
+            first = session.get(SecondReview, review)
+            assert first is not None and first.first_user_id == session.scalar(
+                select(User.id).where(User.name == CURATOR))  # never his own decision
+            cid, first_status = first.candidate_id, first.first_status
+        blind = bob.inner_text("#blind")
+        assert candidate(review_db.engine, cid).title in blind
+        assert first_status not in blind and CURATOR not in blind
+        opposite = "second-reject" if first_status == "accepted" else "second-accept"
+        with bob.expect_navigation():
+            bob.click(f"#{opposite}")
+        assert bob.inner_text("p.notice") == "Second review recorded; here is the next one."
+        root.reload()
+        row = "table.agreement tr[data-curator=ada]"
+        assert root.inner_text(f"{row} td:nth-child(2)") == "1"  # one pair, and it disagrees
+        assert root.inner_text(f"{row} td:nth-child(3)") == "0"
+        assert root.inner_text("table.disagreements tbody tr td:first-child") == f"#{cid}"
+    finally:
+        for context in contexts:
+            context.close()
+
+
 def test_an_admin_deactivates_a_curator_who_is_out_at_once(browser: Any, server: str) -> None:
     contexts = [browser.new_context(base_url=server) for _ in range(2)]
     try:

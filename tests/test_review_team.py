@@ -22,6 +22,7 @@ from storage.db import transaction
 from storage.models import Candidate, CandidateClaim, Decision, User
 from storage.queue import upsert_candidate
 from storage.runs import ensure_source
+from storage.second_review import cohen_kappa
 
 
 @pytest.fixture
@@ -229,3 +230,56 @@ def test_the_candidate_page_reads_as_a_curator_would(engine: Engine) -> None:
         "(d) International"]
     assert [a.text_content() for a in doc.cssselect("header.top nav a")][:6] == [
         "Dashboard", "Queue", "Sources", "Runs", "Classification", "CHM"]
+
+
+def test_cohen_kappa_of_known_tables() -> None:
+    # 50 pairs: 20 both accept, 5 accept/reject, 10 reject/accept, 15 both reject: p_o 0.7, p_e 0.5, kappa 0.4.
+    table = [("accepted", "accepted")] * 20 + [("accepted", "rejected")] * 5 + [("rejected", "accepted")] * 10 \
+        + [("rejected", "rejected")] * 15
+    assert cohen_kappa(table) == pytest.approx(0.4)
+    assert cohen_kappa([("accepted", "accepted"), ("rejected", "rejected")]) == 1.0
+    assert cohen_kappa([("accepted", "rejected"), ("rejected", "accepted")]) == -1.0
+    assert cohen_kappa([("accepted", "accepted")] * 3) is None  # chance agreement is total: undefined
+    assert cohen_kappa([]) is None
+
+
+def test_a_blind_second_review_of_a_sample_gives_kappa_per_curator(engine: Engine) -> None:
+    with transaction(engine) as session:
+        add_user(session, "root", "admin", "admin-pass-12")
+    ada, bob = client_for(engine, "ada", "curator-pass-1"), client_for(engine, "bob", "curator-pass-2")
+    root = client_for(engine, "root", "admin-pass-12")
+    top = ranked(engine)
+    for cid, action in zip(top[:4], ("accept", "accept", "reject", "defer"), strict=True):
+        page = ada.get(f"/candidates/{cid}").text
+        fields = dict(re.findall(r'<input type="hidden" name="(csrf_token|version)" value="([^"]+)"', page))
+        ada.post(f"/candidates/{cid}/decide", data={**fields, "action": action, "reason": "other"})
+    csrf = re.findall(r'name="csrf_token" value="([^"]+)"', root.get("/admin/second-review").text)[0]
+    r = root.post("/admin/second-review", data={"percent": "100", "csrf_token": csrf})
+    assert "3 decision(s) sampled for a blind second review" in root.get(r.headers["location"]).text  # not defer
+    again = root.post("/admin/second-review", data={"percent": "100", "csrf_token": csrf})
+    assert "0 decision(s) sampled" in root.get(again.headers["location"]).text  # each decision sampled once
+
+    assert 'id="nothing"' in ada.get("/second-review").text  # never one's own decisions
+    judged = []
+    for judgement in ("accepted", "rejected", "rejected"):
+        page = bob.get("/second-review").text
+        blind = lxml_html.fromstring(page).cssselect("#blind")[0]
+        text = blind.text_content()
+        assert "accepted" not in text and "rejected" not in text and "ada" not in text  # blind
+        review = int(blind.get("data-review"))
+        token = re.findall(r'name="csrf_token" value="([^"]+)"', page)[0]
+        r = bob.post(f"/second-review/{review}", data={"judgement": judgement, "csrf_token": token})
+        assert "Second review recorded" in bob.get(r.headers["location"]).text
+        judged.append(review)
+    assert 'id="nothing"' in bob.get("/second-review").text
+    late = bob.post(f"/second-review/{judged[0]}", data={"judgement": "accepted", "csrf_token": token})
+    assert "someone else gave this second review meanwhile" in bob.get(late.headers["location"]).text
+    with transaction(engine) as session:  # the candidates are untouched by second reviews
+        assert [session.get(Candidate, cid).status for cid in top[:4]] == ["accepted", "accepted", "rejected",
+                                                                           "deferred"]
+    doc = lxml_html.fromstring(root.get("/admin/second-review").text)
+    row = doc.cssselect("table.agreement tr[data-curator=ada] td")
+    # Pairs (accepted, accepted), (accepted, rejected), (rejected, rejected): p_o 2/3, p_e 4/9, kappa 0.4.
+    assert [td.text_content() for td in row] == ["ada", "3", "2", "0.40", "0"]
+    assert [[td.text_content() for td in tr.cssselect("td")] for tr in doc.cssselect("table.disagreements tbody tr")
+            ] == [[f"#{top[1]}", "ada: accepted", "bob: rejected"]]

@@ -40,6 +40,9 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from harvester.web import routes_chm
 
     app.include_router(routes_chm.router)
+    from harvester.web import routes_second_review
+
+    app.include_router(routes_second_review.router)
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
