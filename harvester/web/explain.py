@@ -34,6 +34,15 @@ def against(criterion: str, evidence: dict[str, Any]) -> bool:
             and str(evidence.get("detail") or "").startswith("ended"))
 
 
+def split_evidence(criteria: dict[str, Any]) -> dict[str, tuple[list[Any], list[Any]]]:
+    """Per criterion: (evidence for, evidence against)."""
+    out = {}
+    for name, crit in criteria.items():
+        evidence = (crit or {}).get("evidence") or []
+        out[name] = ([e for e in evidence if not against(name, e)], [e for e in evidence if against(name, e)])
+    return out
+
+
 @dataclass(frozen=True)
 class Part:
     key: str

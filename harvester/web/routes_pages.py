@@ -28,7 +28,7 @@ from harvester.web.auth import (
     set_active,
 )
 from harvester.web.deps import MAX_ID, AdminUser, CurrentUser, RowId, SessionDep, check_csrf, cookie_name
-from harvester.web.explain import against, explain
+from harvester.web.explain import explain, split_evidence
 from harvester.web.highlight import all_evidence, segments
 from harvester.web.notices import notice, verified
 from storage.claims import claim, holders, next_unclaimed, release
@@ -155,9 +155,7 @@ def _cursor(raw: str | None) -> Cursor | None:
 
 
 VERBS = {"accepted": "Accepted", "rejected": "Rejected", "deferred": "Deferred", "pending": "Reopened"}
-
-
-MAX_DONE = 50
+MAX_DONE = 50  # decision ids one done notice names (a cluster decision)
 
 
 def done_notice(session: Any, user: Any, raw: str | None) -> dict[str, Any] | None:
@@ -276,9 +274,7 @@ def candidate_page(request: Request, session: SessionDep, user: CurrentUser, can
     has_snapshot = session.scalar(select(FetchedPage.snapshot_ref).where(
         FetchedPage.source_id == row.source_id, FetchedPage.url == row.fetched_url)) is not None
     return render(request, "candidate.html", has_snapshot=has_snapshot, user=user, c=row, evidence=evidence,
-                  split={name: ([e for e in (crit or {}).get("evidence") or [] if not against(name, e)],
-                                [e for e in (crit or {}).get("evidence") or [] if against(name, e)])
-                         for name, crit in (row.criteria or {}).items()},
+                  split=split_evidence(row.criteria or {}),
                   how=explain(row.criteria or {}, row.score, row.classifier_version),
                   holder=holder, open_members=open_cluster_members(session, row), progress=progress(session, user.id),
                   remaining=remaining_relevant(session),
