@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 from harvester.items import CandidateItem
 from harvester.web.app import create_app
 from harvester.web.auth import add_user
+from harvester.web.deps import MAX_ID
 from pipelines.store import candidate_values
 from storage.db import transaction
 from storage.models import Candidate, Decision
@@ -24,6 +25,7 @@ from storage.queue import upsert_candidate
 from storage.runs import ensure_source
 
 BIG_ID = 2**63
+TOO_BIG = MAX_ID + 1  # PostgreSQL's INTEGER ends here (SQLite's at 2^63)
 HTML = {"accept": "text/html,application/xhtml+xml"}
 
 
@@ -160,14 +162,17 @@ def test_a_stale_undo_is_a_conflict_and_never_reverts_a_newer_decision(engine: E
 
 @pytest.mark.parametrize("path", [f"/candidates/{BIG_ID}", f"/api/v1/candidates/{BIG_ID}",
                                   f"/candidates/{BIG_ID}/snapshot", f"/candidates/{10**30}", "/candidates/-1",
-                                  f"/audit?before={BIG_ID}"])
+                                  f"/audit?before={BIG_ID}", f"/candidates/{TOO_BIG}", f"/api/v1/candidates/{TOO_BIG}",
+                                  f"/history?before={TOO_BIG}", f"/queue/next?from={TOO_BIG}"])
 def test_an_id_beyond_the_database_range_is_a_422(ada: TestClient, path: str) -> None:
     assert ada.get(path).status_code == 422
 
 
 def test_the_largest_id_is_a_plain_not_found(ada: TestClient) -> None:
-    assert ada.get(f"/candidates/{BIG_ID - 1}").status_code == 404
-    assert ada.get(f"/audit?candidate={BIG_ID}").status_code == 400
+    assert ada.get(f"/candidates/{MAX_ID}").status_code == 404
+    assert ada.get(f"/api/v1/candidates/{MAX_ID}").status_code == 404
+    assert ada.get(f"/audit?candidate={TOO_BIG}").status_code == 400
+    assert ada.get(f"/queue?done={TOO_BIG}").status_code == 200  # an odd done notice is simply not shown
     r = ada.post(f"/candidates/{BIG_ID}/decide", data={"action": "accept"})
     assert r.status_code == 422
 
@@ -211,7 +216,7 @@ def test_a_60_kb_search_is_capped_not_echoed_into_every_link(ada: TestClient) ->
 
 def test_browsers_get_error_pages_in_html_and_the_api_keeps_json(ada: TestClient) -> None:
     for path, status, title in [("/candidates/abc", 422, "Not a valid request"), ("/no-such-page", 404, "Not found"),
-                                (f"/candidates/{BIG_ID - 1}", 404, "Not found"), ("/audit?since=someday", 400,
+                                (f"/candidates/{MAX_ID}", 404, "Not found"), ("/audit?since=someday", 400,
                                                                                   "Bad request")]:
         r = ada.get(path, headers=HTML)
         assert r.status_code == status, path

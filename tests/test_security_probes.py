@@ -443,10 +443,11 @@ def test_the_cookie_is_secure_behind_the_trusted_proxy_and_forged_headers_are_ig
     assert clients == {"198.51.100.23", "203.0.113.9", "127.0.0.1"}  # the forged header counted only when trusted
 
 
-ODD_PATH_VALUES = [str(2**63), str(10**40), "-1", "0", "1.5", "1e3", "abc", "%F0%9F%92%A5"]
+ODD_PATH_VALUES = [str(2**31), str(2**63), str(10**40), "-1", "0", "1.5", "1e3", "abc", "%F0%9F%92%A5"]
 
 
-def test_odd_path_values_on_every_route_never_give_a_500(engine: Engine) -> None:
+def test_odd_path_values_on_every_route_never_give_a_500(any_engine: Engine) -> None:
+    engine = any_engine
     client = login(engine, "root", "admin-pass-12")
     token = _csrf(client)
     before = db_state(engine)
@@ -459,6 +460,9 @@ def test_odd_path_values_on_every_route_never_give_a_500(engine: Engine) -> None
             r = client.request(route.method, path, data={"csrf_token": token, "action": "deactivate"}
                                if route.method == "POST" else None)
             assert r.status_code < 500, (route, odd, r.status_code)
+    for query in ("after", "before"):
+        for path in ("/queue", "/api/v1/candidates"):
+            assert client.get(path, params={query: f"0.5_{2**63}"}).status_code == 400
     assert db_state(engine) == before
 
 

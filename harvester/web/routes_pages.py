@@ -161,7 +161,7 @@ MAX_DONE = 50  # decision ids one done notice names (a cluster decision)
 def done_notice(session: Any, user: Any, raw: str | None) -> dict[str, Any] | None:
     """What the curator just did (``?done=DECISION_ID``) with a one-click undo while it is still the candidate's
     latest decision; the undo form carries the candidate version shown. Only the curator's own decisions show."""
-    ids = [int(p) for p in (raw or "").split(",")[:MAX_DONE] if p.isdigit() and len(p) < 19]
+    ids = [int(p) for p in (raw or "").split(",")[:MAX_DONE] if p.isdigit() and int(p) <= MAX_ID]
     if not ids:
         return None
     decision = session.get(Decision, ids[0])
@@ -330,7 +330,7 @@ async def decide_submit(request: Request, session: SessionDep, user: CurrentUser
              for name in ("title", "summary", "organisations", "countries", "published", "start_date", "end_date")
              if name in form}
     version = str(form.get("version", ""))
-    expected = int(version) if version.isdigit() and len(version) < 19 else None
+    expected = int(version) if version.isdigit() and int(version) <= MAX_ID else None
     filters = urlencode(filter_params(dict(parse_qsl(str(form.get("filters", "")), keep_blank_values=True)), None))
     try:
         if action == "undo":
