@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     chm_max_attempts: int = Field(default=4, ge=1, description="Tries per KM API call on 5xx, timeouts and "
                                   "connection errors, with exponential backoff.")
     chm_retry_backoff: float = Field(default=2.0, ge=0, description="First retry delay in seconds (doubles).")
+    forwarded_allow_ips: str | None = Field(
+        default=None,
+        description="Review app behind a reverse proxy: comma-separated addresses (or *) of the proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto `harvester serve` trusts, so the app sees the client's address "
+        "(login throttling) and https (Secure cookie). None: proxy headers are ignored.",
+    )
     download_timeout: float = Field(
         default=30, gt=0, description="Seconds one crawl request may take, body included, before it is retried "
         "or given up (Scrapy DOWNLOAD_TIMEOUT).")

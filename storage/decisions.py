@@ -55,12 +55,32 @@ def _candidate(session: Session, candidate_id: int) -> Candidate:
     return row
 
 
+def _check_version(row: Candidate, expected_version: int | None) -> None:
+    if expected_version is not None and row.version_id != expected_version:
+        raise DecisionConflict(
+            f"candidate {row.id} was changed by someone else (version {row.version_id}, you saw "
+            f"{expected_version}); reload it and decide again")
+
+
+def _well_typed(name: str, value: Any) -> bool:
+    """Text fields take a string or nothing; list fields also a list of strings (or one separated string)."""
+    if value is None or isinstance(value, str):
+        return True
+    return name in ("organisations", "countries") and isinstance(value, list) and all(
+        isinstance(v, str) for v in value)
+
+
 def _clean_edits(row: Candidate, edits: dict[str, Any]) -> dict[str, Any]:
     unknown = set(edits) - set(EDITABLE_FIELDS)
     if unknown:
         raise DecisionError(f"fields not editable: {', '.join(sorted(unknown))}")
+    wrong = sorted(name for name, value in edits.items() if not _well_typed(name, value))
+    if wrong:
+        raise DecisionError(f"edits of the wrong type: {', '.join(wrong)} (text, or a list of texts)")
     diff = {}
     for name, value in edits.items():
+        if name in ("organisations", "countries") and value is None:
+            value = []
         if name in ("organisations", "countries") and isinstance(value, str):
             value = [v.strip() for v in value.split(";" if name == "organisations" else ",") if v.strip()]
         if name == "countries":
@@ -77,10 +97,7 @@ def decide(session: Session, candidate_id: int, action: str, actor: Actor, *, re
            expected_version: int | None = None) -> Decision:
     """Apply accept / reject (with a reason code) / defer / reopen, or a note alone (``action="note"``)."""
     row = _candidate(session, candidate_id)
-    if expected_version is not None and row.version_id != expected_version:
-        raise DecisionConflict(
-            f"candidate {candidate_id} was changed by someone else (version {row.version_id}, you saw "
-            f"{expected_version}); reload it and decide again")
+    _check_version(row, expected_version)
     _check_action(action, reason)
     diff = _clean_edits(row, edits or {})
     from_status = row.status
@@ -109,10 +126,12 @@ def _feedback(session: Session, *statuses: str) -> None:
         refresh_ranking(session)
 
 
-def undo_last(session: Session, candidate_id: int, actor: Actor) -> Decision:
+def undo_last(session: Session, candidate_id: int, actor: Actor, *, expected_version: int | None = None) -> Decision:
     """Revert the candidate's latest decision (status and edits), itself recorded as a decision;
-    undoing an undo re-applies what it undid."""
+    undoing an undo re-applies what it undid. Like a decision, an undo names the version the curator saw:
+    a stale undo is a ``DecisionConflict`` and never reverts someone else's newer decision."""
     row = _candidate(session, candidate_id)
+    _check_version(row, expected_version)
     last = session.scalars(select(Decision).where(Decision.candidate_id == candidate_id,
                                                   Decision.reason_code.is_distinct_from("gone_at_source"))
                            .order_by(Decision.id.desc()).limit(1)).one_or_none()
@@ -227,3 +246,80 @@ def audit_query(f: AuditFilter) -> Any:
     if f.until:
         query = query.where(Decision.at < datetime.combine(f.until + timedelta(days=1), time.min, UTC))
     return query
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A curator's session counter: candidates they decided today (UTC) and what is left pending."""
+
+    decided_today: int
+    pending: int
+
+
+def progress(session: Session, user_id: int) -> Progress:
+    start = datetime.combine(now().date(), time.min, UTC)
+    decided = session.scalar(select(func.count(func.distinct(Decision.candidate_id))).where(
+        Decision.user_id == user_id, Decision.at >= start, Decision.from_status != Decision.to_status,
+        Decision.reason_code.is_distinct_from("undo"))) or 0
+    pending = session.scalar(select(func.count()).select_from(Candidate).where(
+        Candidate.status == CandidateStatus.PENDING.value)) or 0
+    return Progress(decided, pending)
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One of a curator's own decisions, with what an undo of it needs: is it still the candidate's latest
+    decision, and the candidate version to undo against."""
+
+    decision: Decision
+    title: str | None
+    version: int
+    latest: bool
+
+
+def personal_history(session: Session, user_id: int, *, before: int | None = None,
+                     limit: int = 100) -> list[HistoryRow]:
+    """The curator's decisions, newest first (``before``: decision ids below it)."""
+    query = (select(Decision, Candidate.title, Candidate.version_id)
+             .join(Candidate, Candidate.id == Decision.candidate_id)
+             .where(Decision.user_id == user_id).order_by(Decision.id.desc()).limit(limit))
+    if before is not None:
+        query = query.where(Decision.id < before)
+    rows = session.execute(query).all()
+    ids = {d.candidate_id for d, _, _ in rows}
+    latest = dict(session.execute(select(Decision.candidate_id, func.max(Decision.id)).where(
+        Decision.candidate_id.in_(ids), Decision.reason_code.is_distinct_from("gone_at_source"))
+        .group_by(Decision.candidate_id)).all()) if ids else {}
+    return [HistoryRow(d, title, version, latest.get(d.candidate_id) == d.id) for d, title, version in rows]
+
+
+UNDECIDED = (CandidateStatus.PENDING.value, CandidateStatus.DEFERRED.value, CandidateStatus.FILTERED.value)
+
+
+def open_cluster_members(session: Session, row: Candidate) -> list[Candidate]:
+    """The candidate's near-duplicates (same ``duplicate_cluster``) that no curator has accepted or rejected."""
+    if not row.duplicate_cluster:
+        return []
+    return list(session.scalars(select(Candidate).where(
+        Candidate.duplicate_cluster == row.duplicate_cluster, Candidate.id != row.id,
+        Candidate.status.in_(UNDECIDED)).order_by(Candidate.id)))
+
+
+def decide_cluster(session: Session, row: Candidate, action: str, actor: Actor, *, reason: str | None = None,
+                   note: str | None = None, skip: set[int] | frozenset[int] = frozenset()) -> list[Decision]:
+    """Give the candidate's undecided near-duplicates the decision just taken on it, one audited decision
+    each (noted as a cluster decision). Members decided meanwhile, or in ``skip`` (e.g. open by another
+    curator), are left alone. Edits are never copied: each record keeps its own fields."""
+    if action not in ("accept", "reject", "defer"):
+        raise DecisionError("only accept, reject and defer apply to a cluster")
+    label = f"cluster decision with #{row.id}" + (f": {note}" if note else "")
+    decided = []
+    for member in open_cluster_members(session, row):
+        if member.id in skip:
+            continue
+        locked = _candidate(session, member.id)
+        if locked.status not in UNDECIDED:
+            continue
+        decided.append(decide(session, member.id, action, actor, reason=reason, note=label,
+                              expected_version=locked.version_id))
+    return decided

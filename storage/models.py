@@ -235,15 +235,59 @@ class WebSession(Base):
 
 
 class LoginAttempt(Base):
-    """Failed and successful logins, for throttling guessing."""
+    """Failed and successful logins, for throttling guessing (per client and account, and per client)."""
 
     __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_client_at", "client", "at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), index=True)
     client: Mapped[str | None] = mapped_column(String(100))
     success: Mapped[bool] = mapped_column(Boolean)
     at: Mapped[datetime] = _now_default()
+
+
+class CandidateClaim(Base):
+    """A curator's short lease on a candidate they opened (``storage.claims``): advice, not a lock."""
+
+    __tablename__ = "candidate_claims"
+
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    claimed_at: Mapped[datetime] = _now_default()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SecondReview(Base):
+    """A blind second review of a sampled curator decision (``storage.second_review``): another curator
+    judges the candidate without seeing the first decision; the pair feeds agreement (Cohen's kappa)."""
+
+    __tablename__ = "second_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), unique=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
+    first_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    first_status: Mapped[str] = mapped_column(String(20))
+    requested_by: Mapped[str] = mapped_column(String(100))
+    requested_at: Mapped[datetime] = _now_default()
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    second_status: Mapped[str | None] = mapped_column(String(20))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AccountEvent(Base):
+    """Append-only audit of account changes: added, deactivated, reactivated, password reset, sessions ended."""
+
+    __tablename__ = "account_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = _now_default()
+    actor: Mapped[str] = mapped_column(String(100))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    action: Mapped[str] = mapped_column(String(30))
+    detail: Mapped[str | None] = mapped_column(Text)
 
 
 class ReasonCode(StrEnum):

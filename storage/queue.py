@@ -174,6 +174,7 @@ class QueueFilter:
 
 CRITERIA = ("support_type", "cbd_relevance", "active", "international")
 COUNT_CAP = 10_000
+MAX_KEY = 2**31 - 1  # the largest INTEGER key on PostgreSQL
 RANK = (Candidate.score.desc().nulls_last(), Candidate.id)
 
 
@@ -197,6 +198,8 @@ class Cursor:
         try:
             value = None if score == "none" else float(score)
             if value is not None and value != value:  # NaN
+                raise ValueError
+            if not 0 <= int(ident) <= MAX_KEY:  # PostgreSQL would refuse it in the query: a 500
                 raise ValueError
             return cls(value, int(ident))
         except ValueError:

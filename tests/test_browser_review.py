@@ -48,6 +48,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CURATOR, PASSWORD = "ada", "curator-pass-1"
+SECOND_CURATOR, SECOND_PASSWORD = "bob", "curator-pass-2"
+ADMIN, ADMIN_PASSWORD = "root", "admin-pass-12"
 HOSTILE_SOURCE = "hostile_site"
 
 # Each payload, if it ever ran, would set window.__xss to its number and (where it can) open a dialog.
@@ -159,6 +161,8 @@ def review_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReviewDb]:
     _store(engine, [*items, _hostile_item()])
     with transaction(engine) as session:
         add_user(session, CURATOR, "curator", PASSWORD)
+        add_user(session, SECOND_CURATOR, "curator", SECOND_PASSWORD)
+        add_user(session, ADMIN, "admin", ADMIN_PASSWORD)
         hostile_id = session.scalar(select(Candidate.id).where(Candidate.source_id == HOSTILE_SOURCE))
     yield ReviewDb(url, engine, hostile_id)
     engine.dispose()
@@ -271,11 +275,11 @@ def eventually(check: Callable[[], T], timeout: float = 5.0) -> T:
             time.sleep(0.05)
 
 
-def login(page: Any, path: str) -> None:
+def login(page: Any, path: str, name: str = CURATOR, password: str = PASSWORD) -> None:
     page.goto(path)
     assert urlsplit(page.url).path == "/login"
-    page.fill("input[name=name]", CURATOR)
-    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", password)
     with page.expect_navigation():
         page.click("button[type=submit]")
 
@@ -437,20 +441,15 @@ def test_review_loop_by_keyboard(watched: tuple[Any, Watch], review_db: ReviewDb
 
     eventually(rejected)
 
-    # u on a candidate without any decision says so on the page (not a bare error document).
-    with page.expect_navigation():
-        page.keyboard.press("u")
-    assert page.is_visible("p.error[role=alert]")
-    assert "no curator decision to undo" in page.inner_text("p.error[role=alert]")
-    watch.bad_responses.clear()
-
-    # Back to the rejected candidate, u undoes the reject and stays on it to decide again.
-    page.goto(f"/candidates/{second}")
-    assert page.inner_text(".meta .status") == "rejected"
+    # The next page says what was done; u undoes it and goes back to the candidate to decide again.
+    third = int(path_of(page.url).rsplit("/", 1)[1])
+    assert " ".join(page.inner_text("#done .what").split()).startswith(f"Rejected #{second} ")
+    assert page.inner_text("#done .what").endswith("as not_cbd_relevant.")
     with page.expect_navigation():
         page.keyboard.press("u")
     assert path_of(page.url) == f"/candidates/{second}"
     assert page.inner_text(".meta .status") == "pending"
+    assert " ".join(page.inner_text("#done .what").split()).startswith(f"Undid the last decision on #{second} ")
 
     def undone() -> None:
         row = candidate(engine, second)
@@ -460,9 +459,21 @@ def test_review_loop_by_keyboard(watched: tuple[Any, Watch], review_db: ReviewDb
 
     eventually(undone)
 
-    # With the mouse, picking a reason rejects at once.
+    # u on a candidate without any decision says so on the page (not a bare error document).
+    page.goto(f"/candidates/{third}")
     with page.expect_navigation():
-        page.select_option("#reason", "duplicate")
+        page.keyboard.press("u")
+    assert page.is_visible("p.error[role=alert]")
+    assert "no curator decision to undo" in page.inner_text("p.error[role=alert]")
+    watch.bad_responses.clear()
+
+    # With the mouse, picking a reason decides nothing; the Reject button does.
+    page.goto(f"/candidates/{second}")
+    page.select_option("#reason", "duplicate")
+    page.wait_for_timeout(300)
+    assert path_of(page.url) == f"/candidates/{second}" and candidate(engine, second).status == "pending"
+    with page.expect_navigation():
+        page.click("#reject")
     eventually(lambda: _assert_equal(
         [(d.to_status, d.reason_code) for d in decisions(engine, second)][-1], ("rejected", "duplicate")))
 
@@ -484,7 +495,7 @@ def test_review_loop_by_keyboard(watched: tuple[Any, Watch], review_db: ReviewDb
     assert all(candidate(engine, i).status == "pending" for i in targets), "asking to confirm decides nothing"
     with page.expect_navigation():
         page.click("#bulk-confirm")
-    assert {k: v for k, v in query_of(page.url).items() if k != "message"} == {
+    assert {k: v for k, v in query_of(page.url).items() if k not in ("message", "sig")} == {
         "status": "pending", "source": "gcf_projects", "country": "BD"}
     assert page.inner_text("p.notice") == f"defer: {len(targets)} {noun} decided"
     assert queue_ids(page) == []
@@ -525,6 +536,245 @@ def test_accepting_without_edits_records_no_edit(watched: tuple[Any, Watch], rev
     assert watch.clean(), watch
 
 
+def pending_of(engine: Engine, source: str, index: int) -> int:
+    """A pending candidate no other test decides: counted from the end of the source's ids."""
+    with Session(engine) as session:
+        return list(session.scalars(select(Candidate.id).where(
+            Candidate.source_id == source, Candidate.status == "pending").order_by(Candidate.id.desc())))[index]
+
+
+def test_enter_in_a_field_and_choosing_a_reason_decide_nothing(watched: tuple[Any, Watch], review_db: ReviewDb,
+                                                               browser: Any, server: str) -> None:
+    page, watch = watched
+    engine = review_db.engine
+    cid = pending_of(engine, "adaptecca_cases", 0)
+    login(page, f"/candidates/{cid}")
+    # Enter in every one-line field of the decision form: nothing is submitted.
+    page.fill("#decision-form input[name=note]", "checked the partner page")
+    for name in ("note", "title", "organisations", "countries", "published", "start_date"):
+        page.press(f"#decision-form input[name={name}]", "Enter")
+    page.select_option("#reason", "inactive")  # a choice with the mouse: still nothing decided
+    page.wait_for_timeout(400)
+    assert path_of(page.url) == f"/candidates/{cid}"
+    assert candidate(engine, cid).status == "pending" and decisions(engine, cid) == []
+
+    # The deliberate action decides, with the note typed; the next page says so and offers the undo.
+    with page.expect_navigation():
+        page.click("#reject")
+
+    def rejected() -> None:
+        (decision,) = decisions(engine, cid)
+        assert (decision.to_status, decision.reason_code, decision.note) == (
+            "rejected", "inactive", "checked the partner page")
+
+    eventually(rejected)
+    assert path_of(page.url) != f"/candidates/{cid}"
+    what = " ".join(page.inner_text("#done .what").split())
+    assert what.startswith(f"Rejected #{cid} ") and what.endswith("as inactive.")
+    shot(page, "decision-done.png")
+    with page.expect_navigation():
+        page.click("#undo-done")
+    assert path_of(page.url) == f"/candidates/{cid}"
+    eventually(lambda: _assert_equal([d.to_status for d in decisions(engine, cid)], ["rejected", "pending"]))
+
+    # Without script, Enter still cannot decide: the form's first button is a disabled one.
+    plain = browser.new_context(java_script_enabled=False, base_url=server)
+    try:
+        bare = plain.new_page()
+        login(bare, f"/candidates/{cid}")
+        bare.fill("#decision-form input[name=note]", "Enter without script")
+        bare.press("#decision-form input[name=note]", "Enter")
+        bare.wait_for_timeout(400)
+        assert path_of(bare.url) == f"/candidates/{cid}"
+        assert len(decisions(engine, cid)) == 2
+    finally:
+        plain.close()
+    page.wait_for_timeout(200)
+    assert watch.clean(), watch
+
+
+def test_a_stale_undo_gets_the_conflict_a_decision_gets(browser: Any, server: str, review_db: ReviewDb) -> None:
+    """Ada accepts, Bob then rejects the same candidate; Ada's Undo (made for her version) must not revert Bob."""
+    engine = review_db.engine
+    cid = pending_of(engine, "adaptecca_cases", 1)
+    contexts = [browser.new_context(base_url=server) for _ in range(2)]
+    try:
+        ada, bob = (c.new_page() for c in contexts)
+        login(ada, f"/candidates/{cid}")
+        with ada.expect_navigation():
+            ada.click("#accept")
+        assert ada.is_visible("#undo-done")
+        login(bob, f"/candidates/{cid}", SECOND_CURATOR, SECOND_PASSWORD)
+        bob.select_option("#reason", "other")
+        with bob.expect_navigation():
+            bob.click("#reject")
+        eventually(lambda: _assert_equal(candidate(engine, cid).status, "rejected"))
+        with ada.expect_navigation():
+            ada.click("#undo-done")
+        assert path_of(ada.url) == f"/candidates/{cid}"
+        alert = ada.inner_text("p.error[role=alert]")
+        assert "was changed by someone else" in alert and "nothing was changed" in alert
+        assert ada.inner_text(".meta .status") == "rejected"
+        assert [(d.actor, d.to_status) for d in decisions(engine, cid)] == [
+            (CURATOR, "accepted"), (SECOND_CURATOR, "rejected")]
+        shot(ada, "stale-undo.png")
+    finally:
+        for context in contexts:
+            context.close()
+
+
+def test_two_curators_reviewing_in_parallel_never_meet_unknowingly(browser: Any, server: str,
+                                                                    review_db: ReviewDb) -> None:
+    """Both press "review next" on the same filter: each gets a different candidate; opening the other's shows
+    who has it open, and deciding continues past the candidates the other holds."""
+    engine = review_db.engine
+    query = "status=pending&source=adaptecca_cases"
+    contexts = [browser.new_context(base_url=server) for _ in range(2)]
+    try:
+        ada, bob = (c.new_page() for c in contexts)
+        login(ada, f"/queue?{query}")
+        login(bob, f"/queue?{query}", SECOND_CURATOR, SECOND_PASSWORD)
+        with ada.expect_navigation():
+            ada.click("#review-next")
+        ada_first = int(path_of(ada.url).rsplit("/", 1)[1])
+        with bob.expect_navigation():
+            bob.click("#review-next")
+        bob_first = int(path_of(bob.url).rsplit("/", 1)[1])
+        assert bob_first != ada_first
+        assert not ada.is_visible("#claimed") and not bob.is_visible("#claimed")
+        bob.goto(f"/queue?{query}")
+        assert bob.inner_text(f"table.queue tr[data-href^='/candidates/{ada_first}?'] .claimed") == \
+            f"{CURATOR} is reviewing"
+        bob.goto(f"/candidates/{ada_first}?{query}")
+        assert bob.inner_text("#claimed").startswith(f"{CURATOR} is reviewing this candidate")
+        shot(bob, "claimed.png")
+        # Bob defers his; the next page is neither Ada's candidate nor the one he just left.
+        bob.goto(f"/candidates/{bob_first}?{query}")
+        decided_before = int(bob.inner_text("#progress .today").split()[0])
+        with bob.expect_navigation():
+            bob.click("#defer")
+        bob_next = int(path_of(bob.url).rsplit("/", 1)[1])
+        assert bob_next not in (ada_first, bob_first)
+        assert " ".join(bob.inner_text("#done .what").split()).startswith(f"Deferred #{bob_first} ")
+        assert candidate(engine, bob_first).status == "deferred"
+        assert bob.inner_text("#progress .today") == f"{decided_before + 1} decided by you today"
+        # His history lists it with an undo; the undo brings the candidate back to decide again.
+        with bob.expect_navigation():
+            bob.click("#progress a")
+        assert path_of(bob.url) == "/history"
+        row = bob.locator("table.mine tbody tr").first
+        assert row.locator("td").nth(2).inner_text() == "pending → deferred"
+        with bob.expect_navigation():
+            row.locator("button.undo").click()
+        assert path_of(bob.url) == f"/candidates/{bob_first}"
+        assert bob.inner_text(".meta .status") == "pending"
+        eventually(lambda: _assert_equal(candidate(engine, bob_first).status, "pending"))
+    finally:
+        for context in contexts:
+            context.close()
+
+
+def test_a_cluster_is_decided_once_from_the_browser(watched: tuple[Any, Watch], review_db: ReviewDb) -> None:
+    page, watch = watched
+    engine = review_db.engine
+    main, *members = (pending_of(engine, "gcf_projects", i) for i in range(3))
+    with Session(engine) as session, session.begin():
+        for cid in (main, *members):
+            session.get(Candidate, cid).duplicate_cluster = f"dup-{min(main, *members)}"
+    login(page, f"/candidates/{main}")
+    assert page.is_visible("#cluster-too")
+    page.check("#cluster-too")
+    page.select_option("#reason", "not_support_type")
+    with page.expect_navigation():
+        page.click("#reject")
+    listed = ", ".join(f"#{i}" for i in sorted(members))
+    assert f"The same for 2 near-duplicates: {listed}" in " ".join(page.inner_text("#done").split())
+
+    def all_rejected() -> None:
+        for cid in (main, *members):
+            (decision,) = decisions(engine, cid)
+            assert (decision.actor, decision.to_status, decision.reason_code) == (
+                CURATOR, "rejected", "not_support_type")
+        assert decisions(engine, members[0])[0].note == f"cluster decision with #{main}"
+
+    eventually(all_rejected)
+    page.wait_for_timeout(200)
+    assert watch.clean(), watch
+
+
+def test_odd_ids_give_an_html_error_page(watched: tuple[Any, Watch]) -> None:
+    page, watch = watched
+    login(page, "/queue")
+    for path, status, title in [(f"/candidates/{2**63}", 422, "Not a valid request"),
+                                (f"/candidates/{2**31 - 1}", 404, "Not found")]:
+        response = page.goto(path)
+        assert response.status == status
+        assert response.headers["content-type"].startswith("text/html")
+        assert page.inner_text("h1").startswith(title)
+    page.goto("/queue?message=Your+account+is+locked%3A+call+%2B1+555+0100")
+    assert "555 0100" not in page.inner_text("main")
+    assert watch.dialogs == [] and watch.errors == []
+
+
+def test_a_blind_second_review_of_a_sample_shows_agreement(browser: Any, server: str, review_db: ReviewDb) -> None:
+    from storage.models import SecondReview, User
+
+    contexts = [browser.new_context(base_url=server) for _ in range(2)]
+    try:
+        root, bob = (c.new_page() for c in contexts)
+        login(root, "/admin/second-review", ADMIN, ADMIN_PASSWORD)
+        root.fill("input[name=percent]", "100")
+        with root.expect_navigation():
+            root.click("#sample")
+        sampled = int(root.inner_text("p.notice").split()[0])
+        assert sampled >= 3  # Ada's and Bob's accepts and rejects from the tests above
+        login(bob, "/second-review", SECOND_CURATOR, SECOND_PASSWORD)
+        review = int(bob.get_attribute("#blind", "data-review"))
+        with Session(review_db.engine) as session:
+            first = session.get(SecondReview, review)
+            assert first is not None and first.first_user_id == session.scalar(
+                select(User.id).where(User.name == CURATOR))  # never his own decision
+            cid, first_status = first.candidate_id, first.first_status
+        blind = bob.inner_text("#blind")
+        assert candidate(review_db.engine, cid).title in blind
+        assert first_status not in blind and CURATOR not in blind
+        opposite = "second-reject" if first_status == "accepted" else "second-accept"
+        with bob.expect_navigation():
+            bob.click(f"#{opposite}")
+        assert bob.inner_text("p.notice") == "Second review recorded; here is the next one."
+        root.reload()
+        row = "table.agreement tr[data-curator=ada]"
+        assert root.inner_text(f"{row} td:nth-child(2)") == "1"  # one pair, and it disagrees
+        assert root.inner_text(f"{row} td:nth-child(3)") == "0"
+        assert root.inner_text("table.disagreements tbody tr td:first-child") == f"#{cid}"
+    finally:
+        for context in contexts:
+            context.close()
+
+
+def test_an_admin_deactivates_a_curator_who_is_out_at_once(browser: Any, server: str) -> None:
+    contexts = [browser.new_context(base_url=server) for _ in range(2)]
+    try:
+        bob, root = (c.new_page() for c in contexts)
+        login(bob, "/queue", SECOND_CURATOR, SECOND_PASSWORD)
+        login(root, "/admin/users", ADMIN, ADMIN_PASSWORD)
+        row = f"tr[data-name={SECOND_CURATOR}]"
+        assert root.inner_text(f"{row} .sessions") != "0"
+        with root.expect_navigation():
+            root.click(f"{row} button.deactivate")
+        assert root.inner_text("p.notice") == "bob deactivated: cannot log in, every session ended"
+        assert (root.inner_text(f"{row} .active"), root.inner_text(f"{row} .sessions")) == ("no", "0")
+        assert "deactivated" in root.inner_text("table.account-events")
+        bob.reload()
+        assert path_of(bob.url) == "/login"
+        with root.expect_navigation():
+            root.click(f"{row} button.activate")
+        assert root.inner_text(f"{row} .active") == "yes"
+    finally:
+        for context in contexts:
+            context.close()
+
+
 # ---------------------------------------------------------------------------- hostile harvested markup
 
 
@@ -558,7 +808,7 @@ def test_harvested_payloads_never_run(watched: tuple[Any, Watch], review_db: Rev
     body = page.inner_text("main")
     for payload in XSS_PAYLOADS:
         assert body.count(payload) >= 4, payload  # title, summary, text, organisations (and more)
-    assert page.get_attribute("mark.support_type", "title") == f"support_type: {XSS_PAYLOADS[5]}"
+    assert page.get_attribute("mark.support_type", "title") == f"(a) Support type (X/16): {XSS_PAYLOADS[5]}"
     assert page.get_attribute(f"a[rel~=noopener]:has-text('{HOSTILE_URL}')", "href") == "#"
     # Hover and focus everything a payload would have hooked, then press the review keys that only read.
     for selector in ("h1", "mark.support_type", "section.fields td", "p.text", "div.text"):

@@ -64,8 +64,8 @@ XSS = [
     "<form action=https://evil.example/><button>go</button></form>",
 ]
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/api/v1/openapi.json"), ("HEAD", "/api/v1/openapi.json")}
-PATH_VALUES = {"candidate_id": "{cid}", "run_id": "1", "alert_id": "1", "source_id": "hostile_site", "name": "x",
-               "fmt": "svg", "action": "push"}
+PATH_VALUES = {"candidate_id": "{cid}", "run_id": "1", "alert_id": "1", "user_id": "1", "review_id": "1",
+               "source_id": "hostile_site", "name": "x", "fmt": "svg", "action": "push"}
 
 
 @dataclass(frozen=True)
@@ -335,10 +335,170 @@ def test_security_headers_on_every_response(engine: Engine) -> None:
         assert r.headers.get("x-content-type-options") == "nosniff", route
         csp = r.headers.get("content-security-policy", "")
         assert "frame-ancestors" in csp and "unsafe-eval" not in csp, (route, csp)
+        assert r.headers.get("cache-control") == "no-store", route
+        assert "camera=()" in r.headers.get("permissions-policy", ""), route
+        assert client.head(fill(route.path, cid)).status_code == r.status_code, route
         if "html" in r.headers.get("content-type", "") and not route.path.endswith("/snapshot"):
             assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp, (route, csp)
             assert "object-src 'none'" in csp and "base-uri 'none'" in csp
         assert r.status_code < 500, (route, r.status_code)
+
+
+# --- lockout, the trusted proxy, odd input ------------------------------------------------------------
+
+
+def client_at(engine: Engine, address: str) -> TestClient:
+    return TestClient(create_app(engine), follow_redirects=False, client=(address, 40000))
+
+
+def test_no_one_can_lock_a_named_curator_out(engine: Engine) -> None:
+    attacker = client_at(engine, "203.0.113.7")
+    codes = [attacker.post("/login", data={"name": "ada", "password": f"guess-{i}"}).status_code for i in range(40)]
+    # Three guesses, then a wait that doubles with every guess checked: 40 quick tries get about five checked.
+    assert codes[:4] == [401, 401, 401, 429] and codes.count(401) <= 6 and set(codes) == {401, 429}
+    sprayed = [attacker.post("/login", data={"name": f"{n}", "password": "Summer2026!"}).status_code
+               for n in ("root", "admin", "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")]
+    assert sprayed.count(429) >= 6, sprayed
+    # The real curator, from her own client, is never held back by any of it.
+    assert client_at(engine, "192.0.2.10").post(
+        "/login", data={"name": "ada", "password": "curator-pass-1"}).status_code == 303
+
+
+def _serve(db_url: str, data_dir: Path, trusted: str | None) -> tuple[subprocess.Popen[bytes], int]:
+    import os
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {**os.environ, "HARVESTER_DATABASE_URL": db_url, "HARVESTER_DATA_DIR": str(data_dir)}
+    env.pop("HARVESTER_FORWARDED_ALLOW_IPS", None)
+    if trusted is not None:
+        env["HARVESTER_FORWARDED_ALLOW_IPS"] = trusted
+    proc = subprocess.Popen([sys.executable, "-m", "harvester", "serve", "--port", str(port)], cwd=PROJECT_ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2):
+                return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("harvester serve did not answer in 30 s")
+
+
+def _post_login(port: int, password: str, headers: dict[str, str]) -> tuple[int, str]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", "/login", body=f"name=ada&password={password}",
+                 headers={"Content-Type": "application/x-www-form-urlencoded", **headers})
+    r = conn.getresponse()
+    r.read()
+    conn.close()
+    return r.status, r.getheader("set-cookie") or ""
+
+
+@pytest.mark.slow
+def test_the_cookie_is_secure_behind_the_trusted_proxy_and_forged_headers_are_ignored(tmp_path: Path) -> None:
+    from storage.db import make_engine, upgrade
+
+    db_url = f"sqlite:///{tmp_path / 'proxy.sqlite3'}"
+    db = make_engine(db_url)
+    upgrade(db)
+    with transaction(db) as session:
+        add_user(session, "ada", "curator", "curator-pass-1")
+    db.dispose()
+    via_proxy = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.23"}
+    for trusted, secure in (("127.0.0.1", True), (None, False)):
+        proc, port = _serve(db_url, tmp_path, trusted)
+        try:
+            # The browser's Origin is the public https site; the proxy keeps the Host header.
+            origin = {"Origin": f"{'https' if secure else 'http'}://127.0.0.1:{port}"}
+            status, cookie = _post_login(port, "curator-pass-1", {**via_proxy, **origin})
+            assert status == 303
+            flags = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+            assert cookie.startswith("__Host-chm_session=" if secure else "chm_session="), cookie
+            assert ("secure" in flags) is secure
+            assert {"httponly", "samesite", "path"} <= flags and "domain" not in flags
+            if secure:
+                # Behind the proxy the throttle sees each client's own address, not the proxy's.
+                for i in range(4):
+                    _post_login(port, f"guess-{i}", {**via_proxy, **origin, "X-Forwarded-For": "203.0.113.9"})
+                assert _post_login(port, "curator-pass-1", {**via_proxy, **origin,
+                                                            "X-Forwarded-For": "203.0.113.9"})[0] == 429
+                assert _post_login(port, "curator-pass-1", {**via_proxy, **origin})[0] == 303
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    check = make_engine(db_url)
+    with transaction(check) as session:
+        from storage.models import LoginAttempt
+
+        clients = set(session.scalars(select(LoginAttempt.client)))
+    check.dispose()
+    assert clients == {"198.51.100.23", "203.0.113.9", "127.0.0.1"}  # the forged header counted only when trusted
+
+
+ODD_PATH_VALUES = [str(2**31), str(2**63), str(10**40), "-1", "0", "1.5", "1e3", "abc", "%F0%9F%92%A5"]
+
+
+def test_odd_path_values_on_every_route_never_give_a_500(any_engine: Engine) -> None:
+    engine = any_engine
+    client = login(engine, "root", "admin-pass-12")
+    token = _csrf(client)
+    before = db_state(engine)
+    for route in ROUTES:
+        if "{" not in route.path or route.method not in ("GET", "POST"):
+            continue
+        for odd in ODD_PATH_VALUES:
+            path = re.sub(r"\{(\w+)\}", lambda m, odd=odd: "svg" if m.group(1) in ("fmt", "action") else odd,
+                          route.path)
+            r = client.request(route.method, path, data={"csrf_token": token, "action": "deactivate"}
+                               if route.method == "POST" else None)
+            assert r.status_code < 500, (route, odd, r.status_code)
+    for query in ("after", "before"):
+        for path in ("/queue", "/api/v1/candidates"):
+            assert client.get(path, params={query: f"0.5_{2**63}"}).status_code == 400
+    assert db_state(engine) == before
+
+
+@pytest.mark.parametrize("edits", [{"countries": 5}, {"title": {}}, {"title": []}, {"organisations": [None]},
+                                   {"published": 2020}, {"countries": "x" * 6000}, {"end_date": True}])
+def test_wrongly_typed_api_edits_are_refused(engine: Engine, edits: dict[str, Any]) -> None:
+    client = login(engine, "ada", "curator-pass-1")
+    csrf = client.get("/api/v1/me").json()["csrf_token"]
+    before = db_state(engine)
+    r = client.post(f"/api/v1/candidates/{candidate_id(engine)}/decisions", json={"action": "accept", "edits": edits},
+                    headers={"x-csrf-token": csrf})
+    assert r.status_code == 422, r.text
+    assert db_state(engine) == before
+
+
+def test_no_page_shows_a_message_the_app_did_not_issue(engine: Engine) -> None:
+    phishing = "Security notice: your account is locked, call +1 555 0100"
+    client = login(engine, "root", "admin-pass-12")
+    cid = candidate_id(engine)
+    pages = 0
+    for route in ROUTES:
+        if route.method != "GET":
+            continue
+        r = client.get(fill(route.path, cid), params={"message": phishing, "sig": "f" * 64, "error": phishing,
+                                                      "notice": phishing})
+        if "html" in r.headers.get("content-type", ""):
+            pages += 1
+            assert "call +1 555 0100" not in r.text, route.path
+    assert pages >= 10
+
+
+def test_a_huge_search_stays_a_small_page(engine: Engine) -> None:
+    client = login(engine, "ada", "curator-pass-1")
+    for path in ("/queue", "/api/v1/candidates"):
+        r = client.get(path, params={"q": "biodiversity " * 3000, "country": "K" * 20_000})
+        assert r.status_code == 200 and len(r.content) < 100_000, (path, len(r.content))
 
 
 # --- SSRF through the registry (the only way sources are added) ----------------------------------
@@ -426,6 +586,10 @@ BANDIT_JUSTIFIED: dict[tuple[str, str], str] = {
     ("harvester/web/routes_chm.py", "B107"): "the empty default is the CSRF token form field, not a password",
     ("harvester/web/routes_ops.py", "B107"): "the empty default is the CSRF token form field, not a password",
     ("harvester/web/routes_pages.py", "B107"): "the empty default is the CSRF token form field, not a password",
+    ("harvester/web/routes_second_review.py", "B107"): "the empty default is the CSRF token form field, not a "
+                                                       "password",
+    ("storage/second_review.py", "B311"): "random sample of decisions for a blind second review (seedable for "
+                                          "tests); nothing secret depends on it",
     ("storage/search.py", "B608"): "full-text index DDL assembled from module constants (table and column names); "
                                    "no request or harvested value reaches it",
 }

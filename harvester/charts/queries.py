@@ -9,9 +9,9 @@ are not decisions, so they show at the candidate's first status until a curator 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -23,6 +23,7 @@ from storage.models import Candidate, CandidateStatus, ClassifierModel, CrawlRun
 
 SYSTEM_ACTOR = "harvester"  # storage.model_store.SYSTEM_ACTOR: gone-at-source marks are not curator decisions
 DECIDED = (CandidateStatus.ACCEPTED.value, CandidateStatus.REJECTED.value)
+T = TypeVar("T")
 MAX_POINTS = 400
 BINS = 20
 RUN_COUNTS = ("items", "new", "updated", "not_modified", "errors")
@@ -299,6 +300,31 @@ def remaining(session: Session) -> tuple[RemainingEstimate, StoppingSignal]:
         _REMAINING_CACHE.clear()
     _REMAINING_CACHE[key] = result
     return result
+
+
+_CHART_CACHE: dict[tuple[Any, ...], Any] = {}
+CHART_CACHE_SIZE = 256
+
+
+def data_state(session: Session) -> tuple[Any, ...]:
+    """What every chart is drawn from, in a few cheap reads: a decision, a new or re-scored candidate, a run
+    that starts or finishes, or a new model changes it. Charts are cached per state (``cached``)."""
+    return (str(session.get_bind().url), session.scalar(select(func.max(Decision.id))),
+            *session.execute(select(func.max(Candidate.id), func.count(), func.max(Candidate.updated_at))).one(),
+            *session.execute(select(func.max(CrawlRun.id), func.max(CrawlRun.finished_at))).one(),
+            session.scalar(select(func.max(ClassifierModel.id))))
+
+
+def cached(state: tuple[Any, ...], what: tuple[Any, ...], make: Callable[[], T]) -> T:
+    """``make()`` once per data state and ``what`` (a chart name, its arguments, a format)."""
+    key = (state, *what)
+    if key in _CHART_CACHE:
+        return cast(T, _CHART_CACHE[key])
+    value = make()
+    if len(_CHART_CACHE) >= CHART_CACHE_SIZE:
+        _CHART_CACHE.clear()
+    _CHART_CACHE[key] = value
+    return value
 
 
 DASHBOARD = {"queue-history": queue_history, "candidates-per-run": candidates_per_run,

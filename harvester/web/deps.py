@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.orm import Session
 
 from harvester.web.auth import SessionUser, load_session
 from harvester.web.security import same_origin, tokens_match
 from storage.db import session_factory
+from storage.queue import MAX_KEY
 
+MAX_ID = MAX_KEY  # the largest id an INTEGER key holds on PostgreSQL (and so on both): beyond it a 422, not a 500
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]  # a path id: candidate, run, alert, user
 COOKIE = "chm_session"
 SECURE_COOKIE = "__Host-chm_session"
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from harvester.web.deps import CurrentUser, SessionDep, check_csrf
+from harvester.web.deps import MAX_ID, CurrentUser, RowId, SessionDep, check_csrf
 from harvester.web.routes_pages import filter_params, queue_filter
+from storage.claims import release
 from storage.decisions import Actor, DecisionConflict, DecisionError, decide, history, undo_last
 from storage.models import Candidate, CrawlRun
 from storage.queue import COUNT_CAP, Cursor, CursorError, candidate_json, count_candidates, queue_page
@@ -17,15 +18,33 @@ from storage.queue import COUNT_CAP, Cursor, CursorError, candidate_json, count_
 router = APIRouter(prefix="/api/v1", tags=["review"])
 
 
+Text = Annotated[str, Field(max_length=100_000)]
+
+
+class EditsIn(BaseModel):
+    """Field edits kept with an accept: text fields take a string (or null), the lists a list of strings or one
+    separated string. Anything else (``countries: 5``, ``title: {}``) is a 422, never a 500."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    title: Text | None = None
+    summary: Text | None = None
+    organisations: list[Text] | Text | None = None
+    countries: list[Annotated[str, Field(max_length=100)]] | Annotated[str, Field(max_length=5000)] | None = None
+    published: Annotated[str, Field(max_length=40)] | None = None
+    start_date: Annotated[str, Field(max_length=20)] | None = None
+    end_date: Annotated[str, Field(max_length=20)] | None = None
+
+
 class DecisionIn(BaseModel):
     """A curator decision. Unknown fields are refused (no mass assignment of status, reviewer...)."""
 
     model_config = ConfigDict(extra="forbid")
     action: Literal["accept", "reject", "defer", "reopen", "note", "undo"]
-    reason: str | None = None
+    reason: str | None = Field(default=None, max_length=50)
     note: str | None = Field(default=None, max_length=5000)
-    edits: dict[str, Any] = Field(default_factory=dict)
-    version: int | None = Field(default=None, description="candidate version_id the curator saw")
+    edits: EditsIn = Field(default_factory=EditsIn)
+    version: int | None = Field(default=None, ge=1, le=MAX_ID, description="candidate version_id the curator saw; "
+                                "a decision or undo against a newer version is a 409 conflict")
 
 
 @router.get("/candidates")
@@ -51,7 +70,7 @@ def list_candidates(request: Request, session: SessionDep, user: CurrentUser,
 
 
 @router.get("/candidates/{candidate_id}")
-def get_candidate(session: SessionDep, user: CurrentUser, candidate_id: int) -> dict[str, Any]:
+def get_candidate(session: SessionDep, user: CurrentUser, candidate_id: RowId) -> dict[str, Any]:
     row = session.get(Candidate, candidate_id)
     if row is None:
         raise HTTPException(status_code=404, detail="no such candidate")
@@ -62,20 +81,21 @@ def get_candidate(session: SessionDep, user: CurrentUser, candidate_id: int) -> 
 
 
 @router.post("/candidates/{candidate_id}/decisions", status_code=201)
-def post_decision(request: Request, session: SessionDep, user: CurrentUser, candidate_id: int,
+def post_decision(request: Request, session: SessionDep, user: CurrentUser, candidate_id: RowId,
                   body: DecisionIn) -> dict[str, Any]:
     check_csrf(request, user, None)
     actor = Actor(user.name, user.id)
     try:
         if body.action == "undo":
-            decision = undo_last(session, candidate_id, actor)
+            decision = undo_last(session, candidate_id, actor, expected_version=body.version)
         else:
             decision = decide(session, candidate_id, body.action, actor, reason=body.reason, note=body.note,
-                              edits=body.edits, expected_version=body.version)
+                              edits=body.edits.model_dump(exclude_unset=True), expected_version=body.version)
     except DecisionConflict as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
     except DecisionError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
+    release(session, candidate_id)
     row = session.get(Candidate, candidate_id)
     return {"decision": decision.id, "status": decision.to_status, "version": row.version_id if row else None}
 

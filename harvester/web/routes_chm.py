@@ -12,7 +12,8 @@ from sqlalchemy.orm import object_session
 
 from harvester.settings import get_settings
 from harvester.web.app import templates
-from harvester.web.deps import AdminUser, CurrentUser, SessionDep, check_csrf
+from harvester.web.deps import AdminUser, CurrentUser, RowId, SessionDep, check_csrf
+from harvester.web.notices import notice
 from storage.models import Candidate, ChmSubmission
 from storage.submissions import SubmissionError, all_submissions, request_action, submissions_of
 
@@ -39,7 +40,7 @@ def chm_page(request: Request, session: SessionDep, user: CurrentUser) -> HTMLRe
 
 
 @router.post("/candidates/{candidate_id}/chm/{action}", name="chm_action")
-def chm_action(request: Request, session: SessionDep, user: AdminUser, candidate_id: int, action: str,
+def chm_action(request: Request, session: SessionDep, user: AdminUser, candidate_id: RowId, action: str,
                csrf_token: Annotated[str, Form()] = "", realm: Annotated[str, Form()] = "") -> Response:
     check_csrf(request, user, csrf_token)
     try:
@@ -47,4 +48,4 @@ def chm_action(request: Request, session: SessionDep, user: AdminUser, candidate
     except SubmissionError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
     message = f"CHM {action} requested; the next CHM push carries it out"
-    return RedirectResponse(f"/candidates/{candidate_id}?{urlencode({'message': message})}", status_code=303)
+    return RedirectResponse(f"/candidates/{candidate_id}?{urlencode(notice(user, message))}", status_code=303)

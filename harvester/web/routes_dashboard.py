@@ -45,14 +45,21 @@ def _known_source(session: Session, source_id: str) -> None:
         raise HTTPException(status_code=404, detail="no such source")
 
 
-def _chart_response(chart: Chart, name: str, fmt: str) -> Response:
+def _chart(session: Session, state: tuple[object, ...], name: str, build: Callable[..., Chart],
+           *args: str) -> Chart:
+    """The chart as of this data state: built once per decision, run or model change, not on every visit."""
+    return q.cached(state, (name, *args), lambda: build(session, *args))
+
+
+def _chart_response(state: tuple[object, ...], chart: Chart, name: str, fmt: str) -> Response:
     if fmt == "csv":
         return Response(chart.to_csv(), media_type=MEDIA["csv"],
                         headers={"Content-Disposition": f'attachment; filename="{name}.csv"',
                                  "Cache-Control": "no-store"})
     if fmt not in MEDIA:
         raise HTTPException(status_code=404, detail="charts are .svg, .png or .csv")
-    return Response(render(chart, fmt), media_type=MEDIA[fmt],
+    body = q.cached(state, ("drawn", name, fmt), lambda: render(chart, fmt))
+    return Response(body, media_type=MEDIA[fmt],
                     headers={"Content-Security-Policy": SVG_CSP, "Cache-Control": "no-store"})
 
 
@@ -66,7 +73,8 @@ def _render(request: Request, name: str, **context: object) -> HTMLResponse:
 def dashboard(request: Request, session: SessionDep, user: CurrentUser) -> HTMLResponse:
     from harvester.health import alerts
 
-    charts = [_link("/charts", name, build(session)) for name, build in q.DASHBOARD.items()]
+    state = q.data_state(session)
+    charts = [_link("/charts", name, _chart(session, state, name, build)) for name, build in q.DASHBOARD.items()]
     estimate, stopping = q.remaining(session)
     return _render(request, "dashboard.html", user=user, charts=charts, estimate=estimate, stopping=stopping,
                    alerts=alerts(session))
@@ -76,7 +84,9 @@ def dashboard(request: Request, session: SessionDep, user: CurrentUser) -> HTMLR
 def classification(request: Request, session: SessionDep, user: CurrentUser) -> HTMLResponse:
     from storage.model_store import list_models
 
-    charts = [_link("/charts", name, build(session)) for name, build in q.CLASSIFICATION.items()]
+    state = q.data_state(session)
+    charts = [_link("/charts", name, _chart(session, state, name, build))
+              for name, build in q.CLASSIFICATION.items()]
     estimate, stopping = q.remaining(session)
     return _render(request, "classification.html", user=user, charts=charts, models=list_models(session),
                    estimate=estimate, stopping=stopping)
@@ -91,7 +101,8 @@ def source_page(request: Request, session: SessionDep, user: CurrentUser, source
 
     _known_source(session, source_id)
     base = f"/sources/{source_id}/charts"
-    charts = [_link(base, name, build(session, source_id)) for name, build in q.SOURCE.items()]
+    state = q.data_state(session)
+    charts = [_link(base, name, _chart(session, state, name, build, source_id)) for name, build in q.SOURCE.items()]
     counts = {status: n for (sid, status), n in count_by_source_status(session).items() if sid == source_id}
     accepted, decided = q.decided_by_source(session).get(source_id, (0, 0))
     runs = session.scalars(select(CrawlRun).where(CrawlRun.source_id == source_id)
@@ -111,11 +122,13 @@ def _lookup(table: dict[str, Callable[..., Chart]], name: str) -> Callable[..., 
 @router.get("/charts/{name}.{fmt}", name="chart")
 def chart(session: SessionDep, user: CurrentUser, name: str, fmt: str) -> Response:
     build = _lookup(q.DASHBOARD | q.CLASSIFICATION, name)
-    return _chart_response(build(session), name, fmt)
+    state = q.data_state(session)
+    return _chart_response(state, _chart(session, state, name, build), name, fmt)
 
 
 @router.get("/sources/{source_id}/charts/{name}.{fmt}", name="source_chart")
 def source_chart(session: SessionDep, user: CurrentUser, source_id: str, name: str, fmt: str) -> Response:
     _known_source(session, source_id)
     build = _lookup(q.SOURCE, name)
-    return _chart_response(build(session, source_id), f"{source_id}-{name}", fmt)
+    state = q.data_state(session)
+    return _chart_response(state, _chart(session, state, name, build, source_id), f"{source_id}-{name}", fmt)

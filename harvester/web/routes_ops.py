@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from harvester.quarantine import Admin, QuarantineError, discard_run, quarantine_runs, release_run
-from harvester.web.deps import AdminUser, SessionDep, check_csrf
+from harvester.web.deps import AdminUser, RowId, SessionDep, check_csrf
+from harvester.web.notices import notice, verified
 from harvester.web.routes_pages import render
 from storage.models import Alert, Candidate, CandidateStatus
 from storage.runs import now
@@ -33,7 +34,7 @@ def alerts_by_source(session: Session) -> dict[str, list[Alert]]:
 
 @router.get("/admin/quarantine", response_class=HTMLResponse, name="quarantine")
 def quarantine_page(request: Request, session: SessionDep, user: AdminUser,
-                    message: str | None = None) -> HTMLResponse:
+                    message: str | None = None, sig: str | None = None) -> HTMLResponse:
     runs = quarantine_runs(session, include_decided=True)
     samples = {}
     for run in runs:
@@ -43,11 +44,12 @@ def quarantine_page(request: Request, session: SessionDep, user: AdminUser,
                                               Candidate.status == CandidateStatus.QUARANTINED)
                 .order_by(Candidate.score.desc().nulls_last(), Candidate.id).limit(SAMPLE_TITLES)).all()
     return render(request, "quarantine.html", user=user, held=[r for r in runs if r["state"] == "held"],
-                  decided=[r for r in runs if r["state"] != "held"][:50], samples=samples, message=message)
+                  decided=[r for r in runs if r["state"] != "held"][:50], samples=samples,
+                  message=verified(user, message, sig))
 
 
 @router.post("/admin/quarantine/{run_id}", name="quarantine_decide")
-def quarantine_decide(request: Request, session: SessionDep, user: AdminUser, run_id: int,
+def quarantine_decide(request: Request, session: SessionDep, user: AdminUser, run_id: RowId,
                       action: Annotated[Literal["release", "discard"], Form()],
                       csrf_token: Annotated[str, Form()] = "") -> Response:
     check_csrf(request, user, csrf_token)
@@ -60,11 +62,11 @@ def quarantine_decide(request: Request, session: SessionDep, user: AdminUser, ru
             message = f"run {run_id} discarded: {count} candidate(s) kept as filtered, out of the queue"
     except QuarantineError as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
-    return RedirectResponse(f"/admin/quarantine?{urlencode({'message': message})}", status_code=303)
+    return RedirectResponse(f"/admin/quarantine?{urlencode(notice(user, message))}", status_code=303)
 
 
 @router.post("/admin/alerts/{alert_id}", name="alert_decide")
-def alert_decide(request: Request, session: SessionDep, user: AdminUser, alert_id: int,
+def alert_decide(request: Request, session: SessionDep, user: AdminUser, alert_id: RowId,
                  action: Annotated[Literal["acknowledge", "resolve"], Form()],
                  csrf_token: Annotated[str, Form()] = "") -> Response:
     """Acknowledge (seen, still open) or resolve by hand (a later check that still sees it opens a new one)."""

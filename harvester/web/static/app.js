@@ -24,16 +24,19 @@
     rows.forEach(function (r, i) { r.classList.toggle("selected", i === selected); });
     rows[selected].scrollIntoView({block: "nearest"});
   }
-  // A reject reason picked with the mouse rejects at once. From the keyboard (r, then arrows or a letter)
-  // every key press changes the choice and fires "change", so there Enter confirms the reason instead.
-  let reasonKeyed = false;
+  // Choosing a reject reason decides nothing: Reject (or Enter in the list after r) does. Enter in any
+  // one-line field never decides either (the form's first, disabled button also stops it without script).
   document.addEventListener("keydown", function (event) {
     const t = event.target;
     if (t && t.id === "reason") {
       if (event.key === "Enter") {
         event.preventDefault();
         if (t.value) { click("reject"); }
-      } else { reasonKeyed = true; }
+      }
+      return;
+    }
+    if (event.key === "Enter" && t && t.tagName === "INPUT" && t.form && t.form.id === "decision-form") {
+      event.preventDefault();
       return;
     }
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event)) { return; }
@@ -50,6 +53,7 @@
       else if (key === "j") { select(selected + 1); }
       else if (key === "k") { select(selected - 1); }
       else if ((key === "o" || key === "Enter") && selected >= 0) { window.location = queueRows()[selected].dataset.href; }
+      else if (key === "u") { if (!click("undo-done")) { return; } }
       else { return; }
       event.preventDefault();
       return;
@@ -58,18 +62,11 @@
     else if (key === "k") { click("prev"); }
     else if (key === "a") { click("accept"); }
     else if (key === "d") { click("defer"); }
-    else if (key === "u") { click("undo"); }
+    else if (key === "u") { if (!click("undo-done")) { click("undo"); } }
     else if (key === "r") {
       const reason = document.getElementById("reason");
       if (reason) { reason.focus(); }
     } else { return; }
     event.preventDefault();
   });
-  document.addEventListener("change", function (event) {
-    if (event.target && event.target.id === "reason") {
-      if (event.target.value && !reasonKeyed) { click("reject"); }
-      reasonKeyed = false;
-    }
-  });
-  document.addEventListener("pointerdown", function () { reasonKeyed = false; });
 })();
