@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     chm_max_attempts: int = Field(default=4, ge=1, description="Tries per KM API call on 5xx, timeouts and "
                                   "connection errors, with exponential backoff.")
     chm_retry_backoff: float = Field(default=2.0, ge=0, description="First retry delay in seconds (doubles).")
+    db_retry_seconds: float = Field(
+        default=60, ge=0, description="Seconds one crawl write keeps retrying a transient database error (connection "
+        "lost, server restarting, SQLite locked past its busy timeout, disk full) on a fresh connection before its "
+        "record counts as not stored; the run then fails and the page is read again by the next crawl.")
+    db_retry_backoff: float = Field(
+        default=0.5, gt=0, description="First wait in seconds between two tries of a database write (doubles, at "
+        "most 10 s).")
     download_timeout: float = Field(
         default=30, gt=0, description="Seconds one crawl request may take, body included, before it is retried "
         "or given up (Scrapy DOWNLOAD_TIMEOUT).")
