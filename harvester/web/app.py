@@ -9,10 +9,12 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from harvester import __version__
 from harvester.web.deps import LoginRequired
 from harvester.web.security import SecurityHeadersMiddleware
+from harvester.web.transactions import CommitFirstMiddleware, database_error
 from storage.db import session_factory
 
 HERE = Path(__file__).resolve().parent
@@ -25,7 +27,9 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app = FastAPI(title="CHM Harvester review", version=__version__, docs_url=None,
                   openapi_url="/api/v1/openapi.json", redoc_url=None)
     app.state.session_factory = session_factory(engine) if engine is not None else None
+    app.add_middleware(CommitFirstMiddleware)  # inside the security headers: a 503 it sends gets them too
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_exception_handler(DBAPIError, database_error)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(routes_pages.router)
     app.include_router(routes_ops.router)
