@@ -50,10 +50,10 @@ def run_workers(source_ids: list[str], options: CrawlOptions, workers: int) -> i
 
 def crawl_and_report(source_ids: list[str], options: CrawlOptions, workers: int = 1) -> dict[str, dict]:
     from harvester.settings import get_settings
-    from storage.db import upgrade
+    from storage.db import get_engine, upgrade
 
     try:
-        upgrade()
+        upgrade(get_engine())  # a configured SQLite file that does not exist is refused, not created
         before = max_run_id(exclude_running=bool(get_settings().redis_url))
     except SQLAlchemyError as exc:
         raise click.ClickException(f"the database fails, nothing crawled: {str(exc).splitlines()[0]}") from None
