@@ -54,6 +54,7 @@ def run_stats(raw: dict[str, Any]) -> dict[str, Any]:
         "store_failed_reasons": raw.get("harvester/store/failed_reasons", {}),
         "store_failed_urls": raw.get("harvester/store/failed_urls", []),
         "store_retries": raw.get("harvester/store/retries", 0),
+        "selector_missed": raw.get("harvester/extract/selector_missed", {}),
         "failed_urls": raw.get("harvester/failed_urls", []),
         "replay_missing": raw.get("harvester/replay/missing", 0),
         "stage_pool_workers": raw.get("harvester/stage_pool/workers", 0),

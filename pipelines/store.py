@@ -193,6 +193,7 @@ class StorePipeline:
         except BaseException:
             self.quarantine = gate
             raise
+        self.count_selector_misses(item)
         if held_at:
             self.stats.set_value("harvester/quarantine/held_at_new", held_at[0])
         if clustered:
@@ -202,6 +203,21 @@ class StorePipeline:
         if result.outcome is Outcome.NEW:
             self.stats.inc_value(f"harvester/store/new_{status.value}")
         return item
+
+    def count_selector_misses(self, item: CandidateItem) -> None:
+        """Per field, the stored records whose registry selector matched nothing (the field then came
+        from a fallback such as trafilatura, or stayed empty): selector drift is reported, not silent."""
+        spec = getattr(self.crawler.spidercls, "source", None)
+        selectors = getattr(spec, "selectors", None) or {}
+        missed = [name for name, query in selectors.items()
+                  if (item.provenance or {}).get(name) != f"selector:{query}"]
+        if missed:
+            counts = dict(self.stats.get_value("harvester/extract/selector_missed") or {})
+            for name in missed:
+                counts[name] = counts.get(name, 0) + 1
+            self.stats.set_value("harvester/extract/selector_missed", counts)
+        if selectors:
+            self.stats.inc_value("harvester/extract/selector_pages")
 
     def not_stored(self, item: CandidateItem, reason: str, detail: str) -> NotStored:
         """Count the record as not stored and keep its page from being recorded as read."""
@@ -360,6 +376,10 @@ class StorePipeline:
         spider = self.crawler.spider
         if spider is None:
             return
+        pages = self.stats.get_value("harvester/extract/selector_pages") or 0
+        for name, missed in sorted((self.stats.get_value("harvester/extract/selector_missed") or {}).items()):
+            log.warning("%s: the selector of %s matched nothing on %d of %d record pages", spider.name, name, missed,
+                        pages)
         if self.stats.get_value("harvester/store/failed") and self.run_id is not None:
             try:
                 self.write(lambda session: reopen_windows(session, spider.name, self.run_id), "windows")
