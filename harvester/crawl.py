@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,20 +83,34 @@ def run_in_this_process(source_ids: list[str], options: CrawlOptions) -> int:
 
 
 def die_with_parent() -> None:
-    """Linux: SIGTERM this process (Scrapy then closes the run as interrupted) when the process that
-    started it dies, even by SIGKILL."""
+    """When the process that started this one dies, even by SIGKILL: SIGTERM at once (Linux
+    ``PR_SET_PDEATHSIG``; Scrapy then closes the run as interrupted), SIGKILL after the kill grace if
+    the graceful stop takes longer (a long export still draining its items)."""
     parent = os.environ.get(PARENT_ENV)
     if not parent or not sys.platform.startswith("linux"):
         return
     import ctypes
+    import threading
+
+    from harvester.settings import get_settings
 
     pr_set_pdeathsig = 1
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0) != 0:
+    armed = libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0) == 0
+    if not armed:
         log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %s", ctypes.get_errno())
-        return
-    if os.getppid() != int(parent):  # the parent died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+    armed = armed and os.getppid() == int(parent)  # else the parent died before prctl took effect
+    grace = get_settings().crawl_kill_grace_seconds
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(1)
+        if not armed:  # a second SIGTERM would make Scrapy stop at once, without closing the run
+            os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 def time_limit_s(source_ids: list[str]) -> float:

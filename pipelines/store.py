@@ -43,7 +43,7 @@ from storage.models import CandidateStatus
 from storage.pages import load_page_states, record_page
 from storage.queue import Outcome, mark_gone, mark_missing_gone, touch_page_candidates, upsert_candidate
 from storage.retry import RetryPolicy, StoreError, first_line, retrying
-from storage.windows import complete_window, reopen_windows
+from storage.windows import complete_window
 
 FAILED_URLS_KEPT = 200
 CLOSE_REASON = "store_failed"
@@ -71,6 +71,7 @@ class StorePipeline:
         self.policy = RetryPolicy.from_settings()
         self.unavailable: str | None = None  # why the database is given up on for the rest of the run
         self.failed_pages: set[str] = set()  # pages with a record not stored: validators and hash not kept
+        self.pending_windows: list[tuple[str, str, str, int]] = []  # OAI windows whose records may be in flight
         settings = get_settings()
         self.quarantine = QuarantineGate(settings.quarantine_factor, settings.quarantine_min_records)
         connect = crawler.signals.connect
@@ -329,7 +330,9 @@ class StorePipeline:
 
     def page_recorded(self, spider: Any, response: Response, record_count: int | None, not_modified: bool,
                       complete: bool, content_hash: str | None) -> None:
-        """Stats and gone-at-source bookkeeping of a page whose state is committed."""
+        """Stats and gone-at-source bookkeeping of a page whose state is committed; OAI windows that
+        waited for it are committed."""
+        self.flush_windows()
         if not_modified:
             self.stats.inc_value("harvester/store/not_modified", self.record_counts.get(response.url, 1))
             self.stats.inc_value("harvester/pages/not_modified")
@@ -356,21 +359,31 @@ class StorePipeline:
             self.count_failure(getattr(exc, "reason", type(exc).__name__), records=0)
 
     def window_done(self, spider: Any, window_from: str, window_until: str, records: int) -> None:
-        """An OAI window is complete only when nothing failed to be stored so far (else it is harvested again)."""
-        if self.stats.get_value("harvester/store/failed"):
+        """An OAI window is committed as complete once every record of its pages is stored (no page waits
+        for items any more); after a record was not stored it never is, and is harvested again."""
+        self.pending_windows.append((spider.name, window_from, window_until, records))
+        self.flush_windows()
+
+    def flush_windows(self) -> None:
+        if not self.pending_windows or self.waiting_pages:
             return
+        windows, self.pending_windows = self.pending_windows, []
+        if self.stats.get_value("harvester/store/failed") or self.failed_pages:
+            return
+
+        def work(session: Session) -> None:
+            for source_id, window_from, window_until, records in windows:
+                complete_window(session, source_id, window_from, window_until, records, self.run_id)
+
         try:
-            self.write(lambda session: complete_window(session, spider.name, window_from, window_until, records,
-                                                       self.run_id), f"window {window_from}..{window_until}")
+            self.write(work, "OAI windows")
         except (StoreError, SQLAlchemyError) as exc:
             self.count_failure(getattr(exc, "reason", type(exc).__name__), records=0)
             return
-        self.stats.inc_value("harvester/oai/windows_done")
+        self.stats.inc_value("harvester/oai/windows_done", len(windows))
 
     def close_spider(self) -> None:
-        """Records missing from a completely parsed multi-record page are gone at the source. After a
-        record was not stored, the OAI windows this run completed are opened again: a record of one of
-        them may be among the lost."""
+        """Records missing from a completely parsed multi-record page are gone at the source."""
         if self.snapshots is not None:
             self.snapshots.close()
         spider = self.crawler.spider
@@ -380,11 +393,7 @@ class StorePipeline:
         for name, missed in sorted((self.stats.get_value("harvester/extract/selector_missed") or {}).items()):
             log.warning("%s: the selector of %s matched nothing on %d of %d record pages", spider.name, name, missed,
                         pages)
-        if self.stats.get_value("harvester/store/failed") and self.run_id is not None:
-            try:
-                self.write(lambda session: reopen_windows(session, spider.name, self.run_id), "windows")
-            except (StoreError, SQLAlchemyError) as exc:
-                self.count_failure(getattr(exc, "reason", type(exc).__name__), records=0)
+        self.flush_windows()
         for page_url in sorted(self.multi_record_pages.keys() - self.pages_with_drops):
             seen = self.multi_record_pages[page_url]
             try:

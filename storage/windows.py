@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from storage.models import HarvestWindow
@@ -21,9 +21,3 @@ def complete_window(session: Session, source_id: str, window_from: str, window_u
         source_id=source_id, window_from=window_from, window_until=window_until, records=records, run_id=run_id)
     session.execute(stmt.on_conflict_do_nothing(index_elements=["source_id", "window_from", "window_until"]))
 
-
-def reopen_windows(session: Session, source_id: str, run_id: int) -> int:
-    """Forget the windows ``run_id`` completed (some of their records were not stored): harvested again."""
-    result = session.execute(delete(HarvestWindow).where(HarvestWindow.source_id == source_id,
-                                                         HarvestWindow.run_id == run_id))
-    return int(getattr(result, "rowcount", 0) or 0)
