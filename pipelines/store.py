@@ -47,6 +47,7 @@ from storage.windows import complete_window
 
 FAILED_URLS_KEPT = 200
 CLOSE_REASON = "store_failed"
+READ_AGAIN = "records not stored: read again by the next crawl"
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,10 @@ class StorePipeline:
         self.unavailable = exc.reason
         log.error("database unavailable while storing %s (%s): the run fails, unstored records are read again "
                   "by the next crawl", what, exc)
-        engine = self.crawler.engine
+        try:
+            engine = self.crawler.engine
+        except RuntimeError:  # the stage used on its own, outside a crawl
+            return
         if engine is not None and self.crawler.spider is not None:
             deferred_from_coro(engine.close_spider_async(reason=CLOSE_REASON))
 
@@ -305,20 +309,22 @@ class StorePipeline:
     def write_page(self, session: Session, spider: Any, response: Response, record_count: int | None,
                    not_modified: bool, complete: bool, content_hash: str | None) -> None:
         headers = response.headers
+        if response.url in self.failed_pages:
+            # no status: the page is neither asked for conditionally nor skipped as recently fetched, so the
+            # next crawl reads it in full; validators kept from an earlier run belong to a version stored whole
+            record_page(session, source_id=spider.name, url=response.url, canonical_url=canonical_url(response.url),
+                        http_status=None, run_id=self.run_id, error=READ_AGAIN)
+            return
         if not_modified:
             touch_page_candidates(session, spider.name, response.url, self.run_id)
-        read_again = response.url in self.failed_pages
-        complete = complete and not read_again
         record_page(
             session, source_id=spider.name, url=response.url, canonical_url=canonical_url(response.url),
             http_status=response.status, run_id=self.run_id,
-            etag=None if read_again else _header(headers, b"ETag"),
-            last_modified=None if read_again else _header(headers, b"Last-Modified"),
+            etag=_header(headers, b"ETag"), last_modified=_header(headers, b"Last-Modified"),
             content_hash=content_hash if complete and response.url not in self.pages_with_drops else None,
             record_count=None if not_modified or not complete else record_count,
-            sitemap_lastmod=None if read_again else response.meta.get("lastmod"),
+            sitemap_lastmod=response.meta.get("lastmod"),
             snapshot_ref=None if not_modified else self.snapshot_of(spider, response),
-            error="records not stored: read again by the next crawl" if read_again else None,
         )
 
     def snapshot_of(self, spider: Any, response: Response) -> str | None:
