@@ -20,4 +20,3 @@ def complete_window(session: Session, source_id: str, window_from: str, window_u
     stmt = insert_for(session, HarvestWindow).values(
         source_id=source_id, window_from=window_from, window_until=window_until, records=records, run_id=run_id)
     session.execute(stmt.on_conflict_do_nothing(index_elements=["source_id", "window_from", "window_until"]))
-
