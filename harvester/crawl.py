@@ -2,8 +2,10 @@
 the parent reads the outcome from the run rows the child wrote.
 
 The child exits non-zero when a record could not be stored or its run row could not be opened or
-closed; the parent then marks the runs it left ``running`` as failed. The child dies with its parent
-(Linux ``PR_SET_PDEATHSIG``): killing only ``harvester crawl`` leaves no orphan crawl behind."""
+closed; the parent then marks the runs it left ``running`` as failed. A crawl started from the command
+line dies with its parent (Linux ``PR_SET_PDEATHSIG``): killing only ``harvester crawl`` leaves no orphan
+crawl behind. A scheduled crawl does not: a daemon killed alone leaves its crawl to finish (systemd's stop
+signals the whole unit), and the restarted daemon sees that run and skips the source until it ends."""
 
 from __future__ import annotations
 
@@ -147,8 +149,10 @@ def run_crawls(source_ids: list[str], options: CrawlOptions) -> int:
     grace = options.kill_grace_s if options.kill_grace_s is not None else get_settings().crawl_kill_grace_seconds
     before = _last_run_id()
     # Its own process group: the signals below also reach the crawl's helper processes (stage pool).
-    child = subprocess.Popen([*cmd, *source_ids], env={**os.environ, PARENT_ENV: str(os.getpid())},
-                             process_group=0)
+    env = {**os.environ}
+    if options.trigger != "schedule":  # the daemon's crawls may outlive it: the next daemon start sees them run
+        env[PARENT_ENV] = str(os.getpid())
+    child = subprocess.Popen([*cmd, *source_ids], env=env, process_group=0)
     try:
         code = child.wait(timeout=limit)
         if code == STORE_FAILED_EXIT:
