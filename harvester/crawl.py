@@ -1,5 +1,11 @@
 """Run crawls. Every crawl runs in a child process (Scrapy's reactor cannot restart in-process);
-the parent reads the outcome from the run rows the child wrote."""
+the parent reads the outcome from the run rows the child wrote.
+
+The child exits non-zero when a record could not be stored or its run row could not be opened or
+closed; the parent then marks the runs it left ``running`` as failed. A crawl started from the command
+line dies with its parent (Linux ``PR_SET_PDEATHSIG``): killing only ``harvester crawl`` leaves no orphan
+crawl behind. A scheduled crawl does not: a daemon killed alone leaves its crawl to finish (systemd's stop
+signals the whole unit), and the restarted daemon sees that run and skips the source until it ends."""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +25,8 @@ from typing import Any
 from scrapy.settings import Settings
 
 REPLAY_HANDLER = "harvester.replay.ReplayDownloadHandler"
+PARENT_ENV = "HARVESTER_CRAWL_PARENT_PID"  # set by run_crawls: the child dies with this process
+STORE_FAILED_EXIT = 3
 log = logging.getLogger("harvester.crawl")
 
 
@@ -53,17 +62,57 @@ def crawl_settings(options: CrawlOptions) -> Settings:
     return settings
 
 
-def run_in_this_process(source_ids: list[str], options: CrawlOptions) -> None:
+def run_in_this_process(source_ids: list[str], options: CrawlOptions) -> int:
+    """Crawl in this process; returns the exit code: ``STORE_FAILED_EXIT`` when a crawl could not store
+    everything (or record its run), else 0."""
     from scrapy.crawler import CrawlerProcess
 
     from harvester.registry import get_source, load_registry
+    from harvester.runs_extension import crawl_outcome
     from harvester.spider_loader import spider_class_for
 
     registry = load_registry()
     process = CrawlerProcess(crawl_settings(options))
-    for source_id in source_ids:
-        process.crawl(spider_class_for(get_source(source_id, registry)))
+    crawlers = [process.create_crawler(spider_class_for(get_source(source_id, registry))) for source_id in source_ids]
+    for crawler in crawlers:
+        process.crawl(crawler)
     process.start()
+    failures = [(c.spidercls.name, why) for c in crawlers
+                if (why := crawl_outcome(c.stats.get_stats() if c.stats else {})) is not None]
+    for name, why in failures:
+        print(f"harvester crawl: {name}: {why}", file=sys.stderr)
+    return STORE_FAILED_EXIT if failures else 0
+
+
+def die_with_parent() -> None:
+    """When the process that started this one dies, even by SIGKILL: SIGTERM at once (Linux
+    ``PR_SET_PDEATHSIG``; Scrapy then closes the run as interrupted), SIGKILL after the kill grace if
+    the graceful stop takes longer (a long export still draining its items)."""
+    parent = os.environ.get(PARENT_ENV)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import threading
+
+    from harvester.settings import get_settings
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    armed = libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0) == 0
+    if not armed:
+        log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %s", ctypes.get_errno())
+    armed = armed and os.getppid() == int(parent)  # else the parent died before prctl took effect
+    grace = get_settings().crawl_kill_grace_seconds
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(1)
+        if not armed:  # a second SIGTERM would make Scrapy stop at once, without closing the run
+            os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 def time_limit_s(source_ids: list[str]) -> float:
@@ -100,9 +149,17 @@ def run_crawls(source_ids: list[str], options: CrawlOptions) -> int:
     grace = options.kill_grace_s if options.kill_grace_s is not None else get_settings().crawl_kill_grace_seconds
     before = _last_run_id()
     # Its own process group: the signals below also reach the crawl's helper processes (stage pool).
-    child = subprocess.Popen([*cmd, *source_ids], env={**os.environ}, process_group=0)
+    env = {**os.environ}
+    if options.trigger != "schedule":  # the daemon's crawls may outlive it: the next daemon start sees them run
+        env[PARENT_ENV] = str(os.getpid())
+    child = subprocess.Popen([*cmd, *source_ids], env=env, process_group=0)
     try:
-        return child.wait(timeout=limit)
+        code = child.wait(timeout=limit)
+        if code == STORE_FAILED_EXIT:
+            close_left_running(child.pid, before, f"records not stored: the database failed (exit code {code})")
+        elif code != 0:
+            close_left_running(child.pid, before, f"crawl process exited with code {code}")
+        return code
     except subprocess.TimeoutExpired:
         return stop_overdue(child, limit, grace, before)
     except BaseException:  # Ctrl-C or shutdown while waiting: stop the crawl as Scrapy would, leave no orphan
@@ -152,21 +209,43 @@ def _last_run_id() -> int:
         return 0
 
 
+def close_left_running(pid: int, after_run_id: int, reason: str) -> None:
+    """After a crawl child exited non-zero: its runs still ``running`` (it could not close them) fail."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage.retry import RetryPolicy, StoreError, retrying
+
+    try:
+        failed = retrying(lambda session: fail_runs(session, pid, after_run_id, reason, ("running",)),
+                          RetryPolicy.from_settings())
+    except (SQLAlchemyError, StoreError) as exc:
+        log.error("crawl process %s exited non-zero and its runs could not be marked failed: %s", pid, exc)
+        return
+    if failed:
+        log.warning("run(s) %s of crawl process %s marked failed: %s", ", ".join(map(str, failed)), pid, reason)
+
+
 def fail_runs_of(pid: int, after_run_id: int, reason: str) -> list[int]:
     """Runs the (now stopped) child process started that are not finished: failed, with the reason."""
+    from storage.db import transaction
+
+    with transaction() as session:
+        return fail_runs(session, pid, after_run_id, reason, ("running", "interrupted"))
+
+
+def fail_runs(session: Any, pid: int, after_run_id: int, reason: str, statuses: tuple[str, ...]) -> list[int]:
+    """Runs newer than ``after_run_id`` that process ``pid`` of this host left in ``statuses``: failed."""
     from sqlalchemy import select
 
-    from storage.db import transaction
     from storage.models import CrawlRun, RunStatus
     from storage.runs import now
 
-    with transaction() as session:
-        rows = session.scalars(select(CrawlRun).where(
-            CrawlRun.id > after_run_id, CrawlRun.pid == pid, CrawlRun.host == socket.gethostname(),
-            CrawlRun.status.in_([RunStatus.RUNNING, RunStatus.INTERRUPTED]))).all()
-        for run in rows:
-            run.status, run.finish_reason, run.finished_at = RunStatus.FAILED.value, reason[:100], now()
-        return [run.id for run in rows]
+    rows = session.scalars(select(CrawlRun).where(
+        CrawlRun.id > after_run_id, CrawlRun.pid == pid, CrawlRun.host == socket.gethostname(),
+        CrawlRun.status.in_(statuses))).all()
+    for run in rows:
+        run.status, run.finish_reason, run.finished_at = RunStatus.FAILED.value, reason[:100], now()
+    return [run.id for run in rows]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -178,8 +257,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    run_in_this_process(args.sources, CrawlOptions(args.replay, args.record, args.trigger, args.log_level,
-                                                   not args.quiet))
+    die_with_parent()
+    sys.exit(run_in_this_process(args.sources, CrawlOptions(args.replay, args.record, args.trigger, args.log_level,
+                                                            not args.quiet)))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ finished runs before it:
   run (``field_fill_stats``, stored in the run's stats at run end);
 - ``repeated_failures``: the last runs failed or were interrupted;
 - ``stuck_run``: a ``running`` row whose heartbeat is older than a threshold;
-- ``run_quarantined``: a run held in over-harvest quarantine (``harvester.quarantine``) waits for an admin.
+- ``run_quarantined``: a run held in over-harvest quarantine (``harvester.quarantine``) waits for an admin;
+- ``store_failed``: the latest ended run could not store some records (the database failed past the
+  retries); they are read again by the next crawl, which resolves the alert when it stores everything.
 
 Alerts live in the ``alerts`` table, one open alert per (source, kind, subject); a re-check refreshes
 it, a check that no longer finds the condition resolves it.
@@ -223,6 +225,26 @@ def failure_findings(source_id: str, runs: Sequence[RunView], t: Thresholds = DE
                     details={"failures": len(streak), "since_run": first.id, "last_reason": last.finish_reason})]
 
 
+def store_failure_findings(source_id: str, runs: Sequence[RunView]) -> list[Finding]:
+    """``runs``: terminal runs, newest first; the newest one lost records or page writes to the database."""
+    if not runs:
+        return []
+    last = runs[0]
+    records = int(last.stats.get("store_failed", 0) or 0)
+    writes = int(last.stats.get("store_failed_writes", 0) or 0)
+    unrecorded = last.status == RunStatus.FAILED and "not stored" in (last.finish_reason or "")
+    if not (records or writes or unrecorded):
+        return []
+    reasons = ", ".join(sorted(last.stats.get("store_failed_reasons") or {})) or "database error"
+    what = f"{records} records" if records else f"{writes} page or window writes" if writes else "records"
+    return [Finding(AlertKind.STORE_FAILED,
+                    f"run {last.id} on {source_id} could not store {what} ({reasons}): run failed; the next crawl "
+                    "reads them again", last.id,
+                    details={"run": last.id, "records_not_stored": records, "writes_failed": writes,
+                             "reasons": last.stats.get("store_failed_reasons") or {},
+                             "finish_reason": last.finish_reason})]
+
+
 def stuck_findings(source_id: str, running: Sequence[RunView], now: datetime,
                    t: Thresholds = DEFAULT_THRESHOLDS) -> list[Finding]:
     found = []
@@ -299,11 +321,12 @@ def check_source(session: Session, source_id: str, now: datetime | None = None,
         select(CrawlRun).where(CrawlRun.source_id == source_id, CrawlRun.status == RunStatus.RUNNING))]
     finished = [r for r in recent if r.status == RunStatus.FINISHED]
     findings: list[Finding] = []
-    evaluated: set[str] = {AlertKind.REPEATED_FAILURES, AlertKind.STUCK_RUN}
+    evaluated: set[str] = {AlertKind.REPEATED_FAILURES, AlertKind.STUCK_RUN, AlertKind.STORE_FAILED}
     if finished:
         findings += evaluate_run(source_id, finished[0], finished[1:], t)
         evaluated |= METRIC_KINDS
     findings += failure_findings(source_id, recent, t)
+    findings += store_failure_findings(source_id, recent)
     findings += stuck_findings(source_id, running, now, t)
     findings += quarantine_findings(session, source_id)
     evaluated.add(AlertKind.RUN_QUARANTINED)

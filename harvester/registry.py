@@ -32,7 +32,14 @@ class SourceKind(StrEnum):
 
 
 class RegistryError(Exception):
-    """A registry file that cannot be used; the message names file, entry and field."""
+    """A registry file that cannot be used; the message names file, line and field."""
+
+
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+# crontab's five fields: name, lowest and highest number, names standing for numbers from the lowest
+CRON_FIELDS = (("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day of month", 1, 31, ()), ("month", 1, 12, MONTHS),
+               ("day of week", 0, 7, DAYS))
 
 
 class _Strict(BaseModel):
@@ -260,8 +267,17 @@ class SourceSpec(_Strict):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
-        if len(value.split()) != 5:
+        fields = value.split()
+        if len(fields) != 5:
             raise ValueError(f"{value!r} is not a 5-field cron expression")
+        for field, (name, low, high, names) in zip(fields, CRON_FIELDS, strict=True):
+            for part in field.lower().split(","):
+                base, _, step = part.partition("/")
+                bounds = [] if base == "*" else base.split("-", 1)
+                numbers = [names.index(b) + low if b in names else int(b) if b.isdigit() else None for b in bounds]
+                if (not part or (step and not step.isdigit()) or step == "0" or None in numbers
+                        or any(not low <= n <= high for n in numbers if n is not None)):
+                    raise ValueError(f"{value!r}: {name} {part!r} is not valid (allowed {low}-{high})")
         return value
 
     @model_validator(mode="after")
@@ -297,28 +313,59 @@ class SourceSpec(_Strict):
         return self.allowed_hosts or sorted({urlsplit(safe_url_string(u)).hostname or "" for u in self.start_urls})
 
 
-def _format_error(path: Path, exc: ValidationError) -> str:
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """The line (1-based) of the deepest key of ``loc`` found in the YAML text."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _format_error(path: Path, text: str, exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(entry)"
-        parts.append(f"{where}: {err['msg']}")
-    return f"{path.name}: " + "; ".join(parts)
+        line = _line_of(text, err["loc"])
+        parts.append(f"{where}: {err['msg']}" + (f" (line {line})" if line else ""))
+    return f"{path.name}: " + "; ".join(parts).replace("\n", " ")
+
+
+def _yaml_error(path: Path, exc: Exception) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{path.name}: cannot read: {where}{problem}"
 
 
 def load_source_file(path: Path) -> SourceSpec:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise RegistryError(f"{path.name}: cannot read: {exc}".splitlines()[0]) from exc
+        raise RegistryError(_yaml_error(path, exc)) from exc
     if not isinstance(data, dict):
         raise RegistryError(f"{path.name}: expected a mapping of source fields")
     data.setdefault("id", path.stem)
     if data.get("id") != path.stem:
-        raise RegistryError(f"{path.name}: id {data.get('id')!r} must equal the file name {path.stem!r}")
+        raise RegistryError(f"{path.name}: id {data.get('id')!r} must equal the file name {path.stem!r}"
+                            + (f" (line {line})" if (line := _line_of(text, ("id",))) else ""))
     try:
         return SourceSpec.model_validate(data)
     except ValidationError as exc:
-        raise RegistryError(_format_error(path, exc)) from exc
+        raise RegistryError(_format_error(path, text, exc)) from exc
 
 
 def load_registry(directory: Path | None = None) -> dict[str, SourceSpec]:
@@ -331,6 +378,27 @@ def load_registry(directory: Path | None = None) -> dict[str, SourceSpec]:
         raise RegistryError(f"registry folder {directory} does not exist")
     specs = [load_source_file(p) for p in sorted(directory.glob("*.yaml"))]
     return {s.id: s for s in specs}
+
+
+def load_registry_partly(directory: Path | None = None) -> tuple[dict[str, SourceSpec], dict[str, str]]:
+    """The sources that load, and for each registry file that does not, its id (the file name) and the
+    error: one broken file must not stop a running scheduler from crawling the others."""
+    if directory is None:
+        from harvester.settings import get_settings
+
+        directory = get_settings().registry_dir
+    if not directory.is_dir():
+        raise RegistryError(f"registry folder {directory} does not exist")
+    specs: dict[str, SourceSpec] = {}
+    broken: dict[str, str] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            spec = load_source_file(path)
+        except RegistryError as exc:
+            broken[path.stem] = str(exc)
+        else:
+            specs[spec.id] = spec
+    return specs, broken
 
 
 def get_source(source_id: str, registry: dict[str, SourceSpec] | None = None) -> SourceSpec:

@@ -1,9 +1,15 @@
 """Scrapy extension that owns the crawl-run row: start (with the one-run-per-source lock),
-heartbeat with live stats, finish with the final stats and status."""
+heartbeat with live stats, finish with the final stats and status.
+
+A run in which a record (or a page row, an OAI window) could not be stored ends ``failed`` with the
+count in its reason and stats, whatever Scrapy's close reason; opening and closing the run row retry
+through a faltering database like the store stage does. ``crawl_outcome`` tells the crawl process
+whether to exit non-zero."""
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Self
 
 from scrapy import signals
@@ -16,6 +22,7 @@ from harvester.dedupe import record_hash
 from harvester.health import field_fill_stats
 from storage.db import transaction
 from storage.models import RunStatus
+from storage.retry import RetryPolicy, StoreError, retrying
 from storage.runs import RunLockedError, ensure_source, finish_run, heartbeat, join_run, start_run, worker_report
 
 SKIPPED, DROPPED = "harvester/skipped/", "harvester/dropped/"
@@ -27,6 +34,11 @@ def incomplete_reason(raw: dict[str, Any]) -> str | None:
     if done < pending:
         return f"OAI-PMH harvest stopped early: {pending - done} of {pending} windows unfinished (a chain broke)"
     return None
+
+
+RUN_CLOSED = "harvester/run_closed"  # stat: the run row got its final status
+CLOSE_RUN_BUDGET_S = 60.0  # the run's final status is worth waiting for: retried at least this long
+logger = logging.getLogger(__name__)
 
 
 def run_stats(raw: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +58,14 @@ def run_stats(raw: dict[str, Any]) -> dict[str, Any]:
         "pages_not_modified": raw.get("harvester/pages/not_modified", 0),
         "pages_parsed": raw.get("harvester/pages/parsed", 0),
         "gone": raw.get("harvester/store/gone", 0),
-        "errors": raw.get("harvester/errors", 0) + raw.get("harvester/extract/failed", 0),
+        "errors": raw.get("harvester/errors", 0) + raw.get("harvester/extract/failed", 0)
+        + raw.get("harvester/store/failed", 0) + raw.get("harvester/store/failed_writes", 0),
+        "store_failed": raw.get("harvester/store/failed", 0),
+        "store_failed_writes": raw.get("harvester/store/failed_writes", 0),
+        "store_failed_reasons": raw.get("harvester/store/failed_reasons", {}),
+        "store_failed_urls": raw.get("harvester/store/failed_urls", []),
+        "store_retries": raw.get("harvester/store/retries", 0),
+        "selector_missed": raw.get("harvester/extract/selector_missed", {}),
         "failed_urls": raw.get("harvester/failed_urls", []),
         # records left out, by reason: skipped on purpose by a spider, dropped by a stage
         "skipped": {k[len(SKIPPED):]: v for k, v in raw.items() if k.startswith(SKIPPED)},
@@ -79,15 +98,17 @@ class RunExtension:
     def spider_opened(self, spider: Any) -> None:
         spec = spider.source
         config_hash = record_hash(json.loads(spec.model_dump_json()))
+        def open_run(session: Any) -> int:
+            ensure_source(session, spec.id, spec.name, spec.kind.value, spec.verified, spec.enabled, config_hash)
+            return int(self._start_or_join(session, spider).id)
+
         try:
-            with transaction() as session:
-                ensure_source(session, spec.id, spec.name, spec.kind.value, spec.verified, spec.enabled, config_hash)
-                run_id = self._start_or_join(session, spider).id
+            run_id = retrying(open_run, RetryPolicy.from_settings())
         except RunLockedError as exc:
             spider.logger.error(str(exc))
             self._close(spider, "locked")
             return
-        except SQLAlchemyError as exc:  # never crawl without a run: nothing would record what was fetched
+        except (SQLAlchemyError, StoreError) as exc:  # never crawl without a run: nothing would record what was fetched
             spider.logger.error("cannot open the crawl run of %s: %s", spec.id, exc)
             self._close(spider, "run_error")
             return
@@ -120,13 +141,18 @@ class RunExtension:
         return run
 
     def _heartbeat(self) -> None:
+        """Live stats on the run row; a beat the database misses is skipped (the next one tries again)."""
         if self.run_id is not None and self.crawler.stats is not None:
-            with transaction() as session:
-                stats = run_stats(self.crawler.stats.get_stats())
-                if self.worker is not None:
-                    worker_report(session, self.run_id, self.worker, stats)
-                else:
-                    heartbeat(session, self.run_id, stats)
+            try:
+                with transaction() as session:
+                    stats = run_stats(self.crawler.stats.get_stats())
+                    if self.worker is not None:
+                        worker_report(session, self.run_id, self.worker, stats)
+                    else:
+                        heartbeat(session, self.run_id, stats)
+            except SQLAlchemyError as exc:
+                self.crawler.stats.inc_value("harvester/heartbeats_missed")
+                logger.warning("heartbeat of run %s not written: %s", self.run_id, str(exc).splitlines()[0])
 
     def spider_closed(self, spider: Any, reason: str) -> None:
         if self.beat is not None and self.beat.running:
@@ -136,13 +162,44 @@ class RunExtension:
         stats = run_stats(self.crawler.stats.get_stats())
         status = RunStatus.FINISHED if reason == "finished" else (
             RunStatus.INTERRUPTED if reason == "shutdown" else RunStatus.FAILED)
-        with transaction() as session:
-            if self.worker is not None:  # a shared run finishes with its last worker, with the summed stats
-                if not worker_report(session, self.run_id, self.worker, stats, finished=reason):
+        if stats["store_failed"] or stats["store_failed_writes"]:
+            status, reason = RunStatus.FAILED, store_failure_reason(stats)
+        run_id, worker = self.run_id, self.worker
+
+        def close_run(session: Any) -> None:
+            final, final_status, final_reason = dict(stats), status, reason
+            if worker is not None:  # a shared run finishes with its last worker, with the summed stats
+                if not worker_report(session, run_id, worker, final, finished=final_reason):
                     return
-                stats, status, reason = shared_run_outcome(session, self.run_id)
-            stats |= field_fill_stats(session, self.run_id)  # per-field fill rates: selector drift checks
-            finish_run(session, self.run_id, status, reason, stats)
+                final, final_status, final_reason = shared_run_outcome(session, run_id)
+            final |= field_fill_stats(session, run_id)  # per-field fill rates: selector drift checks
+            finish_run(session, run_id, final_status, final_reason, final)
+
+        try:
+            retrying(close_run, RetryPolicy.from_settings().at_least(CLOSE_RUN_BUDGET_S))
+        except (SQLAlchemyError, StoreError) as exc:
+            logger.error("run %s could not be closed as %s (%s): %s", run_id, status, reason, exc)
+            return
+        self.crawler.stats.set_value(RUN_CLOSED, True)
+
+
+def store_failure_reason(stats: dict[str, Any]) -> str:
+    """``312 records not stored (connection lost)``: the run's finish reason after store failures."""
+    reasons = ", ".join(sorted(stats.get("store_failed_reasons") or {})) or "database error"
+    if stats["store_failed"]:
+        return f"{stats['store_failed']} records not stored ({reasons})"[:100]
+    return f"{stats['store_failed_writes']} page/window writes failed ({reasons})"[:100]
+
+
+def crawl_outcome(stats: dict[str, Any]) -> str | None:
+    """Why a crawl process must exit non-zero, from one crawler's final Scrapy stats; None when it need not."""
+    if stats.get("harvester/store/failed") or stats.get("harvester/store/failed_writes"):
+        return store_failure_reason(run_stats(stats))
+    if stats.get("finish_reason") == "run_error":
+        return "the crawl run could not be opened in the database"
+    if stats.get("harvester/run_id") is not None and not stats.get(RUN_CLOSED):
+        return f"run {stats['harvester/run_id']} could not be closed in the database"
+    return None
 
 
 def shared_run_outcome(session: Any, run_id: int) -> tuple[dict[str, Any], RunStatus, str]:

@@ -103,6 +103,13 @@ class Settings(BaseSettings):
         "X-Forwarded-For and X-Forwarded-Proto `harvester serve` trusts, so the app sees the client's address "
         "(login throttling) and https (Secure cookie). None: proxy headers are ignored.",
     )
+    db_retry_seconds: float = Field(
+        default=60, ge=0, description="Seconds one crawl write keeps retrying a transient database error (connection "
+        "lost, server restarting, SQLite locked past its busy timeout, disk full) on a fresh connection before its "
+        "record counts as not stored; the run then fails and the page is read again by the next crawl.")
+    db_retry_backoff: float = Field(
+        default=0.5, gt=0, description="First wait in seconds between two tries of a database write (doubles, at "
+        "most 10 s).")
     download_timeout: float = Field(
         default=30, gt=0, description="Seconds one crawl request may take, body included, before it is retried "
         "or given up (Scrapy DOWNLOAD_TIMEOUT).")

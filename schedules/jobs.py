@@ -23,12 +23,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from harvester.crawl import CrawlOptions
-from harvester.health import check_source, check_sources
+from harvester.health import Finding, check_source, check_sources, open_alert, resolve_alerts
 from harvester.notify import deliver_new_alerts
-from harvester.registry import RegistryError, SourceSpec, get_source, load_registry
+from harvester.registry import SourceSpec, load_registry_partly
 from schedules.adaptive import Bounds, Interval, RunOutcome, adaptive_interval, crawl_due
 from storage.db import session_factory, transaction
-from storage.models import Candidate, CandidateStatus, CrawlRun, Decision, RunStatus
+from storage.models import AlertKind, Candidate, CandidateStatus, CrawlRun, Decision, RunStatus
 from storage.runs import recover_stale
 
 log = logging.getLogger("harvester.schedule")
@@ -206,6 +206,24 @@ def _skip(source_id: str, why: str) -> str:
     return message
 
 
+def registry_now() -> tuple[dict[str, SourceSpec], dict[str, str]]:
+    """The registry as it loads now, and the files that do not: each of those gets a ``registry_error``
+    alert (logged and sent), resolved once the file loads again."""
+    specs, broken = load_registry_partly()
+    with transaction() as session:
+        for source_id, error in broken.items():
+            alert, new = open_alert(session, source_id, Finding(AlertKind.REGISTRY_ERROR, f"registry file of "
+                                                                f"{source_id} does not load, not crawled: {error}",
+                                                                None, details={"error": error}))
+            if new:
+                log.error("%s", alert.message)
+        for source_id in specs:
+            resolve_alerts(session, source_id, [AlertKind.REGISTRY_ERROR])
+    if broken:
+        deliver_new_alerts()
+    return specs, broken
+
+
 def crawl_source(source_id: str, reason: str = "cron") -> str:
     """Crawl one source in a child process, unless it is already running, omitted, or not yet due.
 
@@ -214,10 +232,13 @@ def crawl_source(source_id: str, reason: str = "cron") -> str:
     """
     settings = schedule_settings()
     now = datetime.now(UTC)
-    try:
-        spec = get_source(source_id)
-    except RegistryError as exc:
-        return _skip(source_id, str(exc))
+    specs, broken = registry_now()
+    if source_id in broken:
+        log.warning("skipped crawl of %s: %s", source_id, broken[source_id])
+        return f"skipped crawl of {source_id}: {broken[source_id]}"
+    spec = specs.get(source_id)
+    if spec is None:
+        return _skip(source_id, f"unknown source {source_id!r}: no longer in the registry")
     if not spec.enabled:
         return _skip(source_id, "disabled in the registry")
     if spec.omit_from_schedule:
@@ -269,7 +290,8 @@ def crawl_source(source_id: str, reason: str = "cron") -> str:
 
 def health_check() -> str:
     """Check every registered source (and any source with runs) and bring the alerts up to date."""
-    ids = set(load_registry())
+    specs, broken = registry_now()
+    ids = set(specs) | set(broken)
     with transaction() as session:
         ids |= set(session.scalars(select(CrawlRun.source_id).distinct()))
         reports = check_sources(session, sorted(ids))

@@ -161,12 +161,13 @@ def _managed(job_id: str) -> bool:
 
 
 def sync_jobs(schedule: Schedule, registry: dict[str, SourceSpec], now: datetime | None = None,
-              remove_stale: bool = True) -> SyncResult:
+              remove_stale: bool = True, keep: frozenset[str] = frozenset()) -> SyncResult:
     """Bring the scheduler's jobs in line with the registry (before or after the scheduler starts).
 
     Unchanged jobs keep their stored next run time (a missed firing stays missed-and-due); changed ones
     are replaced; crawl jobs of sources that left the schedule are removed from the store
-    (``remove_stale``; ``schedule list`` only reports them).
+    (``remove_stale``; ``schedule list`` only reports them), except those of the sources in ``keep``
+    (a registry file that does not load: its job stays and skips with an alert until the file is fixed).
     """
     now = now or datetime.now(UTC)
     plans, omitted = plan_jobs(registry, schedule.settings)
@@ -186,6 +187,8 @@ def sync_jobs(schedule: Schedule, registry: dict[str, SourceSpec], now: datetime
     wanted = {p.id for p in plans}
     for job_id, job in existing.items():
         if _managed(job_id) and job_id not in wanted:
+            if job_id.partition(":")[2] in keep:
+                continue
             if remove_stale:
                 schedule.jobstore.remove_job(job_id)
                 log.info("removed job %s: no longer in the schedule", job_id)
@@ -302,10 +305,12 @@ def list_schedule(registry: dict[str, SourceSpec], engine: Engine | None = None,
     return schedule_rows(schedule, synced, registry)
 
 
-def run_daemon(registry: dict[str, SourceSpec], settings: ScheduleSettings | None = None) -> None:
-    """``harvester schedule run``: sync, queue catch-ups, then run jobs until SIGINT/SIGTERM."""
+def run_daemon(registry: dict[str, SourceSpec], settings: ScheduleSettings | None = None,
+               broken: frozenset[str] = frozenset()) -> None:
+    """``harvester schedule run``: sync, queue catch-ups, then run jobs until SIGINT/SIGTERM. ``broken``:
+    sources whose registry file does not load (their jobs are kept; they skip with an alert)."""
     schedule = build_scheduler(settings=settings)
-    synced = sync_jobs(schedule, registry)
+    synced = sync_jobs(schedule, registry, keep=broken)
     catch_ups = add_catch_ups(schedule, registry)
     log.info("scheduler: %d job(s), %d source(s) not scheduled, %d catch-up crawl(s), up to %d concurrent crawls",
              len(synced.planned), len(synced.omitted), len(catch_ups), schedule.settings.max_workers)

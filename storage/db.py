@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 
 
 class DatabaseUrlError(ValueError):
@@ -40,6 +41,9 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise DatabaseUrlError(f"bad database URL {url!r}: {exc}") from None
+    if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
+        raise DatabaseUrlError(f"unsupported database URL {url!r}: use sqlite:///PATH or "
+                               "postgresql+psycopg://USER@HOST/DB")
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -69,10 +73,33 @@ def dispose_engines() -> None:
         _ENGINES.popitem()[1].dispose()
 
 
-def get_engine() -> Engine:
+def get_engine(create: bool = False) -> Engine:
+    """The configured database's engine. A configured (not the default) SQLite file must exist unless
+    ``create`` (``harvester db upgrade``), and its folder always: a misspelt path is refused instead of
+    silently becoming a new, empty database."""
     from harvester.settings import get_settings
 
-    return engine_for(get_settings().resolved_database_url)
+    settings = get_settings()
+    url = settings.resolved_database_url
+    if url not in _ENGINES and settings.database_url is not None:
+        check_sqlite_file(url, create)
+    return engine_for(url)
+
+
+def check_sqlite_file(url: str, create: bool) -> None:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseUrlError(f"bad database URL {url!r}: {exc}") from None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return
+    path = Path(parsed.database)
+    if not path.parent.is_dir():
+        raise DatabaseUrlError(f"SQLite database folder {path.parent} does not exist (HARVESTER_DATABASE_URL "
+                               f"{url!r}): check the path")
+    if not create and not path.is_file():
+        raise DatabaseUrlError(f"SQLite database {path} does not exist (HARVESTER_DATABASE_URL {url!r}): check "
+                               "the path, or create it with `harvester db upgrade`")
 
 
 def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:
@@ -99,7 +126,7 @@ def upgrade(engine: Engine | None = None) -> None:
     """Bring the schema to the newest migration (``harvester db upgrade``)."""
     from alembic import command
 
-    engine = engine or get_engine()
+    engine = engine or get_engine(create=True)
     try:
         command.upgrade(alembic_config(engine), "heads")
     except Exception as exc:

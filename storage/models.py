@@ -427,6 +427,8 @@ class AlertKind(StrEnum):
     JOB_ERROR = "job_error"
     JOB_MISSED = "job_missed"
     RUN_QUARANTINED = "run_quarantined"  # an over-harvest waits for an admin (harvester.quarantine)
+    STORE_FAILED = "store_failed"  # records a run could not store (the database failed); read again next crawl
+    REGISTRY_ERROR = "registry_error"  # a registry file the scheduler cannot load (its source is not crawled)
 
 
 class Alert(Base):

@@ -65,15 +65,16 @@ def upsert_candidate(session: Session, *, source_id: str, url: str, record_hash:
     }).scalar_one_or_none()
     if inserted is not None:
         return UpsertResult(Outcome.NEW, inserted)
-    row = session.scalars(
-        select(Candidate).where(Candidate.source_id == source_id, Candidate.identity_key == identity_key)
-        .with_for_update()
-    ).one()
+    current = session.execute(select(Candidate.id, Candidate.record_hash, Candidate.url, Candidate.gone_at_source)
+                              .where(Candidate.source_id == source_id, Candidate.identity_key == identity_key)
+                              .with_for_update()).one()
+    if current.record_hash == record_hash and current.url == url and not current.gone_at_source:
+        # seen again, unchanged: a Core update, so the row's version (optimistic locking) stays as it is
+        session.execute(update(Candidate).where(Candidate.id == current.id).values(last_run_id=run_id))
+        return UpsertResult(Outcome.NOT_MODIFIED, current.id)
+    row = session.get_one(Candidate, current.id)
     row.last_run_id = run_id
-    revived = row.gone_at_source
     row.gone_at_source, row.gone_since = False, None
-    if row.record_hash == record_hash and row.url == url and not revived:
-        return UpsertResult(Outcome.NOT_MODIFIED, row.id)
     for key, value in harvested.items():
         setattr(row, key, value)
     row.record_hash, row.updated_at = record_hash, now()

@@ -96,3 +96,43 @@ def test_every_command_has_help_and_is_in_the_readme(runner: CliRunner) -> None:
         assert result.exit_code == 0, path
         assert "Usage:" in result.output
         assert f"harvester {' '.join(path)}" in readme, f"`harvester {' '.join(path)}` missing from README"
+
+
+def _use_database(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    from harvester.settings import get_settings
+    from storage.db import dispose_engines
+
+    monkeypatch.setenv("HARVESTER_DATABASE_URL", url)
+    get_settings.cache_clear()
+    dispose_engines()
+
+
+def test_a_mysql_url_is_one_line_not_a_traceback(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    _use_database(monkeypatch, "mysql://harvester@127.0.0.1/harvester")
+    for args in (["db", "upgrade"], ["queue"], ["crawl", "gef_projects"]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.output.strip().splitlines() == [
+            "error: unsupported database URL 'mysql://harvester@127.0.0.1/harvester': use sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST/DB"]
+
+
+def test_a_misspelt_sqlite_path_is_refused_instead_of_creating_an_empty_database(
+        runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _use_database(monkeypatch, f"sqlite:///{tmp_path / 'no-such-folder' / 'harvester.sqlite3'}")
+    for args in (["db", "upgrade"], ["queue"]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert result.output.startswith(f"error: SQLite database folder {tmp_path / 'no-such-folder'} does not "
+                                        "exist"), result.output
+    assert not (tmp_path / "no-such-folder").exists()
+
+    misspelt = tmp_path / "harvestr.sqlite3"
+    _use_database(monkeypatch, f"sqlite:///{misspelt}")
+    for args in (["queue"], ["crawl", "gef_projects"], ["runs"]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.output.startswith(f"error: SQLite database {misspelt} does not exist"), result.output
+    assert not misspelt.exists()
+    assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0  # made on purpose
+    assert runner.invoke(cli, ["queue", "--json"]).output.strip() == "[]"

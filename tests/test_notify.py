@@ -210,7 +210,7 @@ def test_the_daily_health_job_sends_new_alerts_even_when_the_mail_server_is_down
         db: Engine, webhook: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
     configure(monkeypatch, alert_smtp_host="127.0.0.1", alert_smtp_port="9", alert_smtp_starttls="false",
               alert_email_to="ops@example.org", alert_webhook_url=webhook.url)
-    monkeypatch.setattr(jobs, "load_registry", lambda: {})
+    monkeypatch.setattr(jobs, "load_registry_partly", lambda: ({}, {}))
     empty_run(db)
     assert jobs.health_check() == "health check of 1 sources: 1 new alert(s), 0 still open, 0 resolved"
     assert [p["alert"]["kind"] for _, p in webhook.posts] == ["zero_items"]

@@ -462,6 +462,47 @@ def test_omitted_and_disabled_sources_are_never_crawled_by_a_stale_job(
     assert fake.calls == []
 
 
+def test_an_invalid_cron_fails_sources_check_and_schedule_list_in_one_line(registry_dir: Path) -> None:
+    edit_entry(registry_dir, "gcf_projects", schedule="61 25 * * *")
+    line = next(i for i, text in enumerate((registry_dir / "gcf_projects.yaml").read_text().splitlines(), 1)
+                if text.startswith("schedule:"))
+    for args in (["sources", "check"], ["schedule", "list"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.output.splitlines() == [
+            "error: gcf_projects.yaml: schedule: Value error, '61 25 * * *': minute '61' is not valid (allowed "
+            f"0-59) (line {line})"]
+
+
+def test_a_yaml_syntax_error_is_reported_with_its_line(registry_dir: Path) -> None:
+    path = registry_dir / "bhl_oai.yaml"
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3] + ": ["  # an unclosed flow sequence on line 4
+    path.write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(cli, ["sources", "check"])
+    assert result.exit_code == 2
+    assert re.fullmatch(r"error: bhl_oai\.yaml: cannot read: line \d+, column \d+: .+\n", result.output), \
+        result.output
+
+
+def test_one_broken_registry_file_alerts_while_the_daemon_crawls_the_others(
+        registry_dir: Path, fake_crawl: Callable[..., FakeCrawl]) -> None:
+    fake = fake_crawl()
+    (registry_dir / "bhl_oai.yaml").write_text("id: bhl_oai\nkind: oai\nname: [unclosed\n")
+    assert crawl_source("gcf_projects", "catch-up").startswith("crawled gcf_projects: run ")
+    assert crawl_source("bhl_oai", "catch-up").startswith("skipped crawl of bhl_oai: bhl_oai.yaml: cannot read: "
+                                                          "line 4, column 1:")
+    assert fake.calls == [(["gcf_projects"], "schedule")]
+    with transaction() as session:
+        [alert] = session.scalars(select(Alert).where(Alert.kind == AlertKind.REGISTRY_ERROR)).all()
+        assert (alert.source_id, alert.resolved_at) == ("bhl_oai", None)
+
+    shutil.copy(REGISTRY / "bhl_oai.yaml", registry_dir / "bhl_oai.yaml")  # fixed
+    jobs.registry_now()
+    with transaction() as session:
+        assert session.scalars(select(Alert.resolved_at).where(Alert.kind == AlertKind.REGISTRY_ERROR)).one()
+
+
 @pytest.mark.slow
 def test_a_scheduled_crawl_runs_the_real_crawl_in_a_child_process(
         registry_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -48,6 +48,19 @@ def test_same_record_twice_is_one_candidate_and_not_modified(db_engine: Engine) 
     assert _count(db_engine) == 1
 
 
+def test_a_recrawl_that_changes_nothing_keeps_the_version_a_curator_has_open(db_engine: Engine) -> None:
+    assert _upsert(db_engine, "h1") is Outcome.NEW
+    with transaction(db_engine) as session:
+        opened = session.scalars(select(Candidate.version_id)).one()
+    for _ in range(3):
+        assert _upsert(db_engine, "h1") is Outcome.NOT_MODIFIED
+    with transaction(db_engine) as session:
+        assert session.scalars(select(Candidate.version_id)).one() == opened
+    assert _upsert(db_engine, "h2", title="Wildlife trafficking in Madagascar, phase 2") is Outcome.UPDATED
+    with transaction(db_engine) as session:
+        assert session.scalars(select(Candidate.version_id)).one() == opened + 1
+
+
 def test_a_new_candidate_gets_its_values_and_the_column_defaults_for_the_rest(db_engine: Engine) -> None:
     assert _upsert(db_engine, "h1") is Outcome.NEW
     with transaction(db_engine) as session:  # another set of values, through the same reused statement

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from harvester.cli.output import print_table
 from harvester.crawl import CrawlOptions, run_crawls
@@ -49,25 +50,51 @@ def run_workers(source_ids: list[str], options: CrawlOptions, workers: int) -> i
 
 def crawl_and_report(source_ids: list[str], options: CrawlOptions, workers: int = 1) -> dict[str, dict]:
     from harvester.settings import get_settings
-    from storage.db import upgrade
+    from storage.db import get_engine, upgrade
 
-    upgrade()
-    before = max_run_id(exclude_running=bool(get_settings().redis_url))
+    try:
+        upgrade(get_engine())  # a configured SQLite file that does not exist is refused, not created
+        before = max_run_id(exclude_running=bool(get_settings().redis_url))
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"the database fails, nothing crawled: {str(exc).splitlines()[0]}") from None
     code = run_crawls(source_ids, options) if workers == 1 else run_workers(source_ids, options, workers)
-    results = latest_runs(source_ids, before)
+    try:
+        results = latest_runs(source_ids, before)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"crawl process exited with {code}; its runs cannot be read, the database "
+                                   f"fails: {str(exc).splitlines()[0]}") from None
     rows = [[sid, r.get("status"), r.get("requests"), r.get("pages_parsed", 0) + r.get("pages_not_modified", 0),
              r.get("new"), r.get("new_pending"), r.get("updated"), r.get("not_modified"), r.get("gone"),
-             r.get("errors")] for sid, r in sorted(results.items())]
+             r.get("store_failed", 0), r.get("errors")] for sid, r in sorted(results.items())]
     print_table(["source", "status", "requests", "pages", "new", "pending", "updated", "not_modified", "gone",
-                 "errors"], rows)
+                 "not_stored", "errors"], rows)
     missing = [s for s in source_ids if s not in results]
+    if code != 0:
+        raise_alerts(source_ids)
     if code != 0 or missing:
-        raise click.ClickException(f"crawl process exited with {code}; no run recorded for {missing or 'none'}")
+        unrecorded = f"; no run recorded for {', '.join(missing)}" if missing else ""
+        raise click.ClickException(f"crawl process exited with {code}{unrecorded}")
     unfinished = [f"{sid}: {r.get('incomplete') or r.get('status')}" for sid, r in sorted(results.items())
                   if r.get("status") != "finished" or r.get("incomplete")]
     if unfinished:
         raise click.ClickException("crawl did not complete: " + "; ".join(unfinished))
     return results
+
+
+def raise_alerts(source_ids: list[str]) -> None:
+    """After a failed crawl: the health checks of its sources, new alerts sent (when the database answers)."""
+    from harvester.health import check_sources
+    from harvester.notify import deliver_new_alerts
+    from storage.db import transaction
+
+    try:
+        with transaction() as session:
+            for report in check_sources(session, source_ids):
+                for alert in report.opened:
+                    click.echo(f"alert on {report.source_id}: {alert.message}", err=True)
+        deliver_new_alerts()
+    except SQLAlchemyError as exc:
+        click.echo(f"alerts not raised, the database fails: {str(exc).splitlines()[0]}", err=True)
 
 
 @click.command()

@@ -18,9 +18,11 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from harvester.fixtures import FixturesMissingError
     from harvester.imports import FileImportError
     from harvester.registry import RegistryError
+    from storage.backup import BackupError
     from storage.db import DatabaseUrlError
 
-    return (RegistryError, DatabaseUrlError, FixturesMissingError, ReferenceMissingError, FileImportError)
+    return (RegistryError, DatabaseUrlError, FixturesMissingError, ReferenceMissingError, FileImportError,
+            BackupError)
 
 
 class HarvesterGroup(click.Group):
@@ -64,6 +66,32 @@ def db_upgrade() -> None:
 
     upgrade()
     click.echo(f"database at {_redacted(get_settings().resolved_database_url)} is up to date")
+
+
+@db.command("backup")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+def db_backup(file: Path) -> None:
+    """Write a consistent copy of the database to FILE, while crawls and the app keep running.
+
+    SQLite: the online backup API (what is still in the WAL included; never copy the file with cp).
+    PostgreSQL: pg_dump --format=custom."""
+    from storage.backup import backup
+    from storage.db import get_engine
+
+    backup(get_engine(), file)
+    click.echo(f"backed up {_redacted(str(get_engine().url))} to {file} ({file.stat().st_size:,} bytes)")
+
+
+@db.command("restore")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--force", is_flag=True, help="Replace a database that already holds candidates.")
+def db_restore(file: Path, force: bool) -> None:
+    """Restore the configured database from FILE (made by `db backup`), then migrate it to the newest schema."""
+    from storage.backup import restore
+    from storage.db import get_engine
+
+    restore(get_engine(create=True), file, force=force)
+    click.echo(f"restored {_redacted(str(get_engine().url))} from {file}")
 
 
 def _redacted(url: str) -> str:

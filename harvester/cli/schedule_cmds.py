@@ -41,7 +41,7 @@ def schedule_run(max_workers: int | None, misfire_grace_hours: float | None, log
     Each source is crawled in its own child process on its registry cron, when its adaptive
     interval has elapsed; a daily job checks source health. Jobs persist in the database.
     """
-    from harvester.registry import load_registry
+    from schedules.jobs import registry_now
     from schedules.scheduler import run_daemon
     from storage.db import upgrade
 
@@ -50,7 +50,8 @@ def schedule_run(max_workers: int | None, misfire_grace_hours: float | None, log
         for name in ("alembic", "apscheduler.scheduler"):
             logging.getLogger(name).setLevel(logging.WARNING)
     upgrade()
-    run_daemon(load_registry(), _settings(max_workers, misfire_grace_hours))
+    specs, broken = registry_now()  # a broken registry file is an alert, not a daemon that will not start
+    run_daemon(specs, _settings(max_workers, misfire_grace_hours), frozenset(broken))
 
 
 @schedule.command("list")

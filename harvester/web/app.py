@@ -11,12 +11,14 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from harvester import __version__
 from harvester.web.deps import LoginRequired
 from harvester.web.explain import criterion_name
 from harvester.web.security import HeadAsGetMiddleware, SecurityHeadersMiddleware
+from harvester.web.transactions import CommitFirstMiddleware, database_error
 from storage.db import session_factory
 
 HERE = Path(__file__).resolve().parent
@@ -30,8 +32,10 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app = FastAPI(title="CHM Harvester review", version=__version__, docs_url=None,
                   openapi_url="/api/v1/openapi.json", redoc_url=None)
     app.state.session_factory = session_factory(engine) if engine is not None else None
+    app.add_middleware(CommitFirstMiddleware)  # inside the security headers: a 503 it sends gets them too
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
+    app.add_exception_handler(DBAPIError, database_error)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(routes_pages.router)
     app.include_router(routes_ops.router)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from harvester.web.auth import SessionUser, load_session
 from harvester.web.security import same_origin, tokens_match
+from harvester.web.transactions import STATE_KEY
 from storage.db import session_factory
 from storage.queue import MAX_KEY
 
@@ -28,9 +29,17 @@ def cookie_name(request: Request) -> str:
 
 
 def db_session(request: Request) -> Iterator[Session]:
+    """The request's session: committed before the response starts (``transactions.CommitFirstMiddleware``),
+    rolled back on an error."""
     factory = request.app.state.session_factory or session_factory()
-    with factory() as session, session.begin():
-        yield session
+    with factory() as session:
+        setattr(request.state, STATE_KEY, session)
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()  # a response that never started (nothing left to commit otherwise)
 
 
 SessionDep = Annotated[Session, Depends(db_session)]
