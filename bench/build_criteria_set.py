@@ -33,7 +33,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harvester.fixtures import fixtures_dir
+from harvester.recordings.fixtures import fixtures_dir
 from harvester.settings import get_settings
 
 CIP = "unfccc-cip/dump-initiatives-20230611.csv"

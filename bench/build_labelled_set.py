@@ -40,8 +40,8 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from harvester.classify.duplicates import DupRecord, clusters, normalise_words
-from harvester.fixtures import load_capture
 from harvester.language import detect_language
+from harvester.recordings.fixtures import load_capture
 from harvester.settings import get_settings
 
 GEF = "gef/dump-gef-project-database-export.csv"

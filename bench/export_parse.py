@@ -22,8 +22,8 @@ from collections.abc import Callable
 from harvester.extraction.item import extract_item
 from harvester.extraction.records import record_identity
 from harvester.extraction.structured import iter_export
-from harvester.fixtures import load_capture
 from harvester.items import CandidateItem
+from harvester.recordings.fixtures import load_capture
 from harvester.registry import load_registry
 
 

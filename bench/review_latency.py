@@ -55,10 +55,10 @@ class Case:
 
 def real_records() -> list[Any]:
     """The GEF export rows as the harvester makes candidates of them (extract, language, classify)."""
-    from harvester.fixtures import load_capture
-    from harvester.offline import candidates_from_response
+    from harvester.crawl.offline import candidates_from_response
+    from harvester.recordings.fixtures import load_capture
+    from harvester.recordings.warc import RecordedResponse
     from harvester.registry import load_registry
-    from harvester.warc import RecordedResponse
 
     capture = load_capture(CAPTURE)
     spec = load_registry()["gef_projects"]

@@ -19,7 +19,7 @@ import json
 from collections import Counter
 
 from harvester.classify import ClassifierInput, classify
-from harvester.fixtures import load_capture
+from harvester.recordings.fixtures import load_capture
 
 GEF = "gef/dump-gef-project-database-export.csv"
 BIODIVERSITY = "Biodiversity"

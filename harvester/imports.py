@@ -58,7 +58,7 @@ class ImportResult:
 
 def registry_files(spec: SourceSpec, fixtures_root: Path | None = None) -> list[ImportFile]:
     """The file the registry entry names under the fixtures folder, with its stated capture date."""
-    from harvester.fixtures import fixtures_dir
+    from harvester.recordings.fixtures import fixtures_dir
 
     if spec.file is None or spec.file.fixture is None:
         raise FileImportError(f"source {spec.id!r} names no file of its own: give the FILE to import")
@@ -162,7 +162,7 @@ def _store(spec: SourceSpec, items: list[CandidateItem], files: list[dict[str, A
     import json
 
     from harvester.dedupe import record_hash
-    from harvester.health import field_fill_stats
+    from harvester.health.checks import field_fill_stats
     from storage.clusters import FingerprintCache, link_duplicates
     from storage.db import transaction
     from storage.models import Candidate, CandidateStatus, RunStatus

@@ -39,8 +39,8 @@ from scrapy.exceptions import DropItem, NotConfigured
 from scrapy.settings import BaseSettings
 from scrapy.statscollectors import StatsCollector
 
+from harvester.crawl.memory_trim import WORKER_TRIM_EVERY, malloc_trim
 from harvester.items import CandidateItem
-from harvester.memory_trim import WORKER_TRIM_EVERY, malloc_trim
 from harvester.registry import SourceSpec
 from harvester.stages import StagesOutcome, apply_hashes, mark_same_text, run_cpu_stages
 

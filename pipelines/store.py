@@ -30,15 +30,15 @@ from scrapy.utils.defer import deferred_from_coro
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from harvester import signals
 from harvester.classify.routing import pending_threshold
+from harvester.crawl import signals
 from harvester.dedupe import candidate_key, canonical_url
 from harvester.extraction.provenance import stored_provenance
+from harvester.health.quarantine import QuarantineGate
 from harvester.items import CandidateItem
-from harvester.quarantine import QuarantineGate
+from harvester.recordings.snapshots import SnapshotWriter
+from harvester.recordings.warc import RecordedResponse
 from harvester.settings import get_settings
-from harvester.snapshots import SnapshotWriter
-from harvester.warc import RecordedResponse
 from storage.clusters import FingerprintCache, link_duplicates
 from storage.models import CandidateStatus
 from storage.pages import load_page_states, record_page

@@ -2,7 +2,7 @@
 (``schedules.jobs:crawl_source``) with plain-string args: APScheduler 3 deletes a persisted job it
 cannot unpickle, so nothing else goes into the job store.
 
-A crawl job spawns the crawl as its own child process (``harvester.crawl.run_crawls``), treats
+A crawl job spawns the crawl as its own child process (``harvester.crawl.runner.run_crawls``), treats
 "the source already has a running crawl" as a clean skip, honours the adaptive recrawl interval,
 and ends with the source's health check.
 """
@@ -22,9 +22,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from harvester.crawl import CrawlOptions
-from harvester.health import Finding, check_source, check_sources, open_alert, resolve_alerts
-from harvester.notify import deliver_new_alerts
+from harvester.crawl.runner import CrawlOptions
+from harvester.health.checks import Finding, check_source, check_sources, open_alert, resolve_alerts
+from harvester.health.notify import deliver_new_alerts
 from harvester.registry import SourceSpec, load_registry_partly
 from schedules.adaptive import Bounds, Interval, RunOutcome, adaptive_interval, crawl_due
 from storage.db import session_factory, transaction
@@ -61,14 +61,14 @@ def schedule_settings() -> ScheduleSettings:
 
 
 CrawlRunner = Callable[[list[str], CrawlOptions], int]
-#: Hook: when set, crawl jobs call this instead of ``harvester.crawl.run_crawls`` (tests, dry runs).
+#: Hook: when set, crawl jobs call this instead of ``harvester.crawl.runner.run_crawls`` (tests, dry runs).
 CRAWL_RUNNER: CrawlRunner | None = None
 
 
 def _runner() -> CrawlRunner:
     if CRAWL_RUNNER is not None:
         return CRAWL_RUNNER
-    from harvester.crawl import run_crawls
+    from harvester.crawl.runner import run_crawls
 
     return run_crawls
 

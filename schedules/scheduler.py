@@ -223,8 +223,8 @@ def add_catch_ups(schedule: Schedule, registry: dict[str, SourceSpec], now: date
 
 def on_job_event(event: JobEvent) -> None:
     """Job errors and missed firings become alerts; the next successful execution resolves them."""
-    from harvester.health import Finding, open_alert, resolve_alerts
-    from harvester.notify import deliver_new_alerts
+    from harvester.health.checks import Finding, open_alert, resolve_alerts
+    from harvester.health.notify import deliver_new_alerts
     from storage.db import transaction
 
     job_id = event.job_id

@@ -11,11 +11,11 @@ from scrapy import signals as scrapy_signals
 from scrapy.http import Request, Response
 from twisted.python.failure import Failure
 
-from harvester import signals
+from harvester.crawl import signals
+from harvester.crawl.middlewares import CONDITIONAL, CONTENT_HASH, NOT_MODIFIED, SKIP_UNCHANGED
+from harvester.crawl.replay import not_recorded
 from harvester.items import CandidateItem
-from harvester.middlewares import CONDITIONAL, CONTENT_HASH, NOT_MODIFIED, SKIP_UNCHANGED
 from harvester.registry import SourceSpec
-from harvester.replay import not_recorded
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

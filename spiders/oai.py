@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from scrapy.http import Request, Response
 from twisted.python.failure import Failure
 
-from harvester import signals
+from harvester.crawl import signals
 from harvester.extraction.oai import parse_identify, parse_oai
 from harvester.extraction.structured import StructuredBodyError
 from harvester.items import CandidateItem

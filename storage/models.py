@@ -105,7 +105,7 @@ class CrawlRun(Base):
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Distributed mode: the shared crawl (Redis) this run belongs to; workers with the same key join the run.
     crawl_key: Mapped[str | None] = mapped_column(String(64))
-    # Over-harvest quarantine (``harvester.quarantine``): null, or held / released / discarded, and why.
+    # Over-harvest quarantine (``harvester.health.quarantine``): null, or held / released / discarded, and why.
     quarantine: Mapped[str | None] = mapped_column(String(20))
     quarantine_details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
@@ -414,7 +414,7 @@ class ChmCuration(Base):
 
 
 class AlertKind(StrEnum):
-    """What source-health monitoring (``harvester.health``) and the scheduler raise."""
+    """What source-health monitoring (``harvester.health.checks``) and the scheduler raise."""
 
     ZERO_ITEMS = "zero_items"
     ERROR_SPIKE = "error_spike"
@@ -426,7 +426,7 @@ class AlertKind(StrEnum):
     REPEATED_FAILURES = "repeated_failures"
     JOB_ERROR = "job_error"
     JOB_MISSED = "job_missed"
-    RUN_QUARANTINED = "run_quarantined"  # an over-harvest waits for an admin (harvester.quarantine)
+    RUN_QUARANTINED = "run_quarantined"  # an over-harvest waits for an admin (harvester.health.quarantine)
     STORE_FAILED = "store_failed"  # records a run could not store (the database failed); read again next crawl
     REGISTRY_ERROR = "registry_error"  # a registry file the scheduler cannot load (its source is not crawled)
 

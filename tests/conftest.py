@@ -141,10 +141,10 @@ def run_crawl(*source_ids: str, replay: Path | None = None, env: dict[str, str] 
 def gcf_items() -> list[CandidateItem]:
     """The real GCF projects capture through the harvester's extraction, parsed once per test session.
     Tests that change the items copy them first."""
-    from harvester.fixtures import load_capture
-    from harvester.offline import candidates_from_response
+    from harvester.crawl.offline import candidates_from_response
+    from harvester.recordings.fixtures import load_capture
+    from harvester.recordings.warc import RecordedResponse
     from harvester.registry import load_registry
-    from harvester.warc import RecordedResponse
 
     spec = load_registry()["gcf_projects"]
     capture = load_capture(spec.replay[0].fixture)

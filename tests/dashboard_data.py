@@ -14,13 +14,13 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from harvester.fixtures import load_capture
-from harvester.health import check_sources, field_fill_stats
+from harvester.crawl.offline import candidates_from_response
+from harvester.health.checks import check_sources, field_fill_stats
 from harvester.items import CandidateItem
-from harvester.offline import candidates_from_response
+from harvester.recordings.fixtures import load_capture
+from harvester.recordings.warc import RecordedResponse
 from harvester.registry import load_registry
 from harvester.stages import apply_hashes
-from harvester.warc import RecordedResponse
 from harvester.web.auth import add_user
 from pipelines.store import candidate_values
 from storage.db import transaction

@@ -27,13 +27,13 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from harvester.fixtures import load_capture
+from harvester.crawl.offline import candidates_from_response
 from harvester.items import CandidateItem
-from harvester.offline import candidates_from_response
+from harvester.recordings.fixtures import load_capture
+from harvester.recordings.warc import RecordedResponse
 from harvester.registry import load_registry
 from harvester.settings import PROJECT_ROOT
 from harvester.stages import apply_hashes
-from harvester.warc import RecordedResponse
 from harvester.web.auth import add_user
 from pipelines.store import candidate_values
 from storage.db import make_engine, transaction, upgrade

@@ -18,16 +18,16 @@ from scrapy.responsetypes import responsetypes
 from sqlalchemy import Engine, event, func, select
 
 from harvester.classify.duplicates import DupRecord, clusters, title_key, url_key
+from harvester.crawl.offline import candidates_from_response
+from harvester.crawl.spider_loader import spider_class_for
 from harvester.extraction.item import extract_item
-from harvester.fixtures import load_capture
 from harvester.items import CandidateItem
-from harvester.offline import candidates_from_response
+from harvester.recordings.fixtures import load_capture
+from harvester.recordings.replay_build import build_replay
+from harvester.recordings.warc import RecordedResponse
 from harvester.registry import load_registry
-from harvester.replay_build import build_replay
 from harvester.settings import get_settings
-from harvester.spider_loader import spider_class_for
 from harvester.stages import apply_hashes
-from harvester.warc import RecordedResponse
 from pipelines.store import candidate_values
 from storage.clusters import FingerprintCache, link_duplicates, recompute_clusters
 from storage.db import session_factory, transaction, upgrade

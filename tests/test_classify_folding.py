@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harvester.classify.folding import _fold_by_character, fold, fold_char, fold_text, original_span
-from harvester.fixtures import fixtures_dir
+from harvester.recordings.fixtures import fixtures_dir
 
 EDGE_CASES = [
     "",

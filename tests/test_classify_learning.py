@@ -22,10 +22,10 @@ from sklearn.metrics import roc_auc_score
 from sqlalchemy import Engine, func, select, update
 
 from harvester.cli import cli
-from harvester.fixtures import load_capture
+from harvester.crawl.spider_loader import spider_class_for
 from harvester.items import CandidateItem
+from harvester.recordings.fixtures import load_capture
 from harvester.registry import load_registry
-from harvester.spider_loader import spider_class_for
 from harvester.stages import classify_item, process_offline
 from pipelines.store import candidate_values
 from storage.db import session_factory, transaction, upgrade

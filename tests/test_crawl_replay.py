@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from harvester.recordings.replay_build import build_replay
 from harvester.registry import load_registry
-from harvester.replay_build import build_replay
 from harvester.settings import PROJECT_ROOT, get_settings
 from storage.db import session_factory, transaction, upgrade
 from storage.models import Candidate, CrawlRun, Decision

@@ -17,8 +17,8 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from harvester.recordings.replay_build import build_replay
 from harvester.registry import load_registry
-from harvester.replay_build import build_replay
 from harvester.settings import PROJECT_ROOT
 from storage.models import Candidate, CrawlRun, Decision, User
 from tests.conftest import reset_postgres

@@ -38,8 +38,8 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
+from harvester.recordings.replay_build import build_replay
 from harvester.registry import load_registry
-from harvester.replay_build import build_replay
 from harvester.settings import PROJECT_ROOT
 from storage.models import Alert, Candidate, CrawlRun
 

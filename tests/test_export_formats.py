@@ -19,7 +19,7 @@ import pytest
 
 from harvester.extraction import structured
 from harvester.extraction.structured import StructuredBodyError, iter_export
-from harvester.fixtures import load_capture
+from harvester.recordings.fixtures import load_capture
 from harvester.registry import ExportOptions
 
 GEF_CSV = "gef/dump-gef-project-database-export.csv"

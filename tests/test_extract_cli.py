@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from harvester.cli import cli
-from harvester.fixtures import folder_index
+from harvester.recordings.fixtures import folder_index
 from harvester.registry import load_registry
 from tests.conftest import FIXTURES
 

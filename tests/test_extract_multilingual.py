@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from harvester.cli import cli
-from harvester.fixtures import folder_index
+from harvester.recordings.fixtures import folder_index
 from harvester.settings import get_settings
 
 MULTILINGUAL = Path("formats") / "multilingual"

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, select
 
+from harvester.crawl.offline import candidates_from_response
 from harvester.dedupe import canonical_url
 from harvester.extraction.feeds import entry_key, iter_feed
-from harvester.offline import candidates_from_response
+from harvester.recordings.warc import RecordedResponse
 from harvester.registry import SourceSpec
-from harvester.warc import RecordedResponse
 from storage.db import transaction
 from storage.models import Candidate, CandidateStatus
 from storage.queue import Outcome, upsert_candidate

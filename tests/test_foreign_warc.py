@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from harvester.extraction.feeds import entry_key, iter_feed
-from harvester.warc import iter_responses
+from harvester.recordings.warc import iter_responses
 from storage.db import session_factory
 from storage.models import Candidate, CrawlRun
 from tests.conftest import run_crawl

@@ -1,5 +1,5 @@
 """Source health on SQLite and PostgreSQL: alerts from run histories in crawl_runs (stats in the shape
-harvester.runs_extension.run_stats writes), field drift from real GCF candidates, one open alert per
+harvester.crawl.runs_extension.run_stats writes), field drift from real GCF candidates, one open alert per
 (source, kind, subject), resolution when the condition clears, and `harvester sources health`."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, select, update
 
 from harvester.cli import cli
+from harvester.crawl.runs_extension import run_stats
 from harvester.dedupe import record_hash
 from harvester.extraction.records import apply_record, record_identity
-from harvester.health import RunView, check_source, evaluate_run, field_fill_stats
+from harvester.health.checks import RunView, check_source, evaluate_run, field_fill_stats
 from harvester.items import CandidateItem
 from harvester.registry import load_registry
-from harvester.runs_extension import run_stats
 from pipelines.store import candidate_values
 from storage.db import transaction
 from storage.models import Alert, AlertKind, CandidateStatus, CrawlRun, RunStatus

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harvester.fixtures import folder_index
 from harvester.jsonl import jsonl_lines
+from harvester.recordings.fixtures import folder_index
 
 
 def test_jsonl_lines_split_at_line_feeds_only() -> None:

@@ -10,8 +10,8 @@ import trafilatura
 from langdetect import DetectorFactory, detector_factory
 from langdetect.detector import Detector
 
-from harvester.fixtures import fixtures_dir
 from harvester.language import MAX_SAMPLE_CHARS, SeededDetector, detect_language
+from harvester.recordings.fixtures import fixtures_dir
 
 EDGE_CASES = [
     "The UNDP-GEF   project on ADAPTATION in the Pacific (SIDS) — see https://www.undp.org and info@undp.org",

@@ -52,7 +52,7 @@ def test_pages_fetched_within_the_window_are_not_requested_and_older_ones_are(
 
         first = crawl(site)
         assert first["new"] == PAGES and len(served_records(site)) == PAGES
-        assert first["requests_queued_on_disk"] >= PAGES, "harvester.scheduler: the request queue is on disk"
+        assert first["requests_queued_on_disk"] >= PAGES, "harvester.crawl.request_queue: the request queue is on disk"
         assert list((harvester_env / "queues").iterdir()) == [], "and its folder is gone with the crawl"
 
         second = crawl(site)

@@ -1,4 +1,4 @@
-"""harvester.memory_trim: freed heap memory goes back to the operating system during a crawl."""
+"""harvester.crawl.memory_trim: freed heap memory goes back to the operating system during a crawl."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.test import get_crawler
 
-from harvester.memory_trim import MallocTrimExtension, malloc_trim
+from harvester.crawl.memory_trim import MallocTrimExtension, malloc_trim
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim is Linux-only")
 
@@ -21,7 +21,7 @@ def test_trimming_hands_back_the_free_holes_of_a_fragmented_heap() -> None:
     # other one freed: the holes stay resident until trimmed
     script = textwrap.dedent("""
         import os
-        from harvester.memory_trim import malloc_trim
+        from harvester.crawl.memory_trim import malloc_trim
         page = os.sysconf("SC_PAGE_SIZE")
         def rss():
             return int(open("/proc/self/statm").read().split()[1]) * page // 2**20

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import Engine, select
 
 import schedules.jobs as jobs
-from harvester.health import check_source
-from harvester.notify import deliver_new_alerts
-from harvester.runs_extension import run_stats
+from harvester.crawl.runs_extension import run_stats
+from harvester.health.checks import check_source
+from harvester.health.notify import deliver_new_alerts
 from harvester.settings import get_settings
 from storage.db import dispose_engines, transaction
 from storage.models import Alert, RunStatus
@@ -193,7 +193,7 @@ def test_a_failing_channel_is_logged_and_recorded_but_never_raised(
                   alert_smtp_starttls="false", alert_email_to="ops@example.org", alert_webhook_url=broken.url)
         empty_run(db)
         health(db)
-        with caplog.at_level(logging.WARNING, logger="harvester.notify"):
+        with caplog.at_level(logging.WARNING, logger="harvester.health.notify"):
             [delivery] = deliver_new_alerts()
         assert delivery.sent == ["email"]
         assert delivery.errors == ["webhook: HTTPError: HTTP Error 500: Internal Server Error"]

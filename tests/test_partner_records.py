@@ -6,11 +6,11 @@ from functools import cache
 
 import pytest
 
-from harvester.fixtures import load_capture
+from harvester.crawl.offline import candidates_from_response
 from harvester.items import CandidateItem
-from harvester.offline import candidates_from_response
+from harvester.recordings.fixtures import load_capture
+from harvester.recordings.warc import RecordedResponse
 from harvester.registry import load_registry
-from harvester.warc import RecordedResponse
 
 
 @cache

@@ -19,10 +19,10 @@ from scrapy.utils.test import get_crawler
 from sqlalchemy import select
 
 from bench.site import PartnerSite, load_templates
-from harvester import signals
+from harvester.crawl import signals
+from harvester.crawl.spider_loader import spider_class_for
 from harvester.items import CandidateItem
 from harvester.registry import load_registry
-from harvester.spider_loader import spider_class_for
 from harvester.stages import process_offline, run_cpu_stages
 from pipelines.extract import ExtractPipeline
 from pipelines.pool import PooledStagesPipeline, stage_pool_size

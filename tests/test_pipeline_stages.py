@@ -8,12 +8,12 @@ import pytest
 from scrapy.exceptions import DropItem
 from scrapy.utils.test import get_crawler
 
+from harvester.crawl.spider_loader import spider_class_for
 from harvester.dedupe import canonical_url, record_hash, text_hash
 from harvester.extraction.html import ExtractionError, extract_html
 from harvester.items import CandidateItem
 from harvester.language import detect_language
 from harvester.registry import load_registry
-from harvester.spider_loader import spider_class_for
 from harvester.stages import apply_hashes, apply_language
 from pipelines.dedupe import DedupePipeline
 from pipelines.extract import ExtractPipeline

@@ -17,14 +17,14 @@ from scrapy.utils.test import get_crawler
 from sqlalchemy import Engine, func, select
 
 from harvester.cli import cli
+from harvester.crawl.runs_extension import run_stats
+from harvester.crawl.spider_loader import spider_class_for
 from harvester.dedupe import record_hash
 from harvester.extraction.records import apply_record, record_identity
-from harvester.health import check_source
+from harvester.health.checks import check_source
 from harvester.items import CandidateItem
 from harvester.registry import load_registry
-from harvester.runs_extension import run_stats
 from harvester.settings import get_settings
-from harvester.spider_loader import spider_class_for
 from harvester.web.app import create_app
 from harvester.web.auth import add_user
 from pipelines.store import StorePipeline

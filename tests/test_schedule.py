@@ -27,9 +27,9 @@ from sqlalchemy import Engine, select, update
 
 import schedules.jobs as jobs
 from harvester.cli import cli
-from harvester.crawl import CrawlOptions
+from harvester.crawl.runner import CrawlOptions
+from harvester.crawl.runs_extension import run_stats
 from harvester.registry import SourceSpec, load_registry
-from harvester.runs_extension import run_stats
 from harvester.settings import get_settings
 from schedules.adaptive import Bounds, Interval, RunOutcome, adaptive_interval, crawl_due
 from schedules.jobs import ScheduleSettings, crawl_source, cron_period_hours, cron_trigger
@@ -506,7 +506,7 @@ def test_one_broken_registry_file_alerts_while_the_daemon_crawls_the_others(
 @pytest.mark.slow
 def test_a_scheduled_crawl_runs_the_real_crawl_in_a_child_process(
         registry_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harvester.replay_build import build_replay
+    from harvester.recordings.replay_build import build_replay
 
     replay = get_settings().replay_cache_dir
     build_replay([load_registry()["gcf_projects"]], replay)

@@ -579,9 +579,9 @@ def test_ssrf_guard_refuses_private_source_urls_unless_allowed(registry: Path) -
 BANDIT_JUSTIFIED: dict[tuple[str, str], str] = {
     ("harvester/chm/client.py", "B310"): "urlopen of the operator-configured KM API base URL (settings), never of "
                                          "harvested data",
-    ("harvester/notify.py", "B310"): "urlopen of the operator-configured alert webhook URL (settings)",
-    ("harvester/crawl.py", "B404"): "subprocess runs the crawl child: sys.executable with our own argument list",
-    ("harvester/crawl.py", "B603"): "no shell; the argument list is sys.executable, a module name, options and "
+    ("harvester/health/notify.py", "B310"): "urlopen of the operator-configured alert webhook URL (settings)",
+    ("harvester/crawl/runner.py", "B404"): "subprocess runs the crawl child: sys.executable with our own argument list",
+    ("harvester/crawl/runner.py", "B603"): "no shell; the argument list is sys.executable, a module name, options and "
                                     "source ids, each one argv element",
     ("harvester/web/routes_chm.py", "B107"): "the empty default is the CSRF token form field, not a password",
     ("harvester/web/routes_ops.py", "B107"): "the empty default is the CSRF token form field, not a password",

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from harvester.recordings.replay_build import build_replay
 from harvester.registry import load_registry
-from harvester.replay_build import build_replay
 from harvester.settings import PROJECT_ROOT, get_settings
 from storage.db import session_factory, upgrade
 from storage.models import CrawlRun

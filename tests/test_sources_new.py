@@ -15,7 +15,7 @@ from scrapy.http import HtmlResponse
 
 from harvester.cli import cli
 from harvester.extraction.links import discover_links
-from harvester.fixtures import folder_index
+from harvester.recordings.fixtures import folder_index
 from harvester.registry import RegistryError, load_source_file
 from harvester.settings import get_settings
 
@@ -122,8 +122,8 @@ def test_a_parser_version_is_chosen_by_the_date_a_page_was_fetched(tmp_path: Pat
 
 
 def test_an_old_capture_is_read_with_its_own_version(fixtures_dir: Path, tmp_path: Path) -> None:
-    from harvester.offline import candidates_from_response
-    from harvester.warc import RecordedResponse
+    from harvester.crawl.offline import candidates_from_response
+    from harvester.recordings.warc import RecordedResponse
 
     (tmp_path / "versioned.yaml").write_text(VERSIONED, encoding="utf-8")
     spec = load_source_file(tmp_path / "versioned.yaml")
@@ -150,9 +150,9 @@ def test_two_versions_ending_the_same_day_are_refused(tmp_path: Path) -> None:
 
 def test_sources_test_replays_a_new_entry_at_once(fixtures_dir: Path, registry_dir: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    import harvester.source_check
+    import harvester.crawl.source_check
 
-    monkeypatch.setattr(harvester.source_check, "EXPECTED_DIR", tmp_path / "expected")
+    monkeypatch.setattr(harvester.crawl.source_check, "EXPECTED_DIR", tmp_path / "expected")
     index_url, index = page(fixtures_dir, "elsa-undp_index_ru.html")
     article_url, article = page(fixtures_dir, "elsa-undp_article-elsaR_ru.html")
     run("sources", "new", index_url, "--id", "elsa_ru", "--replay", str(index), "--page", article_url, str(article))

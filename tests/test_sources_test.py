@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from harvester.cli import cli
+from harvester.crawl.source_check import EXPECTED_DIR, check_capture, expected_path
 from harvester.registry import load_registry
 from harvester.settings import get_settings
-from harvester.source_check import EXPECTED_DIR, check_capture, expected_path
 from tests.conftest import FIXTURES
 
 # One test per verified capture, so a failure reads `<source>/<capture>:<field>`; whole-corpus captures

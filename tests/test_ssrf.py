@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from harvester.ssrf import BlockedAddress, blocked_reason, check_url
+from harvester.crawl.ssrf import BlockedAddress, blocked_reason, check_url
 from storage.db import session_factory, upgrade
 from storage.models import CrawlRun, FetchedPage
 from tests.conftest import run_crawl

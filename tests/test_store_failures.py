@@ -12,11 +12,11 @@ from scrapy.http import HtmlResponse, Request
 from scrapy.utils.test import get_crawler
 from sqlalchemy import func, select
 
-from harvester import signals
+from harvester.crawl import signals
+from harvester.crawl.spider_loader import spider_class_for
 from harvester.items import CandidateItem
 from harvester.registry import load_registry
 from harvester.settings import get_settings
-from harvester.spider_loader import spider_class_for
 from harvester.stages import process_offline
 from pipelines.store import NotStored, StorePipeline
 from storage.db import session_factory, transaction, upgrade

@@ -245,7 +245,7 @@ def test_decide_cli_is_audited_like_the_app(engine: Engine, harvester_env: Path,
 
 @pytest.mark.slow
 def test_raw_snapshot_is_served_sanitised_for_a_sandboxed_frame(harvester_env: Path) -> None:
-    from harvester.replay_build import build_replay
+    from harvester.recordings.replay_build import build_replay
     from harvester.settings import get_settings
     from storage.db import upgrade
     from tests.conftest import run_crawl

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from harvester.charts.model import Chart, Kind
 from harvester.classify.remaining import RemainingEstimate, StoppingSignal, estimate_remaining, stopping_signal
-from harvester.health import FILL_FIELDS, not_modified_share
+from harvester.health.checks import FILL_FIELDS, not_modified_share
 from storage.models import Candidate, CandidateStatus, ClassifierModel, CrawlRun, Decision
 
 SYSTEM_ACTOR = "harvester"  # storage.model_store.SYSTEM_ACTOR: gone-at-source marks are not curator decisions

@@ -9,7 +9,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from harvester.cli.output import print_table
-from harvester.crawl import CrawlOptions, run_crawls
+from harvester.crawl.runner import CrawlOptions, run_crawls
 from harvester.registry import SourceKind, get_source, load_registry
 
 
@@ -83,8 +83,8 @@ def crawl_and_report(source_ids: list[str], options: CrawlOptions, workers: int 
 
 def raise_alerts(source_ids: list[str]) -> None:
     """After a failed crawl: the health checks of its sources, new alerts sent (when the database answers)."""
-    from harvester.health import check_sources
-    from harvester.notify import deliver_new_alerts
+    from harvester.health.checks import check_sources
+    from harvester.health.notify import deliver_new_alerts
     from storage.db import transaction
 
     try:
@@ -136,7 +136,7 @@ def crawl(source_ids: tuple[str, ...], crawl_all: bool, replay: Path | None, rec
 @click.option("--no-serve", is_flag=True, help="Stop after the summary instead of starting the review app.")
 def demo(no_serve: bool) -> None:
     """Build the offline replay of every verified partner, crawl it into SQLite and summarise the queue."""
-    from harvester.replay_build import build_replay
+    from harvester.recordings.replay_build import build_replay
     from harvester.settings import get_settings
 
     settings = get_settings()

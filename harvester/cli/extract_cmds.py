@@ -35,7 +35,7 @@ def candidate_dict(item: CandidateItem) -> dict[str, Any]:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def extract(source_id: str, url: str | None, as_json: bool, files: tuple[Path, ...]) -> None:
     """Print the candidates the pipeline would make of saved responses (bodies or WARC files)."""
-    from harvester.offline import SavedResponseError, candidates_from_response, read_saved
+    from harvester.crawl.offline import SavedResponseError, candidates_from_response, read_saved
 
     spec = get_source(source_id)
     out: list[dict[str, Any]] = []

@@ -15,8 +15,8 @@ USER_ERRORS: tuple[type[Exception], ...] = ()
 
 def _user_errors() -> tuple[type[Exception], ...]:
     from harvester.chm.reference import ReferenceMissingError
-    from harvester.fixtures import FixturesMissingError
     from harvester.imports import FileImportError
+    from harvester.recordings.fixtures import FixturesMissingError
     from harvester.registry import RegistryError
     from storage.backup import BackupError
     from storage.db import DatabaseUrlError

@@ -89,7 +89,7 @@ def schedule_list(as_json: bool) -> None:
 @json_option
 def runs_quarantined(include_decided: bool, as_json: bool) -> None:
     """List runs held in over-harvest quarantine, with why and how many candidates they hold."""
-    from harvester.quarantine import quarantine_runs
+    from harvester.health.quarantine import quarantine_runs
     from storage.db import session_factory
 
     with session_factory()() as session:
@@ -103,7 +103,7 @@ def runs_quarantined(include_decided: bool, as_json: bool) -> None:
 
 
 def _quarantine_decision(run_id: int, actor: str, release: bool) -> None:
-    from harvester.quarantine import Admin, QuarantineError, discard_run, release_run
+    from harvester.health.quarantine import Admin, QuarantineError, discard_run, release_run
     from storage.db import transaction
 
     try:

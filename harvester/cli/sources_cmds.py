@@ -13,7 +13,7 @@ from harvester.registry import SourceSpec, load_registry
 
 def politeness_summary(spec: SourceSpec) -> dict[str, Any]:
     """The effective politeness of a source: project defaults with the entry's overrides."""
-    from harvester import crawl_settings as defaults
+    from harvester.crawl import settings as defaults
 
     over = spec.politeness.scrapy_settings()
     return {
@@ -104,8 +104,8 @@ def sources_check(as_json: bool) -> None:
               help="Rewrite the expected outputs from what is extracted now (then review the diff).")
 def sources_test(source_ids: tuple[str, ...], update: bool) -> None:
     """Replay each source's recorded captures and compare every field with its expected output."""
+    from harvester.crawl.source_check import check_source
     from harvester.registry import get_source
-    from harvester.source_check import check_source
 
     registry = load_registry()
     specs = [get_source(s, registry) for s in source_ids] if source_ids else [
@@ -140,9 +140,9 @@ def sources_new(url: str, source_id: str | None, name: str | None, replay: tuple
                 pages: tuple[tuple[str, Path], ...], out_dir: Path | None, force: bool) -> None:
     """Fetch (or replay) URL and a few pages it links to and write a proposed registry entry, with the
     fields found and where as comments; review it, then `harvester extract` / `sources test` use it."""
-    from harvester.offline import SavedResponseError, read_saved
+    from harvester.crawl.offline import SavedResponseError, read_saved
+    from harvester.crawl.source_new import SourceProposalError, fetch, propose, replay_ref
     from harvester.settings import get_settings
-    from harvester.source_new import SourceProposalError, fetch, propose, replay_ref
 
     settings = get_settings()
     try:
@@ -184,7 +184,7 @@ def sources_health(source_id: str | None, check: bool, resolved: bool, as_json: 
     """Source health: open alerts (zero items, error spikes, count drops, empty fields, stuck runs...)."""
     from sqlalchemy import select
 
-    from harvester.health import alert_json, alerts, check_sources
+    from harvester.health.checks import alert_json, alerts, check_sources
     from storage.db import session_factory, transaction, upgrade
     from storage.models import CrawlRun
 

@@ -71,7 +71,7 @@ def _render(request: Request, name: str, **context: object) -> HTMLResponse:
 
 @router.get("/dashboard", response_class=HTMLResponse, name="dashboard")
 def dashboard(request: Request, session: SessionDep, user: CurrentUser) -> HTMLResponse:
-    from harvester.health import alerts
+    from harvester.health.checks import alerts
 
     state = q.data_state(session)
     charts = [_link("/charts", name, _chart(session, state, name, build)) for name, build in q.DASHBOARD.items()]
@@ -94,7 +94,7 @@ def classification(request: Request, session: SessionDep, user: CurrentUser) -> 
 
 @router.get("/sources/{source_id}", response_class=HTMLResponse, name="source")
 def source_page(request: Request, session: SessionDep, user: CurrentUser, source_id: str) -> HTMLResponse:
-    from harvester.health import alerts
+    from harvester.health.checks import alerts
     from harvester.registry import load_registry
     from storage.models import CrawlRun
     from storage.queue import count_by_source_status

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from harvester.quarantine import Admin, QuarantineError, discard_run, quarantine_runs, release_run
+from harvester.health.quarantine import Admin, QuarantineError, discard_run, quarantine_runs, release_run
 from harvester.web.deps import AdminUser, RowId, SessionDep, check_csrf
 from harvester.web.notices import notice, verified
 from harvester.web.routes_pages import render

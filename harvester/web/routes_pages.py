@@ -300,8 +300,8 @@ def snapshot_page(session: SessionDep, user: CurrentUser, candidate_id: RowId) -
     import nh3
 
     from harvester.extraction.html import ExtractionError, decode_html
+    from harvester.recordings.snapshots import read_snapshot
     from harvester.settings import get_settings
-    from harvester.snapshots import read_snapshot
     from storage.models import FetchedPage
 
     row = session.get(Candidate, candidate_id)

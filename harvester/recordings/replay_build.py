@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harvester.fixtures import load_capture
+from harvester.recordings.fixtures import load_capture
+from harvester.recordings.warc import RecordedResponse, write_warc
 from harvester.registry import SourceSpec
-from harvester.warc import RecordedResponse, write_warc
 
 
 def build_source_replay(spec: SourceSpec, out_dir: Path, fixtures_root: Path | None = None) -> Path | None:
@@ -23,7 +23,7 @@ def build_source_replay(spec: SourceSpec, out_dir: Path, fixtures_root: Path | N
 
 
 def _urls_match(target: Path, captures: list) -> bool:
-    from harvester.warc import iter_responses
+    from harvester.recordings.warc import iter_responses
 
     with target.open("rb") as fh:
         return sorted(r.url for r in iter_responses(fh)) == sorted(c.url for c in captures)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet import task
 
 from harvester.dedupe import record_hash
-from harvester.health import field_fill_stats
+from harvester.health.checks import field_fill_stats
 from storage.db import transaction
 from storage.models import RunStatus
 from storage.retry import RetryPolicy, StoreError, retrying

@@ -14,7 +14,7 @@ from scrapy.exceptions import NotConfigured
 from warcio.warcwriter import WARCWriter
 
 from harvester.dedupe import body_hash
-from harvester.warc import ExchangeWriter
+from harvester.recordings.warc import ExchangeWriter
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -181,7 +181,7 @@ def retry_after_seconds(value: bytes | None) -> float | None:
 
 class RecordMiddleware:
     """``--record DIR``: every exchange is appended to ``DIR/<source>-<timestamp>.warc.gz`` as it happens,
-    written as web archivers write it (``harvester.warc.ExchangeWriter``). It sits next to the downloader,
+    written as web archivers write it (``harvester.recordings.warc.ExchangeWriter``). It sits next to the downloader,
     so it sees the bytes the server sent (before decompression) and every redirect hop."""
 
     def __init__(self, crawler: Crawler, directory: Path) -> None:

@@ -13,7 +13,7 @@ finished runs before it:
   run (``field_fill_stats``, stored in the run's stats at run end);
 - ``repeated_failures``: the last runs failed or were interrupted;
 - ``stuck_run``: a ``running`` row whose heartbeat is older than a threshold;
-- ``run_quarantined``: a run held in over-harvest quarantine (``harvester.quarantine``) waits for an admin;
+- ``run_quarantined``: a run held in over-harvest quarantine (``harvester.health.quarantine``) waits for an admin;
 - ``store_failed``: the latest ended run could not store some records (the database failed past the
   retries); they are read again by the next crawl, which resolves the alert when it stores everything.
 

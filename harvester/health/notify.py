@@ -20,13 +20,13 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from harvester.health import alert_json
+from harvester.health.checks import alert_json
 from harvester.settings import Settings, get_settings
 from storage.db import session_factory, transaction
 from storage.models import Alert
 from storage.runs import now
 
-log = logging.getLogger("harvester.notify")
+log = logging.getLogger("harvester.health.notify")
 TIMEOUT_S = 10.0
 
 

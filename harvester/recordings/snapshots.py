@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 from warcio.warcwriter import WARCWriter
 
-from harvester.warc import RecordedResponse, iter_responses, write_response
+from harvester.recordings.warc import RecordedResponse, iter_responses, write_response
 
 GZIP_LEVEL = 3
 

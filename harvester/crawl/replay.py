@@ -18,7 +18,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Headers, Response
 from scrapy.responsetypes import responsetypes
 
-from harvester.warc import RecordedResponse, WarcIndex
+from harvester.recordings.warc import RecordedResponse, WarcIndex
 
 if TYPE_CHECKING:
     from scrapy import Request

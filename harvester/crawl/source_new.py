@@ -21,14 +21,14 @@ from urllib.parse import urlsplit
 import yaml
 from scrapy.http import Headers, HtmlResponse
 
+from harvester.crawl.offline import candidates_from_response
 from harvester.extraction.embedded import embedded_data
 from harvester.extraction.html import ExtractionError, decode_html
 from harvester.extraction.links import discover_links
-from harvester.fixtures import fixtures_dir
 from harvester.items import CandidateItem
-from harvester.offline import candidates_from_response
+from harvester.recordings.fixtures import fixtures_dir
+from harvester.recordings.warc import RecordedResponse
 from harvester.registry import ID_PATTERN, SourceSpec
-from harvester.warc import RecordedResponse
 
 SAMPLE_PAGES = 3
 MIN_LISTING_LINKS = 5
@@ -70,7 +70,7 @@ class Proposal:
 
 def fetch(url: str, user_agent: str) -> RecordedResponse:
     """One live GET with the project's User-Agent, refused for private and loopback hosts."""
-    from harvester.ssrf import check_url
+    from harvester.crawl.ssrf import check_url
 
     if urlsplit(url).scheme not in ("http", "https"):
         raise SourceProposalError(f"{url}: only http and https URLs can be fetched")

@@ -38,12 +38,12 @@ def scrapy_settings(redis_url: str, extensions: dict[str, int]) -> dict[str, Any
     """The Scrapy settings that turn a crawl into a worker of a shared crawl."""
     return {
         "REDIS_URL": redis_url,
-        "SCHEDULER": "harvester.distributed.SharedScheduler",
+        "SCHEDULER": "harvester.crawl.distributed.SharedScheduler",
         "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
         "SCHEDULER_PERSIST": True,  # the last worker cleans up, not the first one to finish
         # After the run extension (500): a worker finishes its share of the run before it leaves the shared
         # crawl, so a worker starting meanwhile cannot begin a new crawl while this one's run is still open.
-        "EXTENSIONS": {**extensions, "harvester.distributed.WorkerExtension": 505},
+        "EXTENSIONS": {**extensions, "harvester.crawl.distributed.WorkerExtension": 505},
     }
 
 

@@ -10,13 +10,13 @@ from scrapy import Request
 from scrapy.http import Headers
 from scrapy.responsetypes import responsetypes
 
+from harvester.crawl.spider_loader import spider_class_for
 from harvester.extraction.html import ExtractionError
 from harvester.extraction.structured import StructuredBodyError
 from harvester.items import CandidateItem
+from harvester.recordings.warc import RecordedResponse, iter_responses
 from harvester.registry import SourceSpec
-from harvester.spider_loader import spider_class_for
 from harvester.stages import process_offline
-from harvester.warc import RecordedResponse, iter_responses
 
 
 class SavedResponseError(ValueError):

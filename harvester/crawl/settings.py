@@ -8,7 +8,7 @@ the registry entry's ``politeness`` section.
 from harvester.settings import get_settings
 
 BOT_NAME = "chm-harvester"
-SPIDER_LOADER_CLASS = "harvester.spider_loader.RegistrySpiderLoader"
+SPIDER_LOADER_CLASS = "harvester.crawl.spider_loader.RegistrySpiderLoader"
 SPIDER_MODULES = ["spiders"]
 
 USER_AGENT = get_settings().user_agent
@@ -38,12 +38,12 @@ COOKIES_ENABLED = False
 
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
-    "harvester.ssrf.SsrfGuardMiddleware": 50,
-    "harvester.middlewares.RetryAfterMiddleware": 550,
-    "harvester.middlewares.CrawlDelayMiddleware": 560,
-    "harvester.middlewares.IncrementalMiddleware": 580,
+    "harvester.crawl.ssrf.SsrfGuardMiddleware": 50,
+    "harvester.crawl.middlewares.RetryAfterMiddleware": 550,
+    "harvester.crawl.middlewares.CrawlDelayMiddleware": 560,
+    "harvester.crawl.middlewares.IncrementalMiddleware": 580,
     # next to the downloader: the bytes as sent (before HttpCompression, 590) and every redirect hop (600)
-    "harvester.middlewares.RecordMiddleware": 890,
+    "harvester.crawl.middlewares.RecordMiddleware": 890,
 }
 
 ITEM_PIPELINES = {
@@ -54,13 +54,13 @@ ITEM_PIPELINES = {
     "pipelines.classify.ClassifyPipeline": 400,
     "pipelines.store.StorePipeline": 500,
 }
-EXTENSIONS = {"harvester.runs_extension.RunExtension": 500, "harvester.progress.ProgressExtension": 510,
-              "harvester.memory_trim.MallocTrimExtension": 520}
+EXTENSIONS = {"harvester.crawl.runs_extension.RunExtension": 500, "harvester.crawl.progress.ProgressExtension": 510,
+              "harvester.crawl.memory_trim.MallocTrimExtension": 520}
 
-SCHEDULER = "harvester.scheduler.DiskQueueScheduler"  # request queue on disk: a sitemap's 50,000 URLs
+SCHEDULER = "harvester.crawl.request_queue.DiskQueueScheduler"  # request queue on disk: a sitemap's 50,000 URLs
 # Distributed mode (HARVESTER_REDIS_URL): scrapy-redis's scheduler and dupefilter, shared by every worker.
 if get_settings().redis_url:
-    from harvester.distributed import scrapy_settings as _distributed_settings
+    from harvester.crawl.distributed import scrapy_settings as _distributed_settings
 
     globals().update(_distributed_settings(str(get_settings().redis_url), EXTENSIONS))
 # Processes for the CPU-heavy stages (None: one per CPU when there are several; 0: in the crawl process).
@@ -70,10 +70,10 @@ HARVESTER_STAGE_TIMEOUT = get_settings().stage_timeout
 
 HARVESTER_LANGDETECT_SEED = get_settings().langdetect_seed
 HARVESTER_HEARTBEAT_SECONDS = 15
-HARVESTER_MALLOC_TRIM_SECONDS = 30  # free heap handed back to the OS (harvester.memory_trim)
+HARVESTER_MALLOC_TRIM_SECONDS = 30  # free heap handed back to the OS (harvester.crawl.memory_trim)
 HARVESTER_TRIGGER = "cli"
 
 LOG_LEVEL = "INFO"
-LOG_FORMATTER = "harvester.logformatter.HarvesterLogFormatter"
+LOG_FORMATTER = "harvester.crawl.logformatter.HarvesterLogFormatter"
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 FEED_EXPORT_ENCODING = "utf-8"

@@ -24,7 +24,7 @@ from typing import Any
 
 from scrapy.settings import Settings
 
-REPLAY_HANDLER = "harvester.replay.ReplayDownloadHandler"
+REPLAY_HANDLER = "harvester.crawl.replay.ReplayDownloadHandler"
 PARENT_ENV = "HARVESTER_CRAWL_PARENT_PID"  # set by run_crawls: the child dies with this process
 STORE_FAILED_EXIT = 3
 log = logging.getLogger("harvester.crawl")
@@ -43,7 +43,7 @@ class CrawlOptions:
 
 def crawl_settings(options: CrawlOptions) -> Settings:
     settings = Settings()
-    settings.setmodule("harvester.crawl_settings", priority="project")
+    settings.setmodule("harvester.crawl.settings", priority="project")
     over: dict[str, Any] = {"HARVESTER_TRIGGER": options.trigger, "LOG_LEVEL": options.log_level,
                             "HARVESTER_PROGRESS": options.progress}
     if options.replay_dir:
@@ -67,9 +67,9 @@ def run_in_this_process(source_ids: list[str], options: CrawlOptions) -> int:
     everything (or record its run), else 0."""
     from scrapy.crawler import CrawlerProcess
 
+    from harvester.crawl.runs_extension import crawl_outcome
+    from harvester.crawl.spider_loader import spider_class_for
     from harvester.registry import get_source, load_registry
-    from harvester.runs_extension import crawl_outcome
-    from harvester.spider_loader import spider_class_for
 
     registry = load_registry()
     process = CrawlerProcess(crawl_settings(options))

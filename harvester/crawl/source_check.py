@@ -11,12 +11,12 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-from harvester.fixtures import load_capture
+from harvester.crawl.offline import candidates_from_response
 from harvester.items import CandidateItem
-from harvester.offline import candidates_from_response
+from harvester.recordings.fixtures import load_capture
+from harvester.recordings.warc import RecordedResponse
 from harvester.registry import SourceSpec
 from harvester.settings import PROJECT_ROOT
-from harvester.warc import RecordedResponse
 
 EXPECTED_DIR = PROJECT_ROOT / "tests" / "expected"
 COMPARED_FIELDS = ("url", "title", "summary", "organisations", "countries", "regions", "keywords", "start_date",

@@ -1,0 +1,1 @@
+"""Source health: checks after each run, alerts and their delivery, over-harvest quarantine."""
