@@ -195,8 +195,8 @@ def test_decision_sequence_drops_what_was_undone(db_engine: Engine) -> None:
 
         ensure_source(session, "s", "s", "api", True, True, "h")
         for i in range(3):
-            session.add(Candidate(source_id="s", url=f"https://example.org/{i}", fetched_url="x", record_hash="h",
-                                  status="pending", score=0.5))
+            session.add(Candidate(source_id="s", identity_key=f"key:{i}", url=f"https://example.org/{i}",
+                                  fetched_url="x", record_hash="h", status="pending", score=0.5))
     with transaction(db_engine) as session:
         ids = session.scalars(select(Candidate.id).order_by(Candidate.id)).all()
         decide(session, ids[0], "accept", Actor("ada"))

@@ -18,6 +18,7 @@ from scrapy.responsetypes import responsetypes
 from sqlalchemy import Engine, event, func, select
 
 from harvester.classify.duplicates import DupRecord, clusters, title_key, url_key
+from harvester.classify.zero_shot import VERSION as ZERO_SHOT_VERSION
 from harvester.crawl.offline import candidates_from_response
 from harvester.crawl.spider_loader import spider_class_for
 from harvester.extraction.item import extract_item
@@ -298,7 +299,7 @@ def test_crawl_clusters_gcf_sources_and_scores_with_the_trained_model(harvester_
         total = session.scalar(select(func.count()).select_from(Candidate))
     assert len(xlsx) == 286 and total == 286 + 209
     assert {c.classifier_version for c in xlsx} == {version}
-    assert {c.classifier_version for c in api.values()} == {"rules-1"}
+    assert {c.classifier_version for c in api.values()} == {ZERO_SHOT_VERSION}  # crawled before any model
     by_key = {c.record_key: c for c in xlsx}
     assert by_key["FP001"].duplicate_cluster == api["FP001"].duplicate_cluster == f"dup-{api['FP001'].id}"
     assert sum(1 for c in xlsx if c.duplicate_cluster) == 209 - 1  # FP091 in the API only once in the XLSX

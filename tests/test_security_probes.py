@@ -590,6 +590,10 @@ BANDIT_JUSTIFIED: dict[tuple[str, str], str] = {
                                                        "password",
     ("storage/second_review.py", "B311"): "random sample of decisions for a blind second review (seedable for "
                                           "tests); nothing secret depends on it",
+    ("harvester/crawl/source_new.py", "B310"): "urlopen of the URL the operator gives `sources new`, http(s) only, "
+                                              "after the SSRF guard's check_url",
+    ("storage/audit.py", "B311"): "random sample of filtered candidates for the recall audit (seedable); nothing "
+                                  "secret depends on it",
     ("storage/backup.py", "B404"): "subprocess runs pg_dump / pg_restore for `harvester db backup|restore`",
     ("storage/backup.py", "B603"): "no shell; the tool's absolute path, fixed options, the operator's database URL "
                                    "and backup file, each one argv element",

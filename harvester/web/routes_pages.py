@@ -229,10 +229,14 @@ def queue_next(request: Request, session: SessionDep, user: CurrentUser,
     """The next candidate of the filter (after candidate ``from``, else from the top) that no other curator has
     open; back to the queue when there is none. Decisions continue here, so two curators part ways."""
     params = filter_params(request.query_params)
+    filters = queue_filter(params)
     after = None
-    if from_ is not None and (row := session.get(Candidate, from_)) is not None:
+    # After a decision the candidate has left a status filter and the ranking may have moved (the zero-shot
+    # score learns from each decision): the next one is then the top of the filter, not the old neighbour.
+    if (from_ is not None and (row := session.get(Candidate, from_)) is not None
+            and filters.status in (None, row.status)):
         after = Cursor.of(row)
-    found = next_unclaimed(session, queue_filter(params), user.id, after)
+    found = next_unclaimed(session, filters, user.id, after)
     extra = {"done": done} if done and done.replace(",", "").isdigit() else {}
     if found is None:
         extra |= notice(user, "No candidate of this filter is left that nobody else has open.")
