@@ -80,8 +80,16 @@ def build(fixtures: Path | None = None) -> list[dict[str, Any]]:
     for row in csv.DictReader(io.StringIO(body, newline="")):
         row = {k.strip(): v for k, v in row.items()}
         text = "\n\n".join(row[c].strip() for c in TEXT_COLUMNS if row[c].strip())
-        records.append({"id": f"cip:{row['Name of initiative'].strip()}", "title": row["Name of initiative"].strip(),
-                        "text": text, "lang": "en", "as_of": AS_OF, "labels": labels(row)})
+        records.append(
+            {
+                "id": f"cip:{row['Name of initiative'].strip()}",
+                "title": row["Name of initiative"].strip(),
+                "text": text,
+                "lang": "en",
+                "as_of": AS_OF,
+                "labels": labels(row),
+            }
+        )
     return records
 
 
@@ -95,14 +103,23 @@ def main() -> None:
     with out.open("w", encoding="utf-8") as fh:
         for r in records:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    composition = {name: Counter(r["labels"][name] for r in records)
-                   for name in ("support_type", "cbd_relevance", "active", "international")}
+    composition = {
+        name: Counter(r["labels"][name] for r in records)
+        for name in ("support_type", "cbd_relevance", "active", "international")
+    }
     print(f"{'criterion':15} {'1':>5} {'0':>5} {'no label':>9}")
     for name, c in composition.items():
         print(f"{name:15} {c[1]:>5} {c[0]:>5} {c[None]:>9}")
     print(f"wrote {len(records)} records to {out}")
-    print(json.dumps({"path": str(out), "n": len(records),
-                      "labels": {n: {str(k): v for k, v in c.items()} for n, c in composition.items()}}))
+    print(
+        json.dumps(
+            {
+                "path": str(out),
+                "n": len(records),
+                "labels": {n: {str(k): v for k, v in c.items()} for n, c in composition.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -47,10 +47,20 @@ from harvester.settings import get_settings
 GEF = "gef/dump-gef-project-database-export.csv"
 CLIMATE_ADAPT = "climate-adapt/dump-case-studies-search-export.csv.gz"
 ADAPTECCA = "climate-adapt/feed-adaptecca-cases-en-2019.xml"
-EU_BANNER = re.compile(r"^All official European Union website addresses are in the europa\.eu domain\.\s*"
-                       r"See all EU institutions and bodies\s*")
-ADAPTECCA_TEXT = ("field_information", "field_challenges", "field_objectives", "field_solutions", "field_measures",
-                  "field_adaptation", "field_stakeholder", "field_implementation")
+EU_BANNER = re.compile(
+    r"^All official European Union website addresses are in the europa\.eu domain\.\s*"
+    r"See all EU institutions and bodies\s*"
+)
+ADAPTECCA_TEXT = (
+    "field_information",
+    "field_challenges",
+    "field_objectives",
+    "field_solutions",
+    "field_measures",
+    "field_adaptation",
+    "field_stakeholder",
+    "field_implementation",
+)
 
 
 def default_path() -> Path:
@@ -68,8 +78,13 @@ def gef_records(n_relevant: int, rng: random.Random) -> list[dict[str, Any]]:
         if key in seen:  # one row per title: repeated titles on both sides of a fold would flatter the model
             continue
         seen.add(key)
-        record = {"id": f"gef:{row['ID']}", "title": title, "text": "",
-                  "url": f"https://www.thegef.org/projects-operations/projects/{row['ID']}", "source": "gef"}
+        record = {
+            "id": f"gef:{row['ID']}",
+            "title": title,
+            "text": "",
+            "url": f"https://www.thegef.org/projects-operations/projects/{row['ID']}",
+            "source": "gef",
+        }
         if "Biodiversity" in areas:
             relevant.append({**record, "label": 1})
         elif areas == {"Chemicals and Waste"}:
@@ -82,9 +97,16 @@ def climate_adapt_records() -> list[dict[str, Any]]:
     out = []
     for row in rows:
         sectors = {s.strip() for s in row["Sectors"].split(",")}
-        out.append({"id": f"climate-adapt:{row['About'].rstrip('/').rsplit('/', 1)[-1]}", "title": row["Title"].strip(),
-                    "text": EU_BANNER.sub("", row["Description"]).strip(), "url": row["About"],
-                    "label": int("Biodiversity protection" in sectors), "source": "climate-adapt"})
+        out.append(
+            {
+                "id": f"climate-adapt:{row['About'].rstrip('/').rsplit('/', 1)[-1]}",
+                "title": row["Title"].strip(),
+                "text": EU_BANNER.sub("", row["Description"]).strip(),
+                "url": row["About"],
+                "label": int("Biodiversity protection" in sectors),
+                "source": "climate-adapt",
+            }
+        )
     return out
 
 
@@ -99,6 +121,7 @@ def adaptecca_records() -> list[dict[str, Any]]:
     root = etree.fromstring(load_capture(ADAPTECCA).body, parser)
     out = []
     for item in root.iter("item"):
+
         def field(name: str, item: Any = item) -> str:
             return (item.findtext(name) or "").strip()
 
@@ -106,8 +129,15 @@ def adaptecca_records() -> list[dict[str, Any]]:
         if not sectors:
             continue
         text = "\n".join(t for t in (_html_text(field(n)) for n in ADAPTECCA_TEXT) if t)
-        out.append({"id": f"adaptecca:{field('item_id')}", "title": field("field_title"), "text": text,
-                    "label": int("biodiversity" in sectors), "source": "adaptecca"})
+        out.append(
+            {
+                "id": f"adaptecca:{field('item_id')}",
+                "title": field("field_title"),
+                "text": text,
+                "label": int("biodiversity" in sectors),
+                "source": "adaptecca",
+            }
+        )
     return out
 
 
@@ -141,17 +171,29 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as fh:
         for r in records:
-            fh.write(json.dumps({k: r[k] for k in ("id", "title", "text", "url", "label", "lang") if k in r},
-                                ensure_ascii=False) + "\n")
+            fh.write(
+                json.dumps(
+                    {k: r[k] for k in ("id", "title", "text", "url", "label", "lang") if k in r}, ensure_ascii=False
+                )
+                + "\n"
+            )
     composition = Counter((r["source"], r["label"]) for r in records)
     print(f"{'source':16} {'relevant':>9} {'irrelevant':>11}")
     for source in ("gef", "climate-adapt", "adaptecca"):
         print(f"{source:16} {composition[(source, 1)]:>9} {composition[(source, 0)]:>11}")
     languages = Counter(r["lang"] for r in records)
     print(f"wrote {len(records)} records to {out}; languages: {dict(languages.most_common())}")
-    print(json.dumps({"path": str(out), "n": len(records), "n_relevant": sum(r["label"] for r in records),
-                      "by_source": {f"{s}:{label}": n for (s, label), n in sorted(composition.items())},
-                      "languages": dict(languages.most_common())}))
+    print(
+        json.dumps(
+            {
+                "path": str(out),
+                "n": len(records),
+                "n_relevant": sum(r["label"] for r in records),
+                "by_source": {f"{s}:{label}": n for (s, label), n in sorted(composition.items())},
+                "languages": dict(languages.most_common()),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

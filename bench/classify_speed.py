@@ -67,8 +67,9 @@ def main() -> None:
 
     with threadpool_limits(limits=1):
         results = [classify(i) for i in inputs]  # warm the vocabularies
-        docs = [Doc(model_text(r["title"], None, r["text"]), rule_scores(c)) for r, c in zip(records, results,
-                                                                                              strict=True)]
+        docs = [
+            Doc(model_text(r["title"], None, r["text"]), rule_scores(c)) for r, c in zip(records, results, strict=True)
+        ]
         start = time.perf_counter()
         model = RelevanceModel.train(docs, [r["label"] for r in records])
         train_s = time.perf_counter() - start
@@ -96,27 +97,45 @@ def main() -> None:
         def embedding_batches() -> None:
             embed(texts)
 
-        cases = [("rules", rules), ("rules + model, per item", rules_and_model), ("model only, batch", model_batch),
-                 ("rules + embedding + zero-shot, per item", rules_embedding_zero_shot),
-                 ("embedding only, batches of 64", embedding_batches)]
+        cases = [
+            ("rules", rules),
+            ("rules + model, per item", rules_and_model),
+            ("model only, batch", model_batch),
+            ("rules + embedding + zero-shot, per item", rules_embedding_zero_shot),
+            ("embedding only, batches of 64", embedding_batches),
+        ]
         measured = {name: timed(fn, args.repeat) for name, fn in cases}
 
     base = n / measured["rules"]
-    print(f"{n} documents, {chars / n:,.0f} characters on average; {pinned}, one BLAS/OpenMP thread; "
-          f"model trained in {train_s:.2f} s; median of {args.repeat}")
+    print(
+        f"{n} documents, {chars / n:,.0f} characters on average; {pinned}, one BLAS/OpenMP thread; "
+        f"model trained in {train_s:.2f} s; median of {args.repeat}"
+    )
     print(f"{'case':40} {'seconds':>8} {'docs/s':>9} {'ms/doc':>7} {'vs rules':>9}")
     out = {}
     for name, seconds in measured.items():
         rate = n / seconds
         out[name] = {"seconds": round(seconds, 3), "docs_per_s": round(rate, 1), "ms_per_doc": round(1000 / rate, 3)}
         print(f"{name:40} {seconds:8.2f} {rate:9.1f} {1000 / rate:7.2f} {rate / base:8.2f}x")
-    print(json.dumps({"bench": "classify_speed", "documents": n, "avg_chars": round(chars / n),
-                      "python": platform.python_version(), "one_core": pinned, "train_seconds": round(train_s, 3),
-                      "cases": out,
-                      "model_overhead_per_item_ms": round(1000 * (measured["rules + model, per item"]
-                                                                  - measured["rules"]) / n, 3),
-                      "embedding_overhead_per_item_ms": round(
-                          1000 * (measured["rules + embedding + zero-shot, per item"] - measured["rules"]) / n, 3)}))
+    print(
+        json.dumps(
+            {
+                "bench": "classify_speed",
+                "documents": n,
+                "avg_chars": round(chars / n),
+                "python": platform.python_version(),
+                "one_core": pinned,
+                "train_seconds": round(train_s, 3),
+                "cases": out,
+                "model_overhead_per_item_ms": round(
+                    1000 * (measured["rules + model, per item"] - measured["rules"]) / n, 3
+                ),
+                "embedding_overhead_per_item_ms": round(
+                    1000 * (measured["rules + embedding + zero-shot, per item"] - measured["rules"]) / n, 3
+                ),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -77,15 +77,22 @@ def main() -> None:
     body = load_capture("gef/dump-gef-project-database-export.csv").body
     results = {}
     print(f"{'case':40} {'rows':>8} {'median s':>9} {'rows/s':>9} {'peak MiB':>9}")
-    cases = [("gef export: csv.DictReader (baseline)", baseline_rows, body),
-             ("gef export: export kind + field mapping", harvester_rows, body)]
+    cases = [
+        ("gef export: csv.DictReader (baseline)", baseline_rows, body),
+        ("gef export: export kind + field mapping", harvester_rows, body),
+    ]
     if args.rows:
         big = synthetic(body, args.rows)
         cases.append((f"synthetic {args.rows} rows: export kind", harvester_rows, big))
     for name, fn, data in cases:
         seconds, rows, peak = measure(fn, data, args.repeat if len(data) < 10_000_000 else 1)
-        results[name] = {"rows": rows, "seconds": round(seconds, 3), "rows_per_s": round(rows / seconds),
-                         "peak_mib": round(peak, 1), "body_mib": round(len(data) / 2**20, 1)}
+        results[name] = {
+            "rows": rows,
+            "seconds": round(seconds, 3),
+            "rows_per_s": round(rows / seconds),
+            "peak_mib": round(peak, 1),
+            "body_mib": round(len(data) / 2**20, 1),
+        }
         print(f"{name:40} {rows:>8} {seconds:>9.3f} {rows / seconds:>9.0f} {peak:>9.1f}")
     base = results["gef export: csv.DictReader (baseline)"]["rows_per_s"]
     ours = results["gef export: export kind + field mapping"]["rows_per_s"]

@@ -37,8 +37,9 @@ def _records(path: Path | None, seed: int) -> list[LabelledRecord]:
         return read_labelled(path)
     from bench.build_labelled_set import build
 
-    return [LabelledRecord(r["id"], r["title"], r["text"], r["label"], r["lang"], r.get("url"))
-            for r in build(seed=seed)]
+    return [
+        LabelledRecord(r["id"], r["title"], r["text"], r["label"], r["lang"], r.get("url")) for r in build(seed=seed)
+    ]
 
 
 def fit(records: list[LabelledRecord], seed: int = 0) -> dict[str, Any]:
@@ -61,13 +62,20 @@ def fit(records: list[LabelledRecord], seed: int = 0) -> dict[str, Any]:
         "features": list(zero_shot.FEATURES),
         "coef": [round(float(c), 4) for c in model.coef_[0]],
         "intercept": round(float(model.intercept_[0]), 4),
-        "embedding": MODEL, "top_k": zero_shot.TOP_K,
-        "fitted_on": {"n": len(records), "n_relevant": int(y.sum()),
-                      "sources": dict(Counter(r.id.split(":", 1)[0] for r in records)),
-                      "languages": dict(Counter(r.lang for r in records).most_common()),
-                      "command": "python -m bench.fit_zero_shot"},
-        "cross_validated": {"folds": FOLDS, "combined": brief(oof),
-                            **{name: brief(x[:, i]) for i, name in enumerate(zero_shot.FEATURES)}},
+        "embedding": MODEL,
+        "top_k": zero_shot.TOP_K,
+        "fitted_on": {
+            "n": len(records),
+            "n_relevant": int(y.sum()),
+            "sources": dict(Counter(r.id.split(":", 1)[0] for r in records)),
+            "languages": dict(Counter(r.lang for r in records).most_common()),
+            "command": "python -m bench.fit_zero_shot",
+        },
+        "cross_validated": {
+            "folds": FOLDS,
+            "combined": brief(oof),
+            **{name: brief(x[:, i]) for i, name in enumerate(zero_shot.FEATURES)},
+        },
         "relevant_percentiles": [round(float(v), 5) for v in np.percentile(oof[y == 1], np.arange(101))],
     }
 

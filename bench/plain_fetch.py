@@ -18,9 +18,17 @@ class PlainSitemapSpider(SitemapSpider):
 
 
 def main(argv: list[str]) -> None:
-    process = CrawlerProcess({"LOG_LEVEL": "WARNING", "CONCURRENT_REQUESTS": 16, "CONCURRENT_REQUESTS_PER_DOMAIN": 8,
-                              "DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "ROBOTSTXT_OBEY": True,
-                              "TELNETCONSOLE_ENABLED": False})
+    process = CrawlerProcess(
+        {
+            "LOG_LEVEL": "WARNING",
+            "CONCURRENT_REQUESTS": 16,
+            "CONCURRENT_REQUESTS_PER_DOMAIN": 8,
+            "DOWNLOAD_DELAY": 0,
+            "AUTOTHROTTLE_ENABLED": False,
+            "ROBOTSTXT_OBEY": True,
+            "TELNETCONSOLE_ENABLED": False,
+        }
+    )
     process.crawl(PlainSitemapSpider, sitemap_urls=[argv[0]])
     process.start()
 

@@ -78,12 +78,20 @@ def synthetic_rows(items: list[Any], n: int, sources: list[str], seed: int = 7) 
     for i in range(n):
         item, values = items[i % len(items)], base[i % len(items)]
         source = rng.choices(sources, weights)[0]
-        score = None if values["score"] is None else round(min(1.0, max(0.0, values["score"] + rng.gauss(0, .02))), 4)
+        score = None if values["score"] is None else round(min(1.0, max(0.0, values["score"] + rng.gauss(0, 0.02))), 4)
         url = f"{item.url}?copy={i}"
-        yield {**values, "source_id": source, "url": url, "score": score,
-               "record_hash": hashlib.sha256(url.encode()).hexdigest(), "status": rng.choices(statuses,
-                                                                                            status_weights)[0],
-               "curator_edits": {}, "version_id": 1, "gone_at_source": False, "changed_since_review": False}
+        yield {
+            **values,
+            "source_id": source,
+            "url": url,
+            "score": score,
+            "record_hash": hashlib.sha256(url.encode()).hexdigest(),
+            "status": rng.choices(statuses, status_weights)[0],
+            "curator_edits": {},
+            "version_id": 1,
+            "gone_at_source": False,
+            "changed_since_review": False,
+        }
 
 
 def fill(engine: Any, items: list[Any], n: int) -> dict[str, Any]:
@@ -112,15 +120,30 @@ def fill(engine: Any, items: list[Any], n: int) -> dict[str, Any]:
         done += len(chunk)
     rng = random.Random(11)
     with transaction(engine) as session:
-        reviewed = session.execute(select(Candidate.id, Candidate.status, Candidate.score, Candidate.classifier_version)
-                                   .where(Candidate.status.in_(("accepted", "rejected", "deferred")))).all()
+        reviewed = session.execute(
+            select(Candidate.id, Candidate.status, Candidate.score, Candidate.classifier_version).where(
+                Candidate.status.in_(("accepted", "rejected", "deferred"))
+            )
+        ).all()
     for start in range(0, len(reviewed), CHUNK):
         with transaction(engine) as session:
-            session.execute(insert(Decision), [
-                {"candidate_id": r.id, "actor": USER, "from_status": "pending", "to_status": r.status,
-                 "reason_code": rng.choice(REJECT_REASONS) if r.status == "rejected" else None, "note": None,
-                 "field_diff": {}, "model_version": r.classifier_version, "score_shown": r.score}
-                for r in reviewed[start:start + CHUNK]])
+            session.execute(
+                insert(Decision),
+                [
+                    {
+                        "candidate_id": r.id,
+                        "actor": USER,
+                        "from_status": "pending",
+                        "to_status": r.status,
+                        "reason_code": rng.choice(REJECT_REASONS) if r.status == "rejected" else None,
+                        "note": None,
+                        "field_diff": {},
+                        "model_version": r.classifier_version,
+                        "score_shown": r.score,
+                    }
+                    for r in reviewed[start : start + CHUNK]
+                ],
+            )
     # What autovacuum (PostgreSQL: statistics and the visibility map) or a periodic ANALYZE leaves on a live database.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
@@ -136,8 +159,13 @@ def deep_cursor(engine: Any, offset: int) -> str:
     from storage.queue import RANK, Cursor
 
     with session_factory(engine)() as session:
-        row = session.execute(select(Candidate.id, Candidate.score).where(Candidate.status == "pending")
-                              .order_by(*RANK).offset(offset - 1).limit(1)).one()
+        row = session.execute(
+            select(Candidate.id, Candidate.score)
+            .where(Candidate.status == "pending")
+            .order_by(*RANK)
+            .offset(offset - 1)
+            .limit(1)
+        ).one()
     return Cursor(row.score, row.id).encode()
 
 
@@ -163,8 +191,9 @@ def cases(engine: Any) -> list[Case]:
     from storage.models import Candidate
 
     with session_factory(engine)() as session:
-        pending = session.scalars(select(Candidate.id).where(Candidate.status == "pending")
-                                  .order_by(Candidate.id)).all()
+        pending = session.scalars(
+            select(Candidate.id).where(Candidate.status == "pending").order_by(Candidate.id)
+        ).all()
         total = session.scalar(select(func.count()).select_from(Candidate))
     step = max(1, len(pending) // 40)
     picks = pending[::step][:40]
@@ -173,14 +202,21 @@ def cases(engine: Any) -> list[Case]:
     return [
         Case("queue p1 (pending)", "/queue", {}),
         Case(f"queue p{page} (pending, cursor)", "/queue", {"after": after}, after=after),
-        Case("queue source+country+min_score", "/queue",
-             {"status": "pending", "source": "gef_projects", "country": "KE", "min_score": "0.5"}),
+        Case(
+            "queue source+country+min_score",
+            "/queue",
+            {"status": "pending", "source": "gef_projects", "country": "KE", "min_score": "0.5"},
+        ),
         Case("queue text search q=biodiversity", "/queue", {"q": "biodiversity"}),
-        Case("queue text search q=\"climate chan\"", "/queue", {"q": "climate chan"}),
+        Case('queue text search q="climate chan"', "/queue", {"q": "climate chan"}),
         Case("candidate page", "/candidates/{id}", {"ids": ",".join(map(str, picks))}),
         Case(f"api /api/v1/candidates (all {total})", "/api/v1/candidates", {}),
-        Case(f"api /api/v1/candidates p{page} (cursor)", "/api/v1/candidates",
-             {"after": deep_cursor_all(engine, (page - 1) * 50)}, after="all"),
+        Case(
+            f"api /api/v1/candidates p{page} (cursor)",
+            "/api/v1/candidates",
+            {"after": deep_cursor_all(engine, (page - 1) * 50)},
+            after="all",
+        ),
         Case("api /api/v1/me (per-request floor)", "/api/v1/me", {}),
     ]
 
@@ -253,9 +289,13 @@ def measure(engine: Any, repeat: int) -> dict[str, Any]:
                         row = session.get(Candidate, ids[i % len(ids)])
                         neighbours(session, queue_filter({"status": row.status}), row)
 
-                row = {**summary(timed(web, repeat)), "db": summary(timed(db, repeat)),
-                       "db_count": summary(timed(by_id, repeat)), "db_page": summary(timed(around, repeat)),
-                       "total": 1}
+                row = {
+                    **summary(timed(web, repeat)),
+                    "db": summary(timed(db, repeat)),
+                    "db_count": summary(timed(by_id, repeat)),
+                    "db_page": summary(timed(around, repeat)),
+                    "total": 1,
+                }
             else:
                 query = f"{case.path}?{urlencode(case.params)}" if case.params else case.path
 
@@ -311,6 +351,7 @@ def old_ways(engine: Any, repeat: int) -> dict[str, Any]:
     }
     out = {}
     for name, query in queries.items():
+
         def run(i: int, query: Any = query) -> None:
             with factory() as session, session.begin():
                 session.execute(query).all()
@@ -330,13 +371,16 @@ def plans(engine: Any) -> dict[str, str]:
     cursor = Cursor.decode(deep_cursor(engine, (deep_page(pending_count(engine)) - 1) * 50))
     base = filtered_query(QueueFilter(status="pending"), engine.dialect.name)
     score = Candidate.score
-    queries = {"first page": base.order_by(*RANK).limit(51),
-               "deep page": base.where(score <= cursor.score, (score < cursor.score) | (Candidate.id > cursor.id))
-               .order_by(*RANK).limit(51),
-               "search p1": filtered_query(QueueFilter(status="pending", q="biodiversity"), engine.dialect.name)
-               .order_by(*RANK).limit(51),
-               "any status p1 (API default)": filtered_query(QueueFilter(), engine.dialect.name)
-               .order_by(*RANK).limit(51)}
+    queries = {
+        "first page": base.order_by(*RANK).limit(51),
+        "deep page": base.where(score <= cursor.score, (score < cursor.score) | (Candidate.id > cursor.id))
+        .order_by(*RANK)
+        .limit(51),
+        "search p1": filtered_query(QueueFilter(status="pending", q="biodiversity"), engine.dialect.name)
+        .order_by(*RANK)
+        .limit(51),
+        "any status p1 (API default)": filtered_query(QueueFilter(), engine.dialect.name).order_by(*RANK).limit(51),
+    }
     out = {}
     with engine.connect() as conn:
         for name, query in queries.items():
@@ -408,11 +452,15 @@ def postgres_engine(url: str) -> Iterator[tuple[Any, Callable[[], str]]]:
 
 
 def print_table(n: int, all_results: dict[str, dict[str, Any]]) -> None:
-    head = (f"{'db':10} {'endpoint':38} {'median':>8} {'p95':>8} {'db-only':>8} {'count':>8} {'page':>8} "
-            f"{'x app':>6} {'matches':>7}")
-    print(f"\nreview app latency, {n:,} candidates, in ms. db-only = the same database work through SQLAlchemy "
-          f"without the web layer;\ncount / page = its COUNT(*) and its one-page fetch (candidate page: the row by "
-          f"id / the previous+next neighbour queries); x app = median / db-only; counts stop at 10,001")
+    head = (
+        f"{'db':10} {'endpoint':38} {'median':>8} {'p95':>8} {'db-only':>8} {'count':>8} {'page':>8} "
+        f"{'x app':>6} {'matches':>7}"
+    )
+    print(
+        f"\nreview app latency, {n:,} candidates, in ms. db-only = the same database work through SQLAlchemy "
+        f"without the web layer;\ncount / page = its COUNT(*) and its one-page fetch (candidate page: the row by "
+        f"id / the previous+next neighbour queries); x app = median / db-only; counts stop at 10,001"
+    )
     print(head)
     print("-" * len(head))
     for db, results in all_results.items():
@@ -425,16 +473,21 @@ def print_table(n: int, all_results: dict[str, dict[str, Any]]) -> None:
                 return f"{v:8.1f}" if v is not None else f"{'':8}"
 
             ratio = f"{r['median_ms'] / dbm:6.1f}" if dbm else f"{'':6}"
-            print(f"{db:10} {name:38} {r['median_ms']:8.1f} {r['p95_ms']:8.1f} {cell(dbm)} {cell(cnt)} {cell(pg)} "
-                  f"{ratio} {r.get('total', ''):>7}")
+            print(
+                f"{db:10} {name:38} {r['median_ms']:8.1f} {r['p95_ms']:8.1f} {cell(dbm)} {cell(cnt)} {cell(pg)} "
+                f"{ratio} {r.get('total', ''):>7}"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--postgres", default=os.environ.get("HARVESTER_TEST_POSTGRES_URL", DEFAULT_POSTGRES),
-                        help="PostgreSQL URL (a schema of its own is created and dropped)")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("HARVESTER_TEST_POSTGRES_URL", DEFAULT_POSTGRES),
+        help="PostgreSQL URL (a schema of its own is created and dropped)",
+    )
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
 
@@ -463,10 +516,14 @@ def main() -> None:
             with opener() as (engine, size):
                 print(f"{name}: filling {args.candidates:,} candidates ...", file=sys.stderr, flush=True)
                 filled = fill(engine, items, args.candidates)
-                print(f"{name}: filled in {filled['fill_s']} s ({size()}); measuring ...", file=sys.stderr,
-                      flush=True)
-                all_results[name] = {**filled, "size": size(), "endpoints": measure(engine, args.repeat),
-                                     "old_ways": old_ways(engine, args.repeat), "plans": plans(engine)}
+                print(f"{name}: filled in {filled['fill_s']} s ({size()}); measuring ...", file=sys.stderr, flush=True)
+                all_results[name] = {
+                    **filled,
+                    "size": size(),
+                    "endpoints": measure(engine, args.repeat),
+                    "old_ways": old_ways(engine, args.repeat),
+                    "plans": plans(engine),
+                }
         print_table(args.candidates, all_results)
         print("\nsame run, database only: the queries the app used before (OFFSET paging, ILIKE, exact COUNT)")
         for db, res in all_results.items():
@@ -475,11 +532,18 @@ def main() -> None:
         for db, res in all_results.items():
             for name, plan in res["plans"].items():
                 print(f"\n{db} plan, {name}:\n  " + plan.replace("\n", "\n  "))
-        slow = [f"{db}: {name}" for db, res in all_results.items() for name, r in res["endpoints"].items()
-                if r["median_ms"] > 300]
+        slow = [
+            f"{db}: {name}"
+            for db, res in all_results.items()
+            for name, r in res["endpoints"].items()
+            if r["median_ms"] > 300
+        ]
         print("over 300 ms median: " + (", ".join(slow) if slow else "none"))
-        print(json.dumps({"candidates": args.candidates, "repeat": args.repeat, "skipped": skipped,
-                          "results": all_results}))
+        print(
+            json.dumps(
+                {"candidates": args.candidates, "repeat": args.repeat, "skipped": skipped, "results": all_results}
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,11 @@ def load_templates(fixtures_dir: Path) -> list[bytes]:
         if not line.strip():
             continue
         entry = json.loads(line)
-        if entry.get("content_type") == "text/html" and entry.get("lang") in TEMPLATE_LANGS \
-                and "index" not in entry["file"]:
+        if (
+            entry.get("content_type") == "text/html"
+            and entry.get("lang") in TEMPLATE_LANGS
+            and "index" not in entry["file"]
+        ):
             out.append((folder / entry["file"]).read_bytes())
     if not out:
         raise FileNotFoundError(f"no recorded HTML pages in {folder}")
@@ -79,29 +82,43 @@ class PartnerSite:
 
     def listing(self, n: int) -> bytes:
         first = n * PER_LISTING
-        links = "".join(f'<li><a class="record" href="/record/{i}.html">Record {i}</a></li>'
-                        for i in range(first, min(first + PER_LISTING, self.pages)))
+        links = "".join(
+            f'<li><a class="record" href="/record/{i}.html">Record {i}</a></li>'
+            for i in range(first, min(first + PER_LISTING, self.pages))
+        )
         more = f'<a rel="next" href="/list/{n + 1}.html">next</a>' if first + PER_LISTING < self.pages else ""
         return f"<html><body><h1>Records, page {n + 1}</h1><ul>{links}</ul>{more}</body></html>".encode()
 
     def sitemap_index(self) -> bytes:
-        parts = "".join(f"<sitemap><loc>{self.url}/sitemap-{k}.xml</loc></sitemap>"
-                        for k in range((self.pages + PER_SITEMAP - 1) // PER_SITEMAP))
-        return (f'<?xml version="1.0" encoding="UTF-8"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/'
-                f'sitemap/0.9">{parts}</sitemapindex>').encode()
+        parts = "".join(
+            f"<sitemap><loc>{self.url}/sitemap-{k}.xml</loc></sitemap>"
+            for k in range((self.pages + PER_SITEMAP - 1) // PER_SITEMAP)
+        )
+        return (
+            f'<?xml version="1.0" encoding="UTF-8"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/'
+            f'sitemap/0.9">{parts}</sitemapindex>'
+        ).encode()
 
     def sitemap(self, k: int) -> bytes:
-        urls = "".join(f"<url><loc>{self.url}/record/{i}.html</loc><lastmod>{LASTMOD}</lastmod></url>"
-                       for i in range(k * PER_SITEMAP, min((k + 1) * PER_SITEMAP, self.pages)))
-        return (f'<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/'
-                f'sitemap/0.9">{urls}</urlset>').encode()
+        urls = "".join(
+            f"<url><loc>{self.url}/record/{i}.html</loc><lastmod>{LASTMOD}</lastmod></url>"
+            for i in range(k * PER_SITEMAP, min((k + 1) * PER_SITEMAP, self.pages))
+        )
+        return (
+            f'<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/'
+            f'sitemap/0.9">{urls}</urlset>'
+        ).encode()
 
     def feed(self) -> bytes:
-        items = "".join(f"<item><title>Record {i}</title><link>{self.url}/record/{i}.html</link>"
-                        f"<pubDate>{LAST_MODIFIED}</pubDate></item>"
-                        for i in range(max(0, self.pages - 100), self.pages))
-        return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>{html.escape("Partner")}</title>'
-                f"{items}</channel></rss>").encode()
+        items = "".join(
+            f"<item><title>Record {i}</title><link>{self.url}/record/{i}.html</link>"
+            f"<pubDate>{LAST_MODIFIED}</pubDate></item>"
+            for i in range(max(0, self.pages - 100), self.pages)
+        )
+        return (
+            f'<?xml version="1.0"?><rss version="2.0"><channel><title>{html.escape("Partner")}</title>'
+            f"{items}</channel></rss>"
+        ).encode()
 
     def answer(self, path: str) -> tuple[int, str, bytes] | None:
         if m := re.fullmatch(r"/record/(\d+)\.html", path):

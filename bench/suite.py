@@ -63,14 +63,26 @@ def two_process_speedup(loops: int = 20_000_000) -> float:
 
 
 def machine() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal"))
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": round(mem_kb / 1024 / 1024, 1),
-            "two_process_speedup": two_process_speedup(),
-            "python": platform.python_version(), "os": platform.platform(),
-            **{name: version(name) for name in ("scrapy", "trafilatura", "scrapy-redis", "sqlalchemy", "lxml")}}
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kb = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gb": round(mem_kb / 1024 / 1024, 1),
+        "two_process_speedup": two_process_speedup(),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        **{name: version(name) for name in ("scrapy", "trafilatura", "scrapy-redis", "sqlalchemy", "lxml")},
+    }
 
 
 def source_yaml(kind: str, site_url: str, revisit_days: float | None = None) -> str:
@@ -83,40 +95,66 @@ def source_yaml(kind: str, site_url: str, revisit_days: float | None = None) -> 
         """)
     if kind == "sitemap":
         return head + f'kind: sitemap\nstart_urls: ["{site_url}/sitemap.xml"]\n'
-    listing: dict[str, Any] = {"item_links": "a.record::attr(href)", "next_page": "a[rel=next]::attr(href)",
-                               "max_pages": 100_000}
+    listing: dict[str, Any] = {
+        "item_links": "a.record::attr(href)",
+        "next_page": "a[rel=next]::attr(href)",
+        "max_pages": 100_000,
+    }
     if revisit_days:
         listing["revisit_days"] = revisit_days
-    return head + (f'kind: listing\nstart_urls: ["{site_url}/list/0.html"]\nlisting: {json.dumps(listing)}\n'
-                   f'selectors: {json.dumps({"title": "title::text"})}\n')
+    return head + (
+        f'kind: listing\nstart_urls: ["{site_url}/list/0.html"]\nlisting: {json.dumps(listing)}\n'
+        f"selectors: {json.dumps({'title': 'title::text'})}\n"
+    )
 
 
 class Workspace:
     """A fresh data dir, registry and database for one measured crawl."""
 
-    def __init__(self, root: Path, kind: str, site_url: str, database_url: str | None = None,
-                 extra_env: dict[str, str] | None = None, revisit_days: float | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        kind: str,
+        site_url: str,
+        database_url: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        revisit_days: float | None = None,
+    ) -> None:
         self.dir = Path(tempfile.mkdtemp(dir=root))
         (self.dir / "registry").mkdir()
-        (self.dir / "registry" / f"{SOURCE}.yaml").write_text(source_yaml(kind, site_url, revisit_days),
-                                                              encoding="utf-8")
-        self.env = {**os.environ, "HARVESTER_DATA_DIR": str(self.dir / "var"),
-                    "HARVESTER_REGISTRY_DIR": str(self.dir / "registry"), "HARVESTER_ALLOW_PRIVATE_HOSTS": "1",
-                    **(extra_env or {})}
+        (self.dir / "registry" / f"{SOURCE}.yaml").write_text(
+            source_yaml(kind, site_url, revisit_days), encoding="utf-8"
+        )
+        self.env = {
+            **os.environ,
+            "HARVESTER_DATA_DIR": str(self.dir / "var"),
+            "HARVESTER_REGISTRY_DIR": str(self.dir / "registry"),
+            "HARVESTER_ALLOW_PRIVATE_HOSTS": "1",
+            **(extra_env or {}),
+        }
         if database_url:
             self.env["HARVESTER_DATABASE_URL"] = database_url
         else:
             self.env.pop("HARVESTER_DATABASE_URL", None)
         self.env.pop("HARVESTER_REDIS_URL", None) if "HARVESTER_REDIS_URL" not in (extra_env or {}) else None
-        subprocess.run([sys.executable, "-m", "harvester", "db", "upgrade"], env=self.env, check=True,
-                       cwd=PROJECT_ROOT, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "harvester", "db", "upgrade"],
+            env=self.env,
+            check=True,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+        )
 
     def crawl(self, workers: int = 1, sampler: MemorySampler | None = None) -> float:
         """Wall seconds of one crawl by ``workers`` processes; ``sampler`` follows the first one's memory."""
         cmd = [sys.executable, "-m", "harvester.crawl", "--quiet", SOURCE]
         start = time.perf_counter()
-        procs = [subprocess.Popen(cmd, env=self.env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(workers)]
+        procs = [
+            subprocess.Popen(
+                cmd, env=self.env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(workers)
+        ]
         if sampler is not None:
             sampler.start(procs[0].pid)
         try:
@@ -130,10 +168,13 @@ class Workspace:
         return time.perf_counter() - start
 
     def last_run_stats(self) -> dict[str, Any]:
-        code = ("import json; from storage.db import session_factory; from storage.runs import list_runs;"
-                "s = session_factory()(); print(json.dumps(list_runs(s, limit=1)[0].stats))")
-        out = subprocess.run([sys.executable, "-c", code], env=self.env, cwd=PROJECT_ROOT, check=True,
-                             capture_output=True, text=True).stdout
+        code = (
+            "import json; from storage.db import session_factory; from storage.runs import list_runs;"
+            "s = session_factory()(); print(json.dumps(list_runs(s, limit=1)[0].stats))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=self.env, cwd=PROJECT_ROOT, check=True, capture_output=True, text=True
+        ).stdout
         return dict(json.loads(out))
 
     def remove(self) -> None:
@@ -186,8 +227,11 @@ class MemorySampler:
             self.by_tenth[tenth] = max(self.by_tenth[tenth], pss)
             if self.report_every and time.monotonic() - last_report >= self.report_every:
                 last_report = time.monotonic()
-                print(f"  memory run: {last_report - began:.0f} s, {served:,} requests served, PSS "
-                      f"{pss / 2**20:.0f} MB (peak {self.peak / 2**20:.0f} MB)", flush=True)
+                print(
+                    f"  memory run: {last_report - began:.0f} s, {served:,} requests served, PSS "
+                    f"{pss / 2**20:.0f} MB (peak {self.peak / 2**20:.0f} MB)",
+                    flush=True,
+                )
             time.sleep(0.2)
 
     def stop(self) -> int:
@@ -245,8 +289,9 @@ def full_crawl(root: Path, site: PartnerSite, pool: str, repeat: int) -> tuple[T
     return Timing.median(firsts), statistics.median(seconds)
 
 
-def listing_recrawl(root: Path, site: PartnerSite, repeat: int, revisit_days: float | None = None
-                    ) -> tuple[float, float]:
+def listing_recrawl(
+    root: Path, site: PartnerSite, repeat: int, revisit_days: float | None = None
+) -> tuple[float, float]:
     """Median seconds of a first crawl of the listing and of the unchanged re-crawl after it."""
     firsts, seconds = [], []
     for _ in range(repeat):
@@ -258,8 +303,14 @@ def listing_recrawl(root: Path, site: PartnerSite, repeat: int, revisit_days: fl
 
 
 def plain_scrapy(site: PartnerSite) -> Timing:
-    return timed(lambda: subprocess.run([sys.executable, "-m", "bench.plain_fetch", f"{site.url}/sitemap.xml"],
-                                        cwd=PROJECT_ROOT, check=True, capture_output=True))
+    return timed(
+        lambda: subprocess.run(
+            [sys.executable, "-m", "bench.plain_fetch", f"{site.url}/sitemap.xml"],
+            cwd=PROJECT_ROOT,
+            check=True,
+            capture_output=True,
+        )
+    )
 
 
 def trafilatura_cli(root: Path, site: PartnerSite) -> Timing:
@@ -273,19 +324,37 @@ def trafilatura_cli(root: Path, site: PartnerSite) -> Timing:
 
     config = root / "trafilatura.cfg"
     defaults = (Path(trafilatura.__file__).parent / "settings.cfg").read_text(encoding="utf-8")
-    config.write_text(defaults.replace("SLEEP_TIME = 5.0", "SLEEP_TIME = 0")
-                      .replace("SSRF_PROTECTION = on", "SSRF_PROTECTION = off"), encoding="utf-8")
+    config.write_text(
+        defaults.replace("SLEEP_TIME = 5.0", "SLEEP_TIME = 0").replace("SSRF_PROTECTION = on", "SSRF_PROTECTION = off"),
+        encoding="utf-8",
+    )
     urls = root / "urls.txt"
     out = Path(tempfile.mkdtemp(dir=root))
     before = site.count
 
     def harvest() -> None:
-        entries = [loc for k in range(len(parse_sitemap(site.sitemap_index())[1]))
-                   for loc, _ in parse_sitemap(site.sitemap(k))[1]]
+        entries = [
+            loc
+            for k in range(len(parse_sitemap(site.sitemap_index())[1]))
+            for loc, _ in parse_sitemap(site.sitemap(k))[1]
+        ]
         urls.write_text("".join(f"{u}\n" for u in entries), encoding="utf-8")
-        subprocess.run([shutil.which("trafilatura") or "trafilatura", "-i", str(urls), "-o", str(out),
-                        "--parallel", "8", "--config-file", str(config)], check=True, capture_output=True,
-                       timeout=max(600, site.pages))
+        subprocess.run(
+            [
+                shutil.which("trafilatura") or "trafilatura",
+                "-i",
+                str(urls),
+                "-o",
+                str(out),
+                "--parallel",
+                "8",
+                "--config-file",
+                str(config),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=max(600, site.pages),
+        )
 
     elapsed = timed(harvest)
     shutil.rmtree(out, ignore_errors=True)
@@ -323,20 +392,31 @@ def stage_costs(site: PartnerSite, pages: int) -> dict[str, float]:
     def store(it: CandidateItem) -> None:  # what the store stage does per item: upsert + near-duplicate index
         assert it.record_hash is not None
         with transaction(engine) as session:
-            result = upsert_candidate(session, source_id=SOURCE, url=it.canonical_url or it.url,
-                                      record_hash=it.record_hash, run_id=None,
-                                      initial_status=CandidateStatus.PENDING, values=candidate_values(it))
+            result = upsert_candidate(
+                session,
+                source_id=SOURCE,
+                url=it.canonical_url or it.url,
+                record_hash=it.record_hash,
+                run_id=None,
+                initial_status=CandidateStatus.PENDING,
+                values=candidate_values(it),
+            )
             if result.outcome is not Outcome.NOT_MODIFIED:
                 link_duplicates(session, result.candidate_id, new=result.outcome is Outcome.NEW, cache=fingerprints)
 
     totals = dict.fromkeys(("extract", "language", "dedupe", "classify", "store"), 0.0)
     for i in range(pages):
         url = f"{site.url}/record/{i}.html"
-        item = CandidateItem(source_id=SOURCE, url=url, fetched_url=url, body=site.detail(i),
-                             content_type="text/html; charset=utf-8")
+        item = CandidateItem(
+            source_id=SOURCE, url=url, fetched_url=url, body=site.detail(i), content_type="text/html; charset=utf-8"
+        )
         steps: list[tuple[str, Callable[[CandidateItem], Any]]] = [
-            ("extract", lambda it: extract_item(it, spec)), ("language", lambda it: apply_language(it, 0)),
-            ("dedupe", apply_hashes), ("classify", classify_item), ("store", store)]
+            ("extract", lambda it: extract_item(it, spec)),
+            ("language", lambda it: apply_language(it, 0)),
+            ("dedupe", apply_hashes),
+            ("classify", classify_item),
+            ("store", store),
+        ]
         for name, step in steps:
             t = time.perf_counter()
             step(item)
@@ -368,8 +448,15 @@ def upsert_rate(database_url: str, count: int) -> float:
     for i in range(count):
         with transaction(engine) as session:
             url = f"https://example.org/record/{i}"
-            upsert_candidate(session, source_id=SOURCE, url=url, record_hash=f"h{i}", run_id=None,
-                             initial_status=CandidateStatus.PENDING, values={**values, "fetched_url": url})
+            upsert_candidate(
+                session,
+                source_id=SOURCE,
+                url=url,
+                record_hash=f"h{i}",
+                run_id=None,
+                initial_status=CandidateStatus.PENDING,
+                values={**values, "fetched_url": url},
+            )
     rate = count / (time.perf_counter() - start)
     engine.dispose()
     return rate
@@ -387,8 +474,13 @@ def distributed(root: Path, site: PartnerSite, redis_url: str, postgres_url: str
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
-    subprocess.run([sys.executable, "-m", "harvester", "db", "upgrade"], env=ws.env, check=True,
-                   cwd=PROJECT_ROOT, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "harvester", "db", "upgrade"],
+        env=ws.env,
+        check=True,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+    )
     elapsed = timed(lambda: ws.crawl(workers=workers))
     stats = ws.last_run_stats()
     ws.remove()
@@ -397,51 +489,82 @@ def distributed(root: Path, site: PartnerSite, redis_url: str, postgres_url: str
     return elapsed
 
 
-def speed(args: argparse.Namespace, templates: list[bytes], root: Path, result: dict[str, Any],
-          row: Callable[[str, str, str], None]) -> None:
+def speed(
+    args: argparse.Namespace,
+    templates: list[bytes],
+    root: Path,
+    result: dict[str, Any],
+    row: Callable[[str, str, str], None],
+) -> None:
     """Every measurement but the memory run."""
     with PartnerSite(templates, args.pages) as site:
         n = args.pages
         pool, pool_again = full_crawl(root, site, "auto", args.repeat)
         pool_first = pool.wall
-        result |= {"full_pages_s": n / pool_first, "full_cpu_ms_per_page": 1000 * pool.busy / n,
-                   "recrawl_fraction_sitemap": pool_again / pool_first}
+        result |= {
+            "full_pages_s": n / pool_first,
+            "full_cpu_ms_per_page": 1000 * pool.busy / n,
+            "recrawl_fraction_sitemap": pool_again / pool_first,
+        }
         row("full pipeline, stage pool", f"{n / pool_first:.1f} pages/s", f"({pool_first:.1f} s, {pool.cpu_note(n)})")
-        row("unchanged re-crawl, sitemap lastmod", f"{100 * pool_again / pool_first:.1f} % of first",
-            f"({pool_again:.1f} s)")
+        row(
+            "unchanged re-crawl, sitemap lastmod",
+            f"{100 * pool_again / pool_first:.1f} % of first",
+            f"({pool_again:.1f} s)",
+        )
         inline, _ = full_crawl(root, site, "0", args.repeat)
         result |= {"inline_pages_s": n / inline.wall, "pool_speedup": inline.wall / pool_first}
-        row("full pipeline, stages in-line", f"{n / inline.wall:.1f} pages/s",
-            f"(pool x{inline.wall / pool_first:.2f}, {inline.cpu_note(n)})")
+        row(
+            "full pipeline, stages in-line",
+            f"{n / inline.wall:.1f} pages/s",
+            f"(pool x{inline.wall / pool_first:.2f}, {inline.cpu_note(n)})",
+        )
         plain = Timing.median([plain_scrapy(site) for _ in range(args.repeat)])
         result["plain_scrapy_pages_s"] = n / plain.wall
         row("plain Scrapy, no processing", f"{n / plain.wall:.1f} pages/s", f"(baseline, {plain.cpu_note(n)})")
         traf = Timing.median([trafilatura_cli(root, site) for _ in range(args.repeat)])
-        result |= {"trafilatura_pages_s": n / traf.wall, "trafilatura_cpu_ms_per_page": 1000 * traf.busy / n,
-                   "full_vs_trafilatura": traf.wall / pool_first}
-        row("trafilatura CLI on the sitemap URLs", f"{n / traf.wall:.1f} pages/s",
-            f"(full pipeline x{traf.wall / pool_first:.2f}, {traf.cpu_note(n)})")
+        result |= {
+            "trafilatura_pages_s": n / traf.wall,
+            "trafilatura_cpu_ms_per_page": 1000 * traf.busy / n,
+            "full_vs_trafilatura": traf.wall / pool_first,
+        }
+        row(
+            "trafilatura CLI on the sitemap URLs",
+            f"{n / traf.wall:.1f} pages/s",
+            f"(full pipeline x{traf.wall / pool_first:.2f}, {traf.cpu_note(n)})",
+        )
         list_first, list_again = listing_recrawl(root, site, args.repeat)
         result["recrawl_fraction_listing"] = list_again / list_first
-        row("unchanged re-crawl, listing + conditional GET", f"{100 * list_again / list_first:.1f} % of first",
-            f"({list_again:.1f} of {list_first:.1f} s)")
+        row(
+            "unchanged re-crawl, listing + conditional GET",
+            f"{100 * list_again / list_first:.1f} % of first",
+            f"({list_again:.1f} of {list_first:.1f} s)",
+        )
         list_first, list_again = listing_recrawl(root, site, args.repeat, revisit_days=7)
         result["recrawl_fraction_listing_revisit"] = list_again / list_first
-        row("unchanged re-crawl, listing + revisit_days 7", f"{100 * list_again / list_first:.1f} % of first",
-            f"({list_again:.1f} of {list_first:.1f} s)")
+        row(
+            "unchanged re-crawl, listing + revisit_days 7",
+            f"{100 * list_again / list_first:.1f} % of first",
+            f"({list_again:.1f} of {list_first:.1f} s)",
+        )
         costs = stage_costs(site, min(n, 300))
         result["stage_ms_per_page"] = costs
         row("stage cost per page", ", ".join(f"{k} {v} ms" for k, v in costs.items()), "(one process)")
         if args.redis_url and args.postgres_url:
+
             def workers(count: int) -> Timing:
-                return Timing.median([distributed(root, site, args.redis_url, args.postgres_url, count)
-                                      for _ in range(args.repeat)])
+                return Timing.median(
+                    [distributed(root, site, args.redis_url, args.postgres_url, count) for _ in range(args.repeat)]
+                )
 
             one, two = workers(1), workers(2)
             result |= {"distributed_1_pages_s": n / one.wall, "distributed_2_pages_s": n / two.wall}
             row("distributed, 1 worker (PostgreSQL)", f"{n / one.wall:.1f} pages/s", f"({one.cpu_note(n)})")
-            row("distributed, 2 workers (PostgreSQL)", f"{n / two.wall:.1f} pages/s",
-                f"(x{one.wall / two.wall:.2f}, {two.cpu_note(n)})")
+            row(
+                "distributed, 2 workers (PostgreSQL)",
+                f"{n / two.wall:.1f} pages/s",
+                f"(x{one.wall / two.wall:.2f}, {two.cpu_note(n)})",
+            )
 
     count = 2000
     sqlite_rate = median_of(args.repeat, lambda: upsert_rate(f"sqlite:///{root / 'upsert.sqlite3'}", count))
@@ -487,13 +610,21 @@ def main(argv: list[str] | None = None) -> None:
             raise RuntimeError(f"memory run stored {stats.get('new')} of {args.memory_pages} pages: {stats}")
         tenths = [round(b / 2**20) for b in sampler.by_tenth]
         pool = {k: stats.get(f"stage_pool_{k}", 0) for k in ("renewed", "restarted", "timed_out")}
-        result |= {"memory_pages": args.memory_pages, "peak_pss_mb": sampler.peak / 2**20,
-                   "peak_pss_mb_by_tenth": tenths, "memory_run_pages_s": args.memory_pages / elapsed,
-                   "memory_run_errors": stats.get("errors", 0), "memory_run_stage_pool": pool}
-        row(f"peak memory (PSS), {args.memory_pages:,} pages", f"{sampler.peak / 2**20:.0f} MB",
+        result |= {
+            "memory_pages": args.memory_pages,
+            "peak_pss_mb": sampler.peak / 2**20,
+            "peak_pss_mb_by_tenth": tenths,
+            "memory_run_pages_s": args.memory_pages / elapsed,
+            "memory_run_errors": stats.get("errors", 0),
+            "memory_run_stage_pool": pool,
+        }
+        row(
+            f"peak memory (PSS), {args.memory_pages:,} pages",
+            f"{sampler.peak / 2**20:.0f} MB",
             f"(crawl + stage workers, {args.memory_pages / elapsed:.1f} pages/s, every page stored, "
             f"{stats.get('errors', 0)} errors, stage pool renewed {pool['renewed']} times; peak per tenth of the "
-            f"pages, MB: {', '.join(map(str, tenths))})")
+            f"pages, MB: {', '.join(map(str, tenths))})",
+        )
     shutil.rmtree(root, ignore_errors=True)
 
     print("\n| measurement | figure | note |\n|---|---|---|")

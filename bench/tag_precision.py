@@ -48,16 +48,23 @@ def measure() -> dict[str, object]:
     right = sum(n for (_, ok), n in verdicts.items() if ok)
     checked = sum(verdicts.values())
     subjects = sorted({s for s, _ in verdicts})
-    return {"records": len(rows), "records_with_tags": sum(1 for n in per_record if n),
-            "max_per_record": max(per_record), "checked_tags": checked, "right": right,
-            "precision": round(right / checked, 4) if checked else None,
-            "by_subject": {s: {"right": verdicts[(s, True)], "wrong": verdicts[(s, False)]} for s in subjects}}
+    return {
+        "records": len(rows),
+        "records_with_tags": sum(1 for n in per_record if n),
+        "max_per_record": max(per_record),
+        "checked_tags": checked,
+        "right": right,
+        "precision": round(right / checked, 4) if checked else None,
+        "by_subject": {s: {"right": verdicts[(s, True)], "wrong": verdicts[(s, False)]} for s in subjects},
+    }
 
 
 def main() -> None:
     r = measure()
-    print(f"{r['checked_tags']} checkable CBD-subject tags on {r['records_with_tags']} of {r['records']} GEF "
-          f"projects, precision {r['precision']}, at most {r['max_per_record']} per record")
+    print(
+        f"{r['checked_tags']} checkable CBD-subject tags on {r['records_with_tags']} of {r['records']} GEF "
+        f"projects, precision {r['precision']}, at most {r['max_per_record']} per record"
+    )
     for subject, v in r["by_subject"].items():  # type: ignore[union-attr]
         print(f"  {subject:20} right {v['right']:4}  wrong {v['wrong']:4}")
     print(json.dumps({"bench": "tag_precision", **r}))

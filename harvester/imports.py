@@ -67,12 +67,17 @@ def registry_files(spec: SourceSpec, fixtures_root: Path | None = None) -> list[
 
 def file_provenance(name: str, sha256: str, captured: date | None, number: int) -> dict[str, str]:
     """What every imported candidate says about where it came from."""
-    return {"file": name, "file_sha256": sha256, "file_captured": captured.isoformat() if captured else "not stated",
-            "file_record": str(number)}
+    return {
+        "file": name,
+        "file_sha256": sha256,
+        "file_captured": captured.isoformat() if captured else "not stated",
+        "file_record": str(number),
+    }
 
 
-def read_file_records(spec: SourceSpec, source: ImportFile, seed: int = 0,
-                      model: Any = None) -> tuple[dict[str, Any], list[CandidateItem]]:
+def read_file_records(
+    spec: SourceSpec, source: ImportFile, seed: int = 0, model: Any = None
+) -> tuple[dict[str, Any], list[CandidateItem]]:
     """Every record of one file as a finished candidate item (stages run), and the file's summary.
 
     Raises ``FileImportError`` on the first problem: nothing of a bad file is kept."""
@@ -105,8 +110,13 @@ def read_file_records(spec: SourceSpec, source: ImportFile, seed: int = 0,
         item.raw = None
         item.provenance.update(file_provenance(name, sha256, source.captured, number))
         items.append(item)
-    summary = {"file": name, "sha256": sha256, "captured": source.captured.isoformat() if source.captured else None,
-               "format": spec.file.format, "records": len(items)}
+    summary = {
+        "file": name,
+        "sha256": sha256,
+        "captured": source.captured.isoformat() if source.captured else None,
+        "format": spec.file.format,
+        "records": len(items),
+    }
     return summary, items
 
 
@@ -132,8 +142,15 @@ def _load_model() -> Any:
         return None
 
 
-def import_files(spec: SourceSpec, sources: Sequence[ImportFile], *, complete: bool = False,
-                 threshold: float | None = None, seed: int = 0, trigger: str = IMPORT_TRIGGER) -> ImportResult:
+def import_files(
+    spec: SourceSpec,
+    sources: Sequence[ImportFile],
+    *,
+    complete: bool = False,
+    threshold: float | None = None,
+    seed: int = 0,
+    trigger: str = IMPORT_TRIGGER,
+) -> ImportResult:
     """Import ``sources`` (together one run of ``spec``); ``complete``: they hold every record the
     partner has, so stored records missing from them are gone at the source."""
     from harvester.classify.routing import pending_threshold
@@ -156,8 +173,16 @@ def import_files(spec: SourceSpec, sources: Sequence[ImportFile], *, complete: b
     return ImportResult(stats.pop("run_id"), stats)
 
 
-def _store(spec: SourceSpec, items: list[CandidateItem], files: list[dict[str, Any]], complete: bool,
-           threshold: float, trigger: str, classifier: str, started: float) -> dict[str, Any]:
+def _store(
+    spec: SourceSpec,
+    items: list[CandidateItem],
+    files: list[dict[str, Any]],
+    complete: bool,
+    threshold: float,
+    trigger: str,
+    classifier: str,
+    started: float,
+) -> dict[str, Any]:
     """Store the run in one transaction; ``started``: ``time.monotonic()`` when the import began."""
     import json
 
@@ -169,12 +194,18 @@ def _store(spec: SourceSpec, items: list[CandidateItem], files: list[dict[str, A
     from storage.queue import Outcome, mark_gone, upsert_candidate
     from storage.runs import ensure_source, finish_run, start_run
 
-    counts = dict.fromkeys(("new", "new_pending", "new_filtered", "updated", "not_modified", "gone",
-                            "clustered"), 0)
+    counts = dict.fromkeys(("new", "new_pending", "new_filtered", "updated", "not_modified", "gone", "clustered"), 0)
     cache = FingerprintCache()
     with transaction() as session:
-        ensure_source(session, spec.id, spec.name, spec.kind.value, spec.verified, spec.enabled,
-                      record_hash(json.loads(spec.model_dump_json())))
+        ensure_source(
+            session,
+            spec.id,
+            spec.name,
+            spec.kind.value,
+            spec.verified,
+            spec.enabled,
+            record_hash(json.loads(spec.model_dump_json())),
+        )
         run_id = start_run(session, spec.id, trigger, replay=False).id
         stored = _stored_hashes(session, spec.id)
         unchanged: list[str] = []
@@ -185,18 +216,28 @@ def _store(spec: SourceSpec, items: list[CandidateItem], files: list[dict[str, A
                 unchanged.append(url)
                 continue
             status = CandidateStatus.PENDING if (item.score or 0) >= threshold else CandidateStatus.FILTERED
-            result = upsert_candidate(session, source_id=spec.id, url=url, record_hash=item.record_hash,
-                                      run_id=run_id, initial_status=status, values=_values(item))
+            result = upsert_candidate(
+                session,
+                source_id=spec.id,
+                url=url,
+                record_hash=item.record_hash,
+                run_id=run_id,
+                initial_status=status,
+                values=_values(item),
+            )
             counts[result.outcome.value] += 1
             if result.outcome is Outcome.NEW:
                 counts[f"new_{status.value}"] += 1
             if result.outcome is not Outcome.NOT_MODIFIED and link_duplicates(
-                    session, result.candidate_id, new=result.outcome is Outcome.NEW, cache=cache):
+                session, result.candidate_id, new=result.outcome is Outcome.NEW, cache=cache
+            ):
                 counts["clustered"] += 1
         for start in range(0, len(unchanged), _IN_CHUNK):  # seen again; a Core update bumps no version
-            session.execute(update(Candidate).where(Candidate.source_id == spec.id,
-                                                    Candidate.url.in_(unchanged[start:start + _IN_CHUNK]))
-                            .values(last_run_id=run_id))
+            session.execute(
+                update(Candidate)
+                .where(Candidate.source_id == spec.id, Candidate.url.in_(unchanged[start : start + _IN_CHUNK]))
+                .values(last_run_id=run_id)
+            )
         counts["not_modified"] += len(unchanged)
         if complete:
             seen = {item.canonical_url for item in items}
@@ -204,10 +245,16 @@ def _store(spec: SourceSpec, items: list[CandidateItem], files: list[dict[str, A
             names = ", ".join(f["file"] for f in files)
             counts["gone"] = mark_gone(session, spec.id, missing, f"not in the complete file {names}", run_id)
         stats: dict[str, Any] = {
-            "requests": 0, "responses_by_status": {}, "items": len(items), "dropped": 0, "errors": 0,
-            "pages_parsed": len(files), "pages_not_modified": 0,
+            "requests": 0,
+            "responses_by_status": {},
+            "items": len(items),
+            "dropped": 0,
+            "errors": 0,
+            "pages_parsed": len(files),
+            "pages_not_modified": 0,
             **{k: v for k, v in counts.items() if k != "clustered"},
-            "dedupe_clustered": counts["clustered"], "classifier": classifier,
+            "dedupe_clustered": counts["clustered"],
+            "classifier": classifier,
             "import": {"files": files, "complete": complete},
         }
         session.flush()
@@ -220,16 +267,24 @@ def _store(spec: SourceSpec, items: list[CandidateItem], files: list[dict[str, A
 def _values(item: CandidateItem) -> dict[str, Any]:
     """The columns an upsert writes: the store stage's, less the fetched-page bookkeeping a file has none of."""
     return {
-        **item.harvested_fields(), "record_key": item.record_key, "fetched_url": item.fetched_url,
-        "provenance": item.provenance, "language": item.language, "language_prob": item.language_prob,
-        "criteria": {k: v.as_dict() for k, v in item.criteria.items()}, "score": item.score, "tags": item.tags,
-        "classifier_version": item.classifier_version, "text_hash": item.text_hash,
+        **item.harvested_fields(),
+        "record_key": item.record_key,
+        "fetched_url": item.fetched_url,
+        "provenance": item.provenance,
+        "language": item.language,
+        "language_prob": item.language_prob,
+        "criteria": {k: v.as_dict() for k, v in item.criteria.items()},
+        "score": item.score,
+        "tags": item.tags,
+        "classifier_version": item.classifier_version,
+        "text_hash": item.text_hash,
     }
 
 
 def _stored_hashes(session: Session, source_id: str) -> dict[str, tuple[str | None, bool]]:
     from storage.models import Candidate
 
-    rows = session.execute(select(Candidate.url, Candidate.record_hash, Candidate.gone_at_source)
-                           .where(Candidate.source_id == source_id))
+    rows = session.execute(
+        select(Candidate.url, Candidate.record_hash, Candidate.gone_at_source).where(Candidate.source_id == source_id)
+    )
     return {url: (digest, bool(gone)) for url, digest, gone in rows}

@@ -51,7 +51,7 @@ class SeededDetector(Detector):  # type: ignore[misc]
 
     def append(self, text: str) -> None:
         text = NGram.normalize_vi(self.MAIL_RE.sub(" ", self.URL_RE.sub(" ", text)))
-        self.text += _SPACE_RUN.sub(" ", text[:self.max_text_length])
+        self.text += _SPACE_RUN.sub(" ", text[: self.max_text_length])
 
     def cleaning_text(self) -> None:
         if len(_LATIN.findall(self.text)) * 2 < len(_NON_LATIN.findall(self.text)):
@@ -163,8 +163,9 @@ def _has_letters(text: str, count: int) -> bool:
     return count <= 0
 
 
-def detect_language(text: str | None, *, seed: int = 0, min_chars: int = MIN_CHARS,
-                    fallback: str | None = None) -> LanguageGuess:
+def detect_language(
+    text: str | None, *, seed: int = 0, min_chars: int = MIN_CHARS, fallback: str | None = None
+) -> LanguageGuess:
     """Detect the language of ``text``; short or undetectable text falls back to ``fallback``.
 
     langdetect is random unless seeded; every call seeds its own detector, so results do not depend on

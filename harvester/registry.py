@@ -38,8 +38,13 @@ class RegistryError(Exception):
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 # crontab's five fields: name, lowest and highest number, names standing for numbers from the lowest
-CRON_FIELDS = (("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day of month", 1, 31, ()), ("month", 1, 12, MONTHS),
-               ("day of week", 0, 7, DAYS))
+CRON_FIELDS = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, MONTHS),
+    ("day of week", 0, 7, DAYS),
+)
 
 
 class _Strict(BaseModel):
@@ -76,8 +81,9 @@ class RecordSpec(_Strict):
     def _known_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
         bad = [name for name in value if not ID_PATTERN.match(name)]
         if bad:
-            raise ValueError(f"field names must be snake_case: {bad} (core fields: {sorted(CORE_FIELDS)}; "
-                             "others are kept in extra)")
+            raise ValueError(
+                f"field names must be snake_case: {bad} (core fields: {sorted(CORE_FIELDS)}; others are kept in extra)"
+            )
         return value
 
     def rule(self, name: str) -> FieldRule | None:
@@ -89,8 +95,16 @@ class RecordSpec(_Strict):
 
 CORE_FIELDS = frozenset(
     {
-        "title", "summary", "text", "organisations", "countries", "regions", "start_date", "end_date",
-        "published", "keywords",
+        "title",
+        "summary",
+        "text",
+        "organisations",
+        "countries",
+        "regions",
+        "start_date",
+        "end_date",
+        "published",
+        "keywords",
     }
 )
 
@@ -153,14 +167,18 @@ class SitemapOptions(_Strict):
 
 class ListingOptions(_Strict):
     item_links: str | None = Field(
-        default=None, description="CSS/XPath of the detail links; none: links on the source's hosts that look "
-        "like record pages (a path below the listing's, or a slug) are followed")
+        default=None,
+        description="CSS/XPath of the detail links; none: links on the source's hosts that look "
+        "like record pages (a path below the listing's, or a slug) are followed",
+    )
     next_page: str | None = None
     max_pages: int = 50
     revisit_days: float | None = Field(
-        default=None, gt=0,
+        default=None,
+        gt=0,
         description="a detail page fetched within this many days is not requested again (listings give no "
-        "change date); none: every crawl re-requests every linked page with a conditional GET")
+        "change date); none: every crawl re-requests every linked page with a conditional GET",
+    )
 
 
 class Politeness(_Strict):
@@ -208,23 +226,35 @@ class SourceSpec(_Strict):
     allowed_hosts: list[str] = Field(default_factory=list)
     enabled: bool = True
     verified: bool = False
-    verification: str = Field(default="not verified: no recorded response of it has been checked",
-                              description="how it was verified, or why it is not")
+    verification: str = Field(
+        default="not verified: no recorded response of it has been checked",
+        description="how it was verified, or why it is not",
+    )
     schedule: str = "0 2 * * *"
     min_interval_hours: float | None = Field(
-        default=None, gt=0, description="adaptive recrawl: shortest interval between crawls (default: the cron period)")
+        default=None, gt=0, description="adaptive recrawl: shortest interval between crawls (default: the cron period)"
+    )
     max_interval_hours: float | None = Field(
-        default=None, gt=0, description="adaptive recrawl: longest interval, also the failure back-off cap "
-        "(default: 7 days, or the cron period if longer)")
+        default=None,
+        gt=0,
+        description="adaptive recrawl: longest interval, also the failure back-off cap "
+        "(default: 7 days, or the cron period if longer)",
+    )
     omit_from_schedule: str | None = Field(
-        default=None, min_length=3, description="why this source is kept out of the schedule (manual crawls only)")
+        default=None, min_length=3, description="why this source is kept out of the schedule (manual crawls only)"
+    )
     max_run_minutes: float | None = Field(
-        default=None, gt=0, description="wall-clock limit of one crawl of this source (default: "
-        "HARVESTER_CRAWL_MAX_MINUTES); past it the crawl process is terminated and the run marked failed")
+        default=None,
+        gt=0,
+        description="wall-clock limit of one crawl of this source (default: "
+        "HARVESTER_CRAWL_MAX_MINUTES); past it the crawl process is terminated and the run marked failed",
+    )
     politeness: Politeness = Politeness()
     record: RecordSpec = RecordSpec()
-    selectors: dict[str, str] = Field(default_factory=dict, description="HTML detail field -> CSS/XPath; "
-                                      "none: structured data on the page, then trafilatura")
+    selectors: dict[str, str] = Field(
+        default_factory=dict,
+        description="HTML detail field -> CSS/XPath; none: structured data on the page, then trafilatura",
+    )
     versions: list[ParserVersion] = Field(default_factory=list, description="selectors of earlier page designs")
     export: ExportOptions | None = None
     file: FileOptions | None = None
@@ -275,8 +305,13 @@ class SourceSpec(_Strict):
                 base, _, step = part.partition("/")
                 bounds = [] if base == "*" else base.split("-", 1)
                 numbers = [names.index(b) + low if b in names else int(b) if b.isdigit() else None for b in bounds]
-                if (not part or (step and not step.isdigit()) or step == "0" or None in numbers
-                        or any(not low <= n <= high for n in numbers if n is not None)):
+                if (
+                    not part
+                    or (step and not step.isdigit())
+                    or step == "0"
+                    or None in numbers
+                    or any(not low <= n <= high for n in numbers if n is not None)
+                ):
                     raise ValueError(f"{value!r}: {name} {part!r} is not valid (allowed {low}-{high})")
         return value
 
@@ -285,8 +320,11 @@ class SourceSpec(_Strict):
         needed = {SourceKind.EXPORT: self.export, SourceKind.OAI: self.oai, SourceKind.FILE: self.file}
         if self.kind in needed and needed[self.kind] is None:
             raise ValueError(f"kind {self.kind.value!r} needs a {self.kind.value!r} section")
-        if (self.min_interval_hours is not None and self.max_interval_hours is not None
-                and self.min_interval_hours > self.max_interval_hours):
+        if (
+            self.min_interval_hours is not None
+            and self.max_interval_hours is not None
+            and self.min_interval_hours > self.max_interval_hours
+        ):
             raise ValueError("min_interval_hours must not exceed max_interval_hours")
         if self.kind == SourceKind.FILE and self.verified:
             raise ValueError("a file source is never verified: a partner's file is not a replay of its site")
@@ -360,8 +398,10 @@ def load_source_file(path: Path) -> SourceSpec:
         raise RegistryError(f"{path.name}: expected a mapping of source fields")
     data.setdefault("id", path.stem)
     if data.get("id") != path.stem:
-        raise RegistryError(f"{path.name}: id {data.get('id')!r} must equal the file name {path.stem!r}"
-                            + (f" (line {line})" if (line := _line_of(text, ("id",))) else ""))
+        raise RegistryError(
+            f"{path.name}: id {data.get('id')!r} must equal the file name {path.stem!r}"
+            + (f" (line {line})" if (line := _line_of(text, ("id",))) else "")
+        )
     try:
         return SourceSpec.model_validate(data)
     except ValidationError as exc:
@@ -406,6 +446,4 @@ def get_source(source_id: str, registry: dict[str, SourceSpec] | None = None) ->
     try:
         return registry[source_id]
     except KeyError:
-        raise RegistryError(
-            f"unknown source {source_id!r}; known: {', '.join(registry) or '(none)'}"
-        ) from None
+        raise RegistryError(f"unknown source {source_id!r}; known: {', '.join(registry) or '(none)'}") from None

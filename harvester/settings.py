@@ -37,24 +37,40 @@ class Settings(BaseSettings):
     )
     langdetect_seed: int = Field(default=0, description="Seed that makes langdetect deterministic.")
     recall_target: float = Field(
-        default=0.95, gt=0, lt=1, description="Share of the relevant candidates triage must keep in the queue: "
+        default=0.95,
+        gt=0,
+        lt=1,
+        description="Share of the relevant candidates triage must keep in the queue: "
         "the exclusion threshold is the calibrated score that keeps this share of a labelled set's relevant "
-        "records (HARVESTER_PENDING_THRESHOLD overrides it with a fixed score).")
+        "records (HARVESTER_PENDING_THRESHOLD overrides it with a fixed score).",
+    )
     audit_sample_size: int = Field(
-        default=10, ge=0, description="Recall audit: filtered candidates each scheduled crawl puts into the queue "
-        "at random, flagged as audit samples (0: no audit).")
+        default=10,
+        ge=0,
+        description="Recall audit: filtered candidates each scheduled crawl puts into the queue "
+        "at random, flagged as audit samples (0: no audit).",
+    )
     quarantine_factor: float = Field(
-        default=3.0, ge=0, description="Over-harvest quarantine: hold a run whose new records exceed this many "
-        "times the median of the source's last 10 finished runs (0 turns the quarantine off).")
+        default=3.0,
+        ge=0,
+        description="Over-harvest quarantine: hold a run whose new records exceed this many "
+        "times the median of the source's last 10 finished runs (0 turns the quarantine off).",
+    )
     quarantine_min_records: int = Field(
-        default=50, ge=1, description="Over-harvest quarantine: never hold a run with fewer new records than this.")
+        default=50, ge=1, description="Over-harvest quarantine: never hold a run with fewer new records than this."
+    )
     crawl_max_minutes: float = Field(
-        default=360, gt=0, description="Wall-clock limit of one crawl child process unless its registry entry "
-        "sets max_run_minutes; past it the child gets SIGTERM, then SIGKILL after the grace.")
+        default=360,
+        gt=0,
+        description="Wall-clock limit of one crawl child process unless its registry entry "
+        "sets max_run_minutes; past it the child gets SIGTERM, then SIGKILL after the grace.",
+    )
     crawl_kill_grace_seconds: float = Field(
-        default=30, ge=0, description="Seconds between SIGTERM and SIGKILL for a crawl over its wall-clock limit.")
+        default=30, ge=0, description="Seconds between SIGTERM and SIGKILL for a crawl over its wall-clock limit."
+    )
     alert_webhook_url: str | None = Field(
-        default=None, description="Alerts are POSTed here as JSON, once each (none: no webhook).")
+        default=None, description="Alerts are POSTed here as JSON, once each (none: no webhook)."
+    )
     alert_smtp_host: str | None = Field(default=None, description="SMTP server for alert e-mails (none: no e-mail).")
     alert_smtp_port: int = Field(default=587, description="SMTP port for alert e-mails.")
     alert_smtp_starttls: bool = Field(default=True, description="Use STARTTLS for alert e-mails.")
@@ -74,11 +90,13 @@ class Settings(BaseSettings):
         "runs them in the crawl process; auto: one per CPU when there is more than one CPU, else 0.",
     )
     stage_pool_max_tasks: int = Field(
-        default=5000, ge=1,
+        default=5000,
+        ge=1,
         description="Items per stage worker before the pool's workers are renewed (keeps their memory flat).",
     )
     stage_timeout: float = Field(
-        default=120.0, gt=0,
+        default=120.0,
+        gt=0,
         description="Seconds one item may spend in the stage pool (queue included); past it the item is dropped "
         "as an error and the pool restarted, so one pathological page cannot hang a crawl.",
     )
@@ -86,16 +104,22 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT.parent / "shared" / "reference",
         description="CHM reference data (schema field tables under chm/), read-only.",
     )
-    chm_api_base: str = Field(default="https://api.cbddev.xyz",
-                              description="KM API base URL for `chm push` (the CBD development API by default).")
+    chm_api_base: str = Field(
+        default="https://api.cbddev.xyz",
+        description="KM API base URL for `chm push` (the CBD development API by default).",
+    )
     chm_realm: str = Field(default="CHM-DEV", description="CHM realm sent as the Realm header (CHM-DEV by default).")
-    chm_auth_scheme: str = Field(default="Bearer",
-                                 description="Authorization scheme in front of the KM token (Bearer, Ticket, Token).")
+    chm_auth_scheme: str = Field(
+        default="Bearer", description="Authorization scheme in front of the KM token (Bearer, Ticket, Token)."
+    )
     chm_email: str | None = Field(default=None, description="CBD account e-mail that `chm push` signs in with.")
     chm_password: SecretStr | None = Field(default=None, description="Password of the CBD account (a secret).")
     chm_timeout: float = Field(default=30.0, gt=0, description="Seconds before one KM API call times out.")
-    chm_max_attempts: int = Field(default=4, ge=1, description="Tries per KM API call on 5xx, timeouts and "
-                                  "connection errors, with exponential backoff.")
+    chm_max_attempts: int = Field(
+        default=4,
+        ge=1,
+        description="Tries per KM API call on 5xx, timeouts and connection errors, with exponential backoff.",
+    )
     chm_retry_backoff: float = Field(default=2.0, ge=0, description="First retry delay in seconds (doubles).")
     forwarded_allow_ips: str | None = Field(
         default=None,
@@ -104,15 +128,23 @@ class Settings(BaseSettings):
         "(login throttling) and https (Secure cookie). None: proxy headers are ignored.",
     )
     db_retry_seconds: float = Field(
-        default=60, ge=0, description="Seconds one crawl write keeps retrying a transient database error (connection "
+        default=60,
+        ge=0,
+        description="Seconds one crawl write keeps retrying a transient database error (connection "
         "lost, server restarting, SQLite locked past its busy timeout, disk full) on a fresh connection before its "
-        "record counts as not stored; the run then fails and the page is read again by the next crawl.")
+        "record counts as not stored; the run then fails and the page is read again by the next crawl.",
+    )
     db_retry_backoff: float = Field(
-        default=0.5, gt=0, description="First wait in seconds between two tries of a database write (doubles, at "
-        "most 10 s).")
+        default=0.5,
+        gt=0,
+        description="First wait in seconds between two tries of a database write (doubles, at most 10 s).",
+    )
     download_timeout: float = Field(
-        default=30, gt=0, description="Seconds one crawl request may take, body included, before it is retried "
-        "or given up (Scrapy DOWNLOAD_TIMEOUT).")
+        default=30,
+        gt=0,
+        description="Seconds one crawl request may take, body included, before it is retried "
+        "or given up (Scrapy DOWNLOAD_TIMEOUT).",
+    )
 
     @property
     def sqlite_path(self) -> Path:

@@ -54,8 +54,12 @@ def apply_language(item: CandidateItem, seed: int) -> LanguageGuess:
     fallback = normalise_lang_tag(item.page_lang or (declared if isinstance(declared, str) else None))
     sample = "\n".join(p for p in (item.title, item.summary, item.text) if p)
     guess = detect_language(sample, seed=seed, fallback=fallback)
-    if (guess.source == "detected" and fallback and guess.code != fallback
-            and (guess.probability or 0) < UNSURE_LANGUAGE):
+    if (
+        guess.source == "detected"
+        and fallback
+        and guess.code != fallback
+        and (guess.probability or 0) < UNSURE_LANGUAGE
+    ):
         guess = LanguageGuess(fallback, None, "fallback")
         item.flag("language", "language-overridden-by-page-lang")
     elif guess.source == "fallback":
@@ -111,12 +115,22 @@ def classify_item(item: CandidateItem, model: RelevanceModel | None = None) -> C
     from harvester.classify import ClassifierInput, classify, zero_shot
     from harvester.classify.embedding import embed, embedding_text, to_bytes
 
-    result = classify(ClassifierInput(
-        title=item.title, summary=item.summary, text=item.text, language=item.language,
-        keywords=item.keywords, organisations=item.organisations, countries=item.countries,
-        regions=item.regions, start_date=item.start_date, end_date=item.end_date, published=item.published,
-        extra=item.extra,
-    ))
+    result = classify(
+        ClassifierInput(
+            title=item.title,
+            summary=item.summary,
+            text=item.text,
+            language=item.language,
+            keywords=item.keywords,
+            organisations=item.organisations,
+            countries=item.countries,
+            regions=item.regions,
+            start_date=item.start_date,
+            end_date=item.end_date,
+            published=item.published,
+            extra=item.extra,
+        )
+    )
     item.criteria = {name: CriterionResult(s.score, s.as_dict()["evidence"]) for name, s in result.criteria.items()}
     item.tags = {**result.tags, "supportTypes": result.support_types, "topics": result.topics}
     vector = embed([embedding_text(item.title, item.summary, item.text, item.keywords)])[0]
@@ -126,8 +140,11 @@ def classify_item(item: CandidateItem, model: RelevanceModel | None = None) -> C
     if model is not None:
         from harvester.classify.learn import Doc, model_text, rule_scores
 
-        doc = Doc(model_text(item.title, item.summary, item.text, item.keywords, item.organisations),
-                  rule_scores(result), vector if vector.any() else None)
+        doc = Doc(
+            model_text(item.title, item.summary, item.text, item.keywords, item.organisations),
+            rule_scores(result),
+            vector if vector.any() else None,
+        )
         item.score = round(float(model.predict([doc])[0]), 4)
         item.classifier_version = model.version
     return item
@@ -159,8 +176,9 @@ class StagesOutcome:
     language_source: str | None = None
 
 
-def run_cpu_stages(item: CandidateItem, spec: SourceSpec, seed: int,
-                   model: RelevanceModel | None = None) -> StagesOutcome:
+def run_cpu_stages(
+    item: CandidateItem, spec: SourceSpec, seed: int, model: RelevanceModel | None = None
+) -> StagesOutcome:
     """extract -> language -> hashes -> classify: the CPU-heavy stages of a crawl as one pure call
     (item in, item out), so a process pool can run them next to the crawl's reactor thread."""
     from harvester.extraction.html import ExtractionError

@@ -97,8 +97,9 @@ def _terminate_workers(pool: ProcessPoolExecutor) -> None:
 
 
 class PooledStagesPipeline:
-    def __init__(self, stats: StatsCollector, spec: SourceSpec, seed: int, size: int, max_tasks: int,
-                 timeout: float) -> None:
+    def __init__(
+        self, stats: StatsCollector, spec: SourceSpec, seed: int, size: int, max_tasks: int, timeout: float
+    ) -> None:
         self.stats, self.spec, self.seed, self.size, self.max_tasks = stats, spec, seed, size, max_tasks
         self.timeout = timeout
         self.pool: ProcessPoolExecutor | None = None
@@ -115,8 +116,14 @@ class PooledStagesPipeline:
             raise NotConfigured
         assert crawler.stats is not None and crawler.spidercls is not None
         s = crawler.settings
-        return cls(crawler.stats, crawler.spidercls.source, s.getint("HARVESTER_LANGDETECT_SEED", 0),  # type: ignore[attr-defined]
-                   size, s.getint("HARVESTER_STAGE_POOL_MAX_TASKS", 5000), s.getfloat("HARVESTER_STAGE_TIMEOUT", 120.0))
+        return cls(
+            crawler.stats,
+            crawler.spidercls.source,
+            s.getint("HARVESTER_LANGDETECT_SEED", 0),  # type: ignore[attr-defined]
+            size,
+            s.getint("HARVESTER_STAGE_POOL_MAX_TASKS", 5000),
+            s.getfloat("HARVESTER_STAGE_TIMEOUT", 120.0),
+        )
 
     def open_spider(self) -> None:
         from pipelines.classify import load_model
@@ -127,8 +134,12 @@ class PooledStagesPipeline:
     def _start_pool(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["pipelines.pool_warm"])
-        pool = ProcessPoolExecutor(self.size, mp_context=context, initializer=_init_worker,
-                                   initargs=(self.spec, self.seed, self.model, os.getpid()))
+        pool = ProcessPoolExecutor(
+            self.size,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(self.spec, self.seed, self.model, os.getpid()),
+        )
         for _ in range(self.size):  # start the workers now, not on the first items
             pool.submit(_ready)
         self.pool_items = 0
@@ -176,10 +187,14 @@ class PooledStagesPipeline:
                 await self._replace(generation, "restarted", terminate=True)
             except TimeoutError:
                 await self._replace(generation, "timed_out", terminate=True)
-                return StagesOutcome(item, error=f"CPU stages took over {self.timeout:g} s for {item.url}",
-                                     reason=f"CPU stages took over {self.timeout:g} s")
-        return StagesOutcome(item, error=f"a stage worker died on {item.url} {ATTEMPTS} times",
-                             reason="a stage worker died")
+                return StagesOutcome(
+                    item,
+                    error=f"CPU stages took over {self.timeout:g} s for {item.url}",
+                    reason=f"CPU stages took over {self.timeout:g} s",
+                )
+        return StagesOutcome(
+            item, error=f"a stage worker died on {item.url} {ATTEMPTS} times", reason="a stage worker died"
+        )
 
     async def process_item(self, item: CandidateItem) -> CandidateItem:
         if item.gone:

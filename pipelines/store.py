@@ -105,8 +105,9 @@ class StorePipeline:
 
         source_id = self.crawler.spider.name if self.crawler.spider else ""
         with session_factory()() as session:
-            self.record_counts = {u: s.record_count for u, s in load_page_states(session, source_id).items()
-                                  if s.record_count != 1}  # 1, the usual count, is the default where it is read
+            self.record_counts = {
+                u: s.record_count for u, s in load_page_states(session, source_id).items() if s.record_count != 1
+            }  # 1, the usual count, is the default where it is read
 
     def snapshot(self, spider: Any, response: Response) -> str | None:
         """Keep the raw bytes of an HTML page (only HTML: exports and APIs are kept by their row fields)."""
@@ -118,8 +119,7 @@ class StorePipeline:
             shared = getattr(spider, "shared_crawl", None)
             if shared is not None:  # workers of one shared run each append to their own file
                 worker = "".join(c if c.isalnum() else "-" for c in shared.worker)
-                self.snapshots.relative = self.snapshots.relative.with_name(
-                    f"run-{self.run_id or 0}-{worker}.warc.gz")
+                self.snapshots.relative = self.snapshots.relative.with_name(f"run-{self.run_id or 0}-{worker}.warc.gz")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, vs in response.headers.items() for v in vs]
         return self.snapshots.write(RecordedResponse(response.url, response.status, headers, response.body))
 
@@ -138,8 +138,12 @@ class StorePipeline:
     def give_up(self, exc: StoreError, what: str) -> None:
         """The database failed past the retry budget: stop writing and close the spider (nothing more is fetched)."""
         self.unavailable = exc.reason
-        log.error("database unavailable while storing %s (%s): the run fails, unstored records are read again "
-                  "by the next crawl", what, exc)
+        log.error(
+            "database unavailable while storing %s (%s): the run fails, unstored records are read again "
+            "by the next crawl",
+            what,
+            exc,
+        )
         try:
             engine = self.crawler.engine
         except RuntimeError:  # the stage used on its own, outside a crawl
@@ -190,15 +194,23 @@ class StorePipeline:
 
         def work(session: Session) -> Any:
             self.quarantine = copy.copy(gate)
-            result = upsert_candidate(session, source_id=item.source_id, identity_key=key, url=url,
-                                      record_hash=item.record_hash,
-                                      run_id=self.run_id, initial_status=self.quarantine.status_for(status),
-                                      values=candidate_values(item))
+            result = upsert_candidate(
+                session,
+                source_id=item.source_id,
+                identity_key=key,
+                url=url,
+                record_hash=item.record_hash,
+                run_id=self.run_id,
+                initial_status=self.quarantine.status_for(status),
+                values=candidate_values(item),
+            )
             if result.outcome is Outcome.NEW and self.quarantine.stored_new(
-                    session, item.source_id, self.run_id, result.candidate_id, status):
+                session, item.source_id, self.run_id, result.candidate_id, status
+            ):
                 held_at.append(self.quarantine.new_records)
             clustered = result.outcome is not Outcome.NOT_MODIFIED and link_duplicates(
-                session, result.candidate_id, new=result.outcome is Outcome.NEW, cache=self.fingerprints)
+                session, result.candidate_id, new=result.outcome is Outcome.NEW, cache=self.fingerprints
+            )
             if page is not None:  # the page's state, when this was its last item, in the same commit
                 self.write_page(session, *page)
             return result, clustered
@@ -224,8 +236,7 @@ class StorePipeline:
         from a fallback such as trafilatura, or stayed empty): selector drift is reported, not silent."""
         spec = getattr(self.crawler.spidercls, "source", None)
         selectors = getattr(spec, "selectors", None) or {}
-        missed = [name for name, query in selectors.items()
-                  if (item.provenance or {}).get(name) != f"selector:{query}"]
+        missed = [name for name, query in selectors.items() if (item.provenance or {}).get(name) != f"selector:{query}"]
         if missed:
             counts = dict(self.stats.get_value("harvester/extract/selector_missed") or {})
             for name in missed:
@@ -266,22 +277,29 @@ class StorePipeline:
             else:
                 self.record_parsed_page(*waiting[1])
 
-    def item_error(self, item: Any, response: Response | None = None, spider: Any = None,
-                   failure: Any = None) -> None:
+    def item_error(self, item: Any, response: Response | None = None, spider: Any = None, failure: Any = None) -> None:
         if isinstance(item, CandidateItem):
             self.pages_with_drops.add(item.fetched_url)
             self.item_done(item)
 
-    def item_dropped(self, item: Any, response: Response | None = None, exception: Any = None,
-                     spider: Any = None) -> None:
+    def item_dropped(
+        self, item: Any, response: Response | None = None, exception: Any = None, spider: Any = None
+    ) -> None:
         if not isinstance(item, CandidateItem) or isinstance(exception, NotStored):
             return  # a record not stored was counted and its page settled when it was dropped
         self.pages_with_drops.add(item.fetched_url)
         page = self.completing_page(item)
 
         def work(session: Session) -> None:
-            record_page(session, source_id=item.source_id, url=item.url, canonical_url=canonical_url(item.url),
-                        http_status=None, run_id=self.run_id, error=str(exception)[:500])
+            record_page(
+                session,
+                source_id=item.source_id,
+                url=item.url,
+                canonical_url=canonical_url(item.url),
+                http_status=None,
+                run_id=self.run_id,
+                error=str(exception)[:500],
+            )
             if page is not None:
                 self.write_page(session, *page)
 
@@ -294,8 +312,15 @@ class StorePipeline:
             return
         self.item_done(item, written=True)
 
-    def page_parsed(self, spider: Any, response: Response, record_count: int | None, not_modified: bool,
-                    complete: bool, content_hash: str | None) -> None:
+    def page_parsed(
+        self,
+        spider: Any,
+        response: Response,
+        record_count: int | None,
+        not_modified: bool,
+        complete: bool,
+        content_hash: str | None,
+    ) -> None:
         args = (spider, response, record_count, not_modified, complete, content_hash)
         if record_count and self.items_done[response.url] < record_count:
             self.waiting_pages[response.url] = (record_count, args)
@@ -303,34 +328,65 @@ class StorePipeline:
         self.items_done.pop(response.url, None)
         self.record_parsed_page(*args)
 
-    def record_parsed_page(self, spider: Any, response: Response, record_count: int | None, not_modified: bool,
-                           complete: bool, content_hash: str | None) -> None:
+    def record_parsed_page(
+        self,
+        spider: Any,
+        response: Response,
+        record_count: int | None,
+        not_modified: bool,
+        complete: bool,
+        content_hash: str | None,
+    ) -> None:
         """Write a page's state in its own transaction (a page with a record not stored: without its
         validators and hash, so the next crawl reads it again in full)."""
         try:
-            self.write(lambda session: self.write_page(session, spider, response, record_count, not_modified,
-                                                       complete, content_hash), response.url)
+            self.write(
+                lambda session: self.write_page(
+                    session, spider, response, record_count, not_modified, complete, content_hash
+                ),
+                response.url,
+            )
         except (StoreError, SQLAlchemyError) as exc:
             self.count_failure(getattr(exc, "reason", type(exc).__name__), records=0)
             self.failed_pages.add(response.url)
             return
         self.page_recorded(spider, response, record_count, not_modified, complete, content_hash)
 
-    def write_page(self, session: Session, spider: Any, response: Response, record_count: int | None,
-                   not_modified: bool, complete: bool, content_hash: str | None) -> None:
+    def write_page(
+        self,
+        session: Session,
+        spider: Any,
+        response: Response,
+        record_count: int | None,
+        not_modified: bool,
+        complete: bool,
+        content_hash: str | None,
+    ) -> None:
         headers = response.headers
         if response.url in self.failed_pages:
             # no status: the page is neither asked for conditionally nor skipped as recently fetched, so the
             # next crawl reads it in full; validators kept from an earlier run belong to a version stored whole
-            record_page(session, source_id=spider.name, url=response.url, canonical_url=canonical_url(response.url),
-                        http_status=None, run_id=self.run_id, error=READ_AGAIN)
+            record_page(
+                session,
+                source_id=spider.name,
+                url=response.url,
+                canonical_url=canonical_url(response.url),
+                http_status=None,
+                run_id=self.run_id,
+                error=READ_AGAIN,
+            )
             return
         if not_modified:
             touch_page_candidates(session, spider.name, response.url, self.run_id)
         record_page(
-            session, source_id=spider.name, url=response.url, canonical_url=canonical_url(response.url),
-            http_status=response.status, run_id=self.run_id,
-            etag=_header(headers, b"ETag"), last_modified=_header(headers, b"Last-Modified"),
+            session,
+            source_id=spider.name,
+            url=response.url,
+            canonical_url=canonical_url(response.url),
+            http_status=response.status,
+            run_id=self.run_id,
+            etag=_header(headers, b"ETag"),
+            last_modified=_header(headers, b"Last-Modified"),
             content_hash=content_hash if complete and response.url not in self.pages_with_drops else None,
             record_count=None if not_modified or not complete else record_count,
             sitemap_lastmod=response.meta.get("lastmod"),
@@ -344,8 +400,15 @@ class StorePipeline:
             response.meta[key] = self.snapshot(spider, response)
         return response.meta[key]
 
-    def page_recorded(self, spider: Any, response: Response, record_count: int | None, not_modified: bool,
-                      complete: bool, content_hash: str | None) -> None:
+    def page_recorded(
+        self,
+        spider: Any,
+        response: Response,
+        record_count: int | None,
+        not_modified: bool,
+        complete: bool,
+        content_hash: str | None,
+    ) -> None:
         """Stats and gone-at-source bookkeeping of a page whose state is committed; OAI windows that
         waited for it are committed."""
         self.flush_windows()
@@ -363,12 +426,20 @@ class StorePipeline:
     def page_failed(self, spider: Any, url: str, status: int | None, error: str, gone: bool) -> None:
         failed = self.stats.get_value("harvester/failed_urls") or []
         if len(failed) < FAILED_URLS_KEPT:  # the run's per-URL errors; every one is also on its page row
-            self.stats.set_value("harvester/failed_urls",
-                                 [*failed, {"url": url, "status": status, "error": error, "gone": gone}])
+            self.stats.set_value(
+                "harvester/failed_urls", [*failed, {"url": url, "status": status, "error": error, "gone": gone}]
+            )
 
         def work(session: Session) -> int:
-            record_page(session, source_id=spider.name, url=url, canonical_url=canonical_url(url),
-                        http_status=status, run_id=self.run_id, error=error)
+            record_page(
+                session,
+                source_id=spider.name,
+                url=url,
+                canonical_url=canonical_url(url),
+                http_status=status,
+                run_id=self.run_id,
+                error=error,
+            )
             return mark_gone(session, spider.name, [canonical_url(url)], error, self.run_id) if gone else 0
 
         try:
@@ -409,14 +480,19 @@ class StorePipeline:
             return
         pages = self.stats.get_value("harvester/extract/selector_pages") or 0
         for name, missed in sorted((self.stats.get_value("harvester/extract/selector_missed") or {}).items()):
-            log.warning("%s: the selector of %s matched nothing on %d of %d record pages", spider.name, name, missed,
-                        pages)
+            log.warning(
+                "%s: the selector of %s matched nothing on %d of %d record pages", spider.name, name, missed, pages
+            )
         self.flush_windows()
         for page_url in sorted(self.multi_record_pages.keys() - self.pages_with_drops):
             seen = self.multi_record_pages[page_url]
             try:
-                gone = self.write(lambda session: mark_missing_gone(session, spider.name, page_url,  # noqa: B023
-                                                                    seen, self.run_id), page_url)  # noqa: B023
+                gone = self.write(
+                    lambda session, page_url=page_url, seen=seen: mark_missing_gone(
+                        session, spider.name, page_url, seen, self.run_id
+                    ),
+                    page_url,
+                )
             except (StoreError, SQLAlchemyError) as exc:
                 self.count_failure(getattr(exc, "reason", type(exc).__name__), records=0)
                 continue
@@ -431,11 +507,17 @@ def mark_gone_for(session: Any, item: CandidateItem, url: str, run_id: int | Non
 def candidate_values(item: CandidateItem) -> dict[str, Any]:
     return {
         **{k: v for k, v in item.harvested_fields().items()},
-        "record_key": item.record_key, "fetched_url": item.fetched_url,
+        "record_key": item.record_key,
+        "fetched_url": item.fetched_url,
         "provenance": stored_provenance(item.provenance, item.flags),
-        "language": item.language, "language_prob": item.language_prob,
-        "criteria": {k: v.as_dict() for k, v in item.criteria.items()}, "score": item.score, "tags": item.tags,
-        "classifier_version": item.classifier_version, "text_hash": item.text_hash, "embedding": item.embedding,
+        "language": item.language,
+        "language_prob": item.language_prob,
+        "criteria": {k: v.as_dict() for k, v in item.criteria.items()},
+        "score": item.score,
+        "tags": item.tags,
+        "classifier_version": item.classifier_version,
+        "text_hash": item.text_hash,
+        "embedding": item.embedding,
     }
 
 

@@ -43,8 +43,7 @@ class Bounds:
     max_hours: float
 
     @classmethod
-    def for_source(cls, base_hours: float, min_hours: float | None = None,
-                   max_hours: float | None = None) -> Bounds:
+    def for_source(cls, base_hours: float, min_hours: float | None = None, max_hours: float | None = None) -> Bounds:
         low = min_hours if min_hours is not None else base_hours
         high = max_hours if max_hours is not None else max(DEFAULT_MAX_HOURS, base_hours)
         return cls(base_hours=base_hours, min_hours=low, max_hours=max(low, high))
@@ -77,9 +76,14 @@ def adaptive_interval(history: Sequence[RunOutcome], bounds: Bounds) -> Interval
         if run.changed > 0 or run.accepted > 0:
             quiet = 0
             hours = bounds.clamp(hours * SHRINK)
-            what = ", ".join(part for part in (
-                f"{run.changed} changed record(s)" if run.changed else "",
-                f"{run.accepted} candidate(s) accepted by curators" if run.accepted else "") if part)
+            what = ", ".join(
+                part
+                for part in (
+                    f"{run.changed} changed record(s)" if run.changed else "",
+                    f"{run.accepted} candidate(s) accepted by curators" if run.accepted else "",
+                )
+                if part
+            )
             reason = f"last finished run saw {what}: interval shrunk to {_h(hours)}"
         else:
             quiet += 1
@@ -88,13 +92,15 @@ def adaptive_interval(history: Sequence[RunOutcome], bounds: Bounds) -> Interval
     if failures:
         backoff = bounds.clamp(bounds.base_hours * 2 ** (failures - 1))
         capped = " (the cap: retried at least this often, never disabled)" if backoff >= bounds.max_hours else ""
-        return Interval(backoff, f"{failures} failed or interrupted run(s) in a row: backing off to "
-                        f"{_h(backoff)}{capped}", failures)
+        return Interval(
+            backoff, f"{failures} failed or interrupted run(s) in a row: backing off to {_h(backoff)}{capped}", failures
+        )
     return Interval(hours, reason)
 
 
-def crawl_due(interval: Interval, last_started: datetime | None, now: datetime,
-              period_hours: float | None = None) -> tuple[bool, str]:
+def crawl_due(
+    interval: Interval, last_started: datetime | None, now: datetime, period_hours: float | None = None
+) -> tuple[bool, str]:
     """Whether a cron firing at ``now`` should crawl, given when the last run started.
 
     With the cron period known, a firing crawls when it is the firing nearest to "last start +
@@ -109,5 +115,7 @@ def crawl_due(interval: Interval, last_started: datetime | None, now: datetime,
     since = f"{elapsed.total_seconds() / 3600:.1f} h since the last run started"
     if elapsed > needed:
         return True, f"{since}, interval {_h(interval.hours)}"
-    return False, (f"{since}, adaptive interval {_h(interval.hours)} not yet elapsed "
-                   f"(next crawl after {(last_started + needed).isoformat(timespec='minutes')}): {interval.reason}")
+    return False, (
+        f"{since}, adaptive interval {_h(interval.hours)} not yet elapsed "
+        f"(next crawl after {(last_started + needed).isoformat(timespec='minutes')}): {interval.reason}"
+    )

@@ -44,13 +44,19 @@ class ScheduleSettings(BaseSettings):
 
     max_workers: int = Field(default=2, ge=1, description="Crawls that may run at the same time.")
     misfire_grace_hours: float = Field(
-        default=12, gt=0, description="A firing missed while the scheduler was down still runs (once) if it "
-        "comes back within this many hours.")
+        default=12,
+        gt=0,
+        description="A firing missed while the scheduler was down still runs (once) if it "
+        "comes back within this many hours.",
+    )
     timezone: str = Field(default="UTC", description="Time zone of the registry cron expressions.")
     health_cron: str = Field(default="30 7 * * *", description="When the daily source-health check runs.")
     retrain_cron: str = Field(default="0 4 * * 0", description="When `classify retrain` runs (weekly).")
-    chm_sync_cron: str = Field(default="0 7 * * *", description="When the CHM sync runs (after the nightly "
-                               "crawls): export every accepted candidate, and push when CHM credentials are set.")
+    chm_sync_cron: str = Field(
+        default="0 7 * * *",
+        description="When the CHM sync runs (after the nightly "
+        "crawls): export every accepted candidate, and push when CHM credentials are set.",
+    )
     replay_dir: Path | None = Field(default=None, description="Scheduled crawls replay WARCs from here (demo).")
     crawl_log_level: str = Field(default="WARNING", description="Log level of the crawl child processes.")
 
@@ -127,8 +133,9 @@ def cron_trigger(expression: str, timezone: str = "UTC") -> Any:
     if len(values) != 5:
         raise ValueError(f"{expression!r} is not a 5-field cron expression")
     minute, hour, day, month, dow = values
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=standard_days_of_week(dow),
-                       timezone=timezone)
+    return CronTrigger(
+        minute=minute, hour=hour, day=day, month=month, day_of_week=standard_days_of_week(dow), timezone=timezone
+    )
 
 
 def cron_period_hours(expression: str, timezone: str = "UTC") -> float:
@@ -148,24 +155,42 @@ def cron_period_hours(expression: str, timezone: str = "UTC") -> float:
 
 
 def bounds_for(spec: SourceSpec, timezone: str = "UTC") -> Bounds:
-    return Bounds.for_source(cron_period_hours(spec.schedule, timezone), spec.min_interval_hours,
-                             spec.max_interval_hours)
+    return Bounds.for_source(
+        cron_period_hours(spec.schedule, timezone), spec.min_interval_hours, spec.max_interval_hours
+    )
 
 
 def load_history(session: Session, source_id: str, limit: int = HISTORY_RUNS) -> list[RunOutcome]:
     """The source's last terminal runs, oldest first, with changes seen and curator acceptances that
     followed each (acceptances between a run's start and the next run's start count for that run)."""
-    runs = list(reversed(session.scalars(
-        select(CrawlRun).where(CrawlRun.source_id == source_id,
-                               CrawlRun.status.in_([RunStatus.FINISHED, RunStatus.FAILED, RunStatus.INTERRUPTED]))
-        .order_by(CrawlRun.id.desc()).limit(limit)).all()))
+    runs = list(
+        reversed(
+            session.scalars(
+                select(CrawlRun)
+                .where(
+                    CrawlRun.source_id == source_id,
+                    CrawlRun.status.in_([RunStatus.FINISHED, RunStatus.FAILED, RunStatus.INTERRUPTED]),
+                )
+                .order_by(CrawlRun.id.desc())
+                .limit(limit)
+            ).all()
+        )
+    )
     if not runs:
         return []
     starts = [aware(r.started_at) or datetime.now(UTC) for r in runs]
-    accepted_at = [aware(at) for at in session.scalars(
-        select(Decision.at).join(Candidate, Candidate.id == Decision.candidate_id)
-        .where(Candidate.source_id == source_id, Decision.to_status == CandidateStatus.ACCEPTED,
-               Decision.at >= starts[0]))]
+    accepted_at = [
+        aware(at)
+        for at in session.scalars(
+            select(Decision.at)
+            .join(Candidate, Candidate.id == Decision.candidate_id)
+            .where(
+                Candidate.source_id == source_id,
+                Decision.to_status == CandidateStatus.ACCEPTED,
+                Decision.at >= starts[0],
+            )
+        )
+    ]
     history = []
     for i, run in enumerate(runs):
         end = starts[i + 1] if i + 1 < len(runs) else None
@@ -195,9 +220,11 @@ def crawl_decision(session: Session, spec: SourceSpec, now: datetime, timezone: 
 
 # -- jobs --------------------------------------------------------------------------------------------
 
+
 def _running_run(session: Session, source_id: str) -> CrawlRun | None:
-    return session.scalars(select(CrawlRun).where(CrawlRun.source_id == source_id,
-                                                  CrawlRun.status == RunStatus.RUNNING)).first()
+    return session.scalars(
+        select(CrawlRun).where(CrawlRun.source_id == source_id, CrawlRun.status == RunStatus.RUNNING)
+    ).first()
 
 
 def _skip(source_id: str, why: str) -> str:
@@ -212,9 +239,16 @@ def registry_now() -> tuple[dict[str, SourceSpec], dict[str, str]]:
     specs, broken = load_registry_partly()
     with transaction() as session:
         for source_id, error in broken.items():
-            alert, new = open_alert(session, source_id, Finding(AlertKind.REGISTRY_ERROR, f"registry file of "
-                                                                f"{source_id} does not load, not crawled: {error}",
-                                                                None, details={"error": error}))
+            alert, new = open_alert(
+                session,
+                source_id,
+                Finding(
+                    AlertKind.REGISTRY_ERROR,
+                    f"registry file of {source_id} does not load, not crawled: {error}",
+                    None,
+                    details={"error": error},
+                ),
+            )
             if new:
                 log.error("%s", alert.message)
         for source_id in specs:
@@ -248,23 +282,29 @@ def crawl_source(source_id: str, reason: str = "cron") -> str:
         recover_stale(session, source_id)
         running = _running_run(session, source_id)
         if running is not None:
-            return _skip(source_id, f"run {running.id} is already running (pid {running.pid} on {running.host}, "
-                                    f"started {aware(running.started_at)})")
+            return _skip(
+                source_id,
+                f"run {running.id} is already running (pid {running.pid} on {running.host}, "
+                f"started {aware(running.started_at)})",
+            )
         before = session.scalar(select(func.max(CrawlRun.id))) or 0
         if reason != CATCH_UP:
             decision = crawl_decision(session, spec, now, settings.timezone)
             if not decision.due:
                 return _skip(source_id, decision.reason)
 
-    options = CrawlOptions(replay_dir=settings.replay_dir, trigger="schedule", log_level=settings.crawl_log_level,
-                           progress=False)
+    options = CrawlOptions(
+        replay_dir=settings.replay_dir, trigger="schedule", log_level=settings.crawl_log_level, progress=False
+    )
     log.info("crawling %s (%s)", source_id, reason)
     code = _runner()([source_id], options)
 
     with session_factory()() as session:
-        run = session.scalars(select(CrawlRun).where(CrawlRun.source_id == source_id, CrawlRun.id > before,
-                                                     CrawlRun.trigger == options.trigger)
-                              .order_by(CrawlRun.id)).first()
+        run = session.scalars(
+            select(CrawlRun)
+            .where(CrawlRun.source_id == source_id, CrawlRun.id > before, CrawlRun.trigger == options.trigger)
+            .order_by(CrawlRun.id)
+        ).first()
         other = _running_run(session, source_id) if run is None else None
     if run is None and other is not None:  # lost the race for the run lock to a crawl started meanwhile
         return _skip(source_id, f"run {other.id} started meanwhile and holds the lock")

@@ -109,8 +109,9 @@ class SyncResult:
     other: list[Any] = field(default_factory=list)  # store jobs we do not manage (catch-ups)
 
 
-def build_scheduler(engine: Engine | None = None, *, background: bool = False,
-                    settings: ScheduleSettings | None = None) -> Schedule:
+def build_scheduler(
+    engine: Engine | None = None, *, background: bool = False, settings: ScheduleSettings | None = None
+) -> Schedule:
     """A configured, not yet started scheduler (blocking for the daemon, background for tests)."""
     from storage.db import get_engine
 
@@ -120,12 +121,16 @@ def build_scheduler(engine: Engine | None = None, *, background: bool = False,
     scheduler = cls(
         jobstores={"default": jobstore},
         executors={"default": ThreadPoolExecutor(settings.max_workers), "maintenance": ThreadPoolExecutor(2)},
-        job_defaults={"coalesce": True, "max_instances": 1,
-                      "misfire_grace_time": int(settings.misfire_grace_hours * 3600)},
+        job_defaults={
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": int(settings.misfire_grace_hours * 3600),
+        },
         timezone=settings.timezone,
     )
-    scheduler.add_listener(on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_EXECUTED
-                           | EVENT_JOB_MAX_INSTANCES)
+    scheduler.add_listener(
+        on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_EXECUTED | EVENT_JOB_MAX_INSTANCES
+    )
     return Schedule(scheduler, jobstore, settings)
 
 
@@ -145,14 +150,44 @@ def plan_jobs(registry: dict[str, SourceSpec], settings: ScheduleSettings) -> tu
         except ValueError as exc:
             omitted.append(Omitted(spec.id, spec.schedule, f"bad cron expression: {exc}"))
             continue
-        plans.append(JobPlan(f"{CRAWL_PREFIX}{spec.id}", "crawl", CRAWL_FUNC, (spec.id,), trigger, "default",
-                             spec.schedule, spec.id))
-    plans.append(JobPlan(HEALTH_JOB, "health", HEALTH_FUNC, (), cron_trigger(settings.health_cron, tz),
-                         "maintenance", settings.health_cron))
-    plans.append(JobPlan(RETRAIN_JOB, "retrain", RETRAIN_FUNC, (),
-                         cron_trigger(settings.retrain_cron, tz), "maintenance", settings.retrain_cron))
-    plans.append(JobPlan(CHM_SYNC_JOB, "chm_sync", CHM_SYNC_FUNC, (), cron_trigger(settings.chm_sync_cron, tz),
-                         "maintenance", settings.chm_sync_cron))
+        plans.append(
+            JobPlan(
+                f"{CRAWL_PREFIX}{spec.id}", "crawl", CRAWL_FUNC, (spec.id,), trigger, "default", spec.schedule, spec.id
+            )
+        )
+    plans.append(
+        JobPlan(
+            HEALTH_JOB,
+            "health",
+            HEALTH_FUNC,
+            (),
+            cron_trigger(settings.health_cron, tz),
+            "maintenance",
+            settings.health_cron,
+        )
+    )
+    plans.append(
+        JobPlan(
+            RETRAIN_JOB,
+            "retrain",
+            RETRAIN_FUNC,
+            (),
+            cron_trigger(settings.retrain_cron, tz),
+            "maintenance",
+            settings.retrain_cron,
+        )
+    )
+    plans.append(
+        JobPlan(
+            CHM_SYNC_JOB,
+            "chm_sync",
+            CHM_SYNC_FUNC,
+            (),
+            cron_trigger(settings.chm_sync_cron, tz),
+            "maintenance",
+            settings.chm_sync_cron,
+        )
+    )
     return plans, omitted
 
 
@@ -160,8 +195,13 @@ def _managed(job_id: str) -> bool:
     return job_id.startswith(CRAWL_PREFIX) or job_id in (HEALTH_JOB, RETRAIN_JOB, CHM_SYNC_JOB)
 
 
-def sync_jobs(schedule: Schedule, registry: dict[str, SourceSpec], now: datetime | None = None,
-              remove_stale: bool = True, keep: frozenset[str] = frozenset()) -> SyncResult:
+def sync_jobs(
+    schedule: Schedule,
+    registry: dict[str, SourceSpec],
+    now: datetime | None = None,
+    remove_stale: bool = True,
+    keep: frozenset[str] = frozenset(),
+) -> SyncResult:
     """Bring the scheduler's jobs in line with the registry (before or after the scheduler starts).
 
     Unchanged jobs keep their stored next run time (a missed firing stays missed-and-due); changed ones
@@ -176,13 +216,27 @@ def sync_jobs(schedule: Schedule, registry: dict[str, SourceSpec], now: datetime
     for plan in plans:
         old = existing.get(plan.id)
         kwargs: dict[str, Any] = {}
-        kept = (old is not None and old.next_run_time is not None and repr(old.trigger) == repr(plan.trigger)
-                and old.func_ref == plan.func and tuple(old.args) == plan.args and old.executor == plan.executor)
+        kept = (
+            old is not None
+            and old.next_run_time is not None
+            and repr(old.trigger) == repr(plan.trigger)
+            and old.func_ref == plan.func
+            and tuple(old.args) == plan.args
+            and old.executor == plan.executor
+        )
         next_run = old.next_run_time if kept else plan.trigger.get_next_fire_time(None, now)
         if kept:
             kwargs["next_run_time"] = old.next_run_time
-        schedule.scheduler.add_job(plan.func, plan.trigger, args=list(plan.args), id=plan.id, name=plan.id,
-                                   executor=plan.executor, replace_existing=True, **kwargs)
+        schedule.scheduler.add_job(
+            plan.func,
+            plan.trigger,
+            args=list(plan.args),
+            id=plan.id,
+            name=plan.id,
+            executor=plan.executor,
+            replace_existing=True,
+            **kwargs,
+        )
         result.planned.append((plan, next_run, kept))
     wanted = {p.id for p in plans}
     for job_id, job in existing.items():
@@ -210,12 +264,19 @@ def add_catch_ups(schedule: Schedule, registry: dict[str, SourceSpec], now: date
             if not spec.enabled or spec.omit_from_schedule:
                 continue
             recover_stale(session, spec.id)
-            last = session.scalars(select(CrawlRun).where(CrawlRun.source_id == spec.id)
-                                   .order_by(CrawlRun.id.desc()).limit(1)).first()
+            last = session.scalars(
+                select(CrawlRun).where(CrawlRun.source_id == spec.id).order_by(CrawlRun.id.desc()).limit(1)
+            ).first()
             if last is not None and last.status == RunStatus.INTERRUPTED:
                 job_id = f"{CATCH_UP_PREFIX}{spec.id}"
-                schedule.scheduler.add_job(CRAWL_FUNC, DateTrigger(now, timezone=UTC), args=[spec.id, CATCH_UP],
-                                           id=job_id, name=job_id, replace_existing=True)
+                schedule.scheduler.add_job(
+                    CRAWL_FUNC,
+                    DateTrigger(now, timezone=UTC),
+                    args=[spec.id, CATCH_UP],
+                    id=job_id,
+                    name=job_id,
+                    replace_existing=True,
+                )
                 added.append(spec.id)
                 log.info("catch-up crawl of %s: run %s was interrupted (%s)", spec.id, last.id, last.finish_reason)
     return added
@@ -238,8 +299,10 @@ def on_job_event(event: JobEvent) -> None:
             open_alert(session, source, Finding(AlertKind.JOB_ERROR, message, None, subject=job_id))
         elif event.code == EVENT_JOB_MISSED:
             when = event.scheduled_run_time  # type: ignore[attr-defined]
-            message = (f"job {job_id} missed its run at {when}: the scheduler was down longer than the misfire "
-                       "grace; it runs at its next firing")
+            message = (
+                f"job {job_id} missed its run at {when}: the scheduler was down longer than the misfire "
+                "grace; it runs at its next firing"
+            )
             open_alert(session, source, Finding(AlertKind.JOB_MISSED, message, None, subject=job_id))
         elif event.code == EVENT_JOB_EXECUTED:
             resolve_alerts(session, source, [AlertKind.JOB_ERROR, AlertKind.JOB_MISSED], subject=job_id)
@@ -259,8 +322,9 @@ def _note(next_run: datetime | None, now: datetime, grace_hours: float) -> str:
     return f"missed by {hours:.1f} h (beyond the {grace_hours:g} h grace): skipped until its next firing"
 
 
-def schedule_rows(schedule: Schedule, synced: SyncResult, registry: dict[str, SourceSpec],
-                  now: datetime | None = None) -> list[dict[str, Any]]:
+def schedule_rows(
+    schedule: Schedule, synced: SyncResult, registry: dict[str, SourceSpec], now: datetime | None = None
+) -> list[dict[str, Any]]:
     """One row per job and per source kept out of the schedule (``harvester schedule list``)."""
     from storage.db import session_factory
 
@@ -270,34 +334,67 @@ def schedule_rows(schedule: Schedule, synced: SyncResult, registry: dict[str, So
     with session_factory()() as session:
         for plan, next_run, kept in synced.planned:
             row: dict[str, Any] = {
-                "id": plan.id, "kind": plan.kind, "source": plan.source, "schedule": plan.schedule,
-                "timezone": schedule.settings.timezone, "scheduled": True, "omitted_reason": None,
-                "next_run_time": aware(next_run), "note": _note(aware(next_run), now, grace), "stored": kept,
+                "id": plan.id,
+                "kind": plan.kind,
+                "source": plan.source,
+                "schedule": plan.schedule,
+                "timezone": schedule.settings.timezone,
+                "scheduled": True,
+                "omitted_reason": None,
+                "next_run_time": aware(next_run),
+                "note": _note(aware(next_run), now, grace),
+                "stored": kept,
             }
             if plan.source and next_run is not None:
-                decision = crawl_decision(session, registry[plan.source], max(now, aware(next_run) or now),
-                                          schedule.settings.timezone)
-                row["adaptive"] = {"interval_hours": round(decision.interval.hours, 2),
-                                   "reason": decision.interval.reason, "crawls_at_next_run": decision.due,
-                                   "next_run_decision": decision.reason,
-                                   "last_run_started": decision.last_started}
+                decision = crawl_decision(
+                    session, registry[plan.source], max(now, aware(next_run) or now), schedule.settings.timezone
+                )
+                row["adaptive"] = {
+                    "interval_hours": round(decision.interval.hours, 2),
+                    "reason": decision.interval.reason,
+                    "crawls_at_next_run": decision.due,
+                    "next_run_decision": decision.reason,
+                    "last_run_started": decision.last_started,
+                }
             rows.append(row)
     for job in synced.other:
         nxt = aware(job.next_run_time)
         source = job.args[0] if job.args else None
-        rows.append({"id": job.id, "kind": "catch-up" if job.id.startswith(CATCH_UP_PREFIX) else "other",
-                     "source": source, "schedule": str(job.trigger), "timezone": schedule.settings.timezone,
-                     "scheduled": True, "omitted_reason": None, "next_run_time": nxt,
-                     "note": _note(nxt, now, grace), "stored": True})
+        rows.append(
+            {
+                "id": job.id,
+                "kind": "catch-up" if job.id.startswith(CATCH_UP_PREFIX) else "other",
+                "source": source,
+                "schedule": str(job.trigger),
+                "timezone": schedule.settings.timezone,
+                "scheduled": True,
+                "omitted_reason": None,
+                "next_run_time": nxt,
+                "note": _note(nxt, now, grace),
+                "stored": True,
+            }
+        )
     for item in synced.omitted:
-        rows.append({"id": None, "kind": "crawl", "source": item.source, "schedule": item.schedule,
-                     "timezone": schedule.settings.timezone, "scheduled": False, "omitted_reason": item.reason,
-                     "next_run_time": None, "note": f"not scheduled: {item.reason}", "stored": False})
+        rows.append(
+            {
+                "id": None,
+                "kind": "crawl",
+                "source": item.source,
+                "schedule": item.schedule,
+                "timezone": schedule.settings.timezone,
+                "scheduled": False,
+                "omitted_reason": item.reason,
+                "next_run_time": None,
+                "note": f"not scheduled: {item.reason}",
+                "stored": False,
+            }
+        )
     return rows
 
 
-def list_schedule(registry: dict[str, SourceSpec], engine: Engine | None = None,
-                  settings: ScheduleSettings | None = None) -> list[dict[str, Any]]:
+def list_schedule(
+    registry: dict[str, SourceSpec], engine: Engine | None = None, settings: ScheduleSettings | None = None
+) -> list[dict[str, Any]]:
     """Build the scheduler on the job store, sync it with the registry and describe it; nothing starts
     and nothing is written (jobs added before ``start()`` stay pending and are dropped)."""
     schedule = build_scheduler(engine, background=True, settings=settings)
@@ -305,15 +402,21 @@ def list_schedule(registry: dict[str, SourceSpec], engine: Engine | None = None,
     return schedule_rows(schedule, synced, registry)
 
 
-def run_daemon(registry: dict[str, SourceSpec], settings: ScheduleSettings | None = None,
-               broken: frozenset[str] = frozenset()) -> None:
+def run_daemon(
+    registry: dict[str, SourceSpec], settings: ScheduleSettings | None = None, broken: frozenset[str] = frozenset()
+) -> None:
     """``harvester schedule run``: sync, queue catch-ups, then run jobs until SIGINT/SIGTERM. ``broken``:
     sources whose registry file does not load (their jobs are kept; they skip with an alert)."""
     schedule = build_scheduler(settings=settings)
     synced = sync_jobs(schedule, registry, keep=broken)
     catch_ups = add_catch_ups(schedule, registry)
-    log.info("scheduler: %d job(s), %d source(s) not scheduled, %d catch-up crawl(s), up to %d concurrent crawls",
-             len(synced.planned), len(synced.omitted), len(catch_ups), schedule.settings.max_workers)
+    log.info(
+        "scheduler: %d job(s), %d source(s) not scheduled, %d catch-up crawl(s), up to %d concurrent crawls",
+        len(synced.planned),
+        len(synced.omitted),
+        len(catch_ups),
+        schedule.settings.max_workers,
+    )
 
     def stop(signum: int, _frame: Any) -> None:
         log.info("signal %s: stopping the scheduler (running crawls finish on their own)", signum)

@@ -37,12 +37,25 @@ class ApiSpider(HarvesterSpider):
         """A whole catalogue in one answer (no pagination) lists every record."""
         return self.options.pagination.type == "none"
 
-    def record_request(self, url: str, callback: object = None, conditional: bool = True,
-                       meta: dict[str, Any] | None = None, **kwargs: Any) -> Request:
+    def record_request(
+        self,
+        url: str,
+        callback: object = None,
+        conditional: bool = True,
+        meta: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Request:
         paged = self.options.pagination.type != "none"
         headers = {**self.options.headers, **kwargs.pop("headers", {})}
-        return super().record_request(url, callback, conditional=conditional and not paged, meta=meta,
-                                      skip_unchanged=True, headers=headers, **kwargs)
+        return super().record_request(
+            url,
+            callback,
+            conditional=conditional and not paged,
+            meta=meta,
+            skip_unchanged=True,
+            headers=headers,
+            **kwargs,
+        )
 
     def start_requests_for_source(self) -> Iterable[Request]:
         page = self.options.pagination

@@ -71,17 +71,24 @@ class HarvesterSpider(scrapy.Spider):
         for url in self.source.start_urls:
             yield self.record_request(url)
 
-    def record_request(self, url: str, callback: Any = None, conditional: bool = True,
-                       meta: dict[str, Any] | None = None, skip_unchanged: bool | None = None,
-                       **kwargs: Any) -> Request:
+    def record_request(
+        self,
+        url: str,
+        callback: Any = None,
+        conditional: bool = True,
+        meta: dict[str, Any] | None = None,
+        skip_unchanged: bool | None = None,
+        **kwargs: Any,
+    ) -> Request:
         """A request whose response holds records. ``conditional``: send the stored validators;
         ``skip_unchanged`` (default: same as conditional): a body with the stored hash yields nothing."""
         skip = conditional if skip_unchanged is None else skip_unchanged
         meta = {**(meta or {}), CONDITIONAL: conditional, SKIP_UNCHANGED: skip, "harvester_role": "record"}
         return Request(url, callback=callback or self.parse, errback=self.on_error, meta=meta, **kwargs)
 
-    def nav_request(self, url: str, callback: Any, meta: dict[str, Any] | None = None, errback: Any = None,
-                    **kw: Any) -> Request:
+    def nav_request(
+        self, url: str, callback: Any, meta: dict[str, Any] | None = None, errback: Any = None, **kw: Any
+    ) -> Request:
         """A request for a page that only leads to records (listing, sitemap index): never skipped."""
         meta = {**(meta or {}), "harvester_role": "navigation"}
         return Request(url, callback=callback, errback=errback or self.on_error, meta=meta, dont_filter=False, **kw)
@@ -97,8 +104,14 @@ class HarvesterSpider(scrapy.Spider):
             yield from self.follow(response)
         if response.status == 304 or response.meta.get(NOT_MODIFIED):
             self.crawler.signals.send_catch_log(
-                signals.page_parsed, spider=self, response=response, record_count=None, not_modified=True,
-                complete=True, content_hash=response.meta.get(CONTENT_HASH))
+                signals.page_parsed,
+                spider=self,
+                response=response,
+                record_count=None,
+                not_modified=True,
+                complete=True,
+                content_hash=response.meta.get(CONTENT_HASH),
+            )
             return
         count, complete = 0, True
         try:
@@ -110,8 +123,14 @@ class HarvesterSpider(scrapy.Spider):
             self.logger.warning("parse error on %s: %s", response.url, exc)
             self._failed(response.url, response.status, f"parse error: {type(exc).__name__}: {exc}", gone=False)
         self.crawler.signals.send_catch_log(
-            signals.page_parsed, spider=self, response=response, record_count=count, not_modified=False,
-            complete=complete, content_hash=response.meta.get(CONTENT_HASH))
+            signals.page_parsed,
+            spider=self,
+            response=response,
+            record_count=count,
+            not_modified=False,
+            complete=complete,
+            content_hash=response.meta.get(CONTENT_HASH),
+        )
         if complete:
             yield from self.page_finished(response)
 
@@ -149,8 +168,12 @@ class HarvesterSpider(scrapy.Spider):
         errback: record it as a redirect loop against the URL the crawl asked for."""
         redirects = request.meta.get("redirect_urls") or []
         if request.url in redirects:
-            self._failed(redirects[0], None, f"redirect loop: {request.url} redirects back to itself "
-                         f"after {len(redirects)} hop(s)", gone=False)
+            self._failed(
+                redirects[0],
+                None,
+                f"redirect loop: {request.url} redirects back to itself after {len(redirects)} hop(s)",
+                gone=False,
+            )
 
     def skipped(self, reason: str, count: int = 1) -> None:
         """A record left out on purpose: counted by reason in the run's stats (``harvester/skipped/<reason>``),
@@ -162,4 +185,5 @@ class HarvesterSpider(scrapy.Spider):
         if self.crawler.stats is not None:
             self.crawler.stats.inc_value("harvester/errors" if not gone else "harvester/gone_pages")
         self.crawler.signals.send_catch_log(
-            signals.page_failed, spider=self, url=url, status=status, error=error, gone=gone)
+            signals.page_failed, spider=self, url=url, status=status, error=error, gone=gone
+        )

@@ -19,5 +19,6 @@ class FeedSpider(HarvesterSpider):
             key, url = record_identity(entry, self.source.record, response.url)
             if url == response.url and entry.get("link"):
                 url = response.urljoin(entry["link"])
-            yield self.item(response, url, record_key=key or entry_key(entry), raw=entry,
-                            lastmod=entry.get("published"))
+            yield self.item(
+                response, url, record_key=key or entry_key(entry), raw=entry, lastmod=entry.get("published")
+            )

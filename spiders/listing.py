@@ -29,8 +29,9 @@ def fetched_on(response: Response) -> str | None:
 def html_item(spider: HarvesterSpider, response: Response) -> CandidateItem:
     """A detail page as a candidate: the body goes to the extract stage with the source's selectors."""
     content_type = response.headers.get(b"Content-Type", b"").decode("latin-1") or None
-    return spider.item(response, response.url, body=response.body, content_type=content_type,
-                       fetched_on=fetched_on(response))
+    return spider.item(
+        response, response.url, body=response.body, content_type=content_type, fetched_on=fetched_on(response)
+    )
 
 
 class ListingSpider(HarvesterSpider):
@@ -52,8 +53,11 @@ class ListingSpider(HarvesterSpider):
             self._failed(response.url, response.status, f"HTTP {response.status}", gone=False)
             return
         options = self.source.listing or ListingOptions()
-        links = ([response.urljoin(h.strip()) for h in select(response.selector, options.item_links)]
-                 if options.item_links else discover_links(response, self.source.hosts))
+        links = (
+            [response.urljoin(h.strip()) for h in select(response.selector, options.item_links)]
+            if options.item_links
+            else discover_links(response, self.source.hosts)
+        )
         for url in links:
             if url in self.recently_fetched:
                 if self.crawler.stats is not None:
@@ -63,8 +67,9 @@ class ListingSpider(HarvesterSpider):
         page = response.meta.get("listing_page", 1)
         if options.next_page and page < options.max_pages:
             for href in select(response.selector, options.next_page)[:1]:
-                yield self.nav_request(response.urljoin(href.strip()), self.parse_listing,
-                                       meta={"listing_page": page + 1})
+                yield self.nav_request(
+                    response.urljoin(href.strip()), self.parse_listing, meta={"listing_page": page + 1}
+                )
 
     def records(self, response: Response) -> Iterable[CandidateItem]:
         yield html_item(self, response)

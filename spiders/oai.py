@@ -41,8 +41,9 @@ def windows(options: OaiOptions, today: datetime | None = None, start: str | Non
     return out
 
 
-def plan_windows(options: OaiOptions, done: set[tuple[str, str]], earliest: str | None = None,
-                 today: datetime | None = None) -> list[tuple[str, str]]:
+def plan_windows(
+    options: OaiOptions, done: set[tuple[str, str]], earliest: str | None = None, today: datetime | None = None
+) -> list[tuple[str, str]]:
     """The windows still to harvest: unfinished ones of the configured range up to the last finished
     window, then new ones from where the last finished window ended (incremental: a window that ended
     "now" is not re-read, only what came after it)."""
@@ -85,8 +86,9 @@ class OaiSpider(HarvesterSpider):
         if self.options.from_date or self.done:
             yield from self.start_windows(None)
         else:  # from the repository's first record, whenever that was
-            yield self.nav_request(f"{self.base_url}?verb=Identify", callback=self.parse_identify,
-                                   errback=self.identify_failed)
+            yield self.nav_request(
+                f"{self.base_url}?verb=Identify", callback=self.parse_identify, errback=self.identify_failed
+            )
 
     def parse_identify(self, response: Response) -> Iterable[Request]:
         """Identify's ``earliestDatestamp`` starts the first harvest; without one, the default start."""
@@ -96,8 +98,13 @@ class OaiSpider(HarvesterSpider):
         except StructuredBodyError as exc:
             self.logger.warning("Identify unreadable at %s: %s", response.url, exc)
         if earliest is None:
-            self._failed(response.url, response.status, "Identify gave no earliestDatestamp: harvesting from "
-                         "2000-01-01, records stamped earlier are not requested", gone=False)
+            self._failed(
+                response.url,
+                response.status,
+                "Identify gave no earliestDatestamp: harvesting from "
+                "2000-01-01, records stamped earlier are not requested",
+                gone=False,
+            )
         elif self.crawler.stats is not None:
             self.crawler.stats.set_value("harvester/oai/earliest_datestamp", earliest)
         yield from self.start_windows(earliest)
@@ -116,12 +123,17 @@ class OaiSpider(HarvesterSpider):
 
     def window_request(self, index: int) -> Request:
         window_from, window_until = self.pending[index]
-        params = {"verb": "ListRecords", "metadataPrefix": self.options.metadata_prefix,
-                  "from": window_from, "until": window_until}
+        params = {
+            "verb": "ListRecords",
+            "metadataPrefix": self.options.metadata_prefix,
+            "from": window_from,
+            "until": window_until,
+        }
         if self.options.set:
             params["set"] = self.options.set
-        return self.record_request(f"{self.base_url}?{urlencode(params)}", conditional=False,
-                                   meta={"window": index, "window_records": 0})
+        return self.record_request(
+            f"{self.base_url}?{urlencode(params)}", conditional=False, meta={"window": index, "window_records": 0}
+        )
 
     def records(self, response: Response) -> Iterable[CandidateItem]:
         page = parse_oai(response.body)
@@ -134,13 +146,15 @@ class OaiSpider(HarvesterSpider):
                 continue
             key = record["identifier"]
             url = own_link(key, record["links"]) or self.record_url(key)
-            yield self.item(response, url, record_key=key, raw=record, lastmod=record["datestamp"],
-                            gone=record["deleted"])
+            yield self.item(
+                response, url, record_key=key, raw=record, lastmod=record["datestamp"], gone=record["deleted"]
+            )
         response.meta["window_records"] = response.meta.get("window_records", 0) + len(page.records)
 
     def record_url(self, identifier: str) -> str:
         return f"{self.base_url}?" + urlencode(
-            {"verb": "GetRecord", "metadataPrefix": self.options.metadata_prefix, "identifier": identifier})
+            {"verb": "GetRecord", "metadataPrefix": self.options.metadata_prefix, "identifier": identifier}
+        )
 
     def page_finished(self, response: Response) -> Iterable[Request]:
         """After records: the next resumption page, or close the window and open the next one."""
@@ -150,11 +164,17 @@ class OaiSpider(HarvesterSpider):
             return
         if page.token:
             url = f"{self.base_url}?{urlencode({'verb': 'ListRecords', 'resumptionToken': page.token})}"
-            yield self.record_request(url, conditional=False,
-                                      meta={"window": index, "window_records": response.meta["window_records"]})
+            yield self.record_request(
+                url, conditional=False, meta={"window": index, "window_records": response.meta["window_records"]}
+            )
             return
         window_from, window_until = self.pending[index]
-        self.crawler.signals.send_catch_log(signals.window_done, spider=self, window_from=window_from,
-                                            window_until=window_until, records=response.meta["window_records"])
+        self.crawler.signals.send_catch_log(
+            signals.window_done,
+            spider=self,
+            window_from=window_from,
+            window_until=window_until,
+            records=response.meta["window_records"],
+        )
         if index + 1 < len(self.pending):
             yield self.window_request(index + 1)

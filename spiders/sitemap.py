@@ -42,10 +42,18 @@ def parse_sitemap_capped(body: bytes) -> tuple[str, list[tuple[str, str | None]]
     for node in root:
         if not isinstance(node.tag, str):
             continue
-        loc = next((c.text.strip() for c in node if isinstance(c.tag, str) and etree.QName(c).localname == "loc"
-                    and c.text), None)
-        lastmod = next((c.text.strip() for c in node if isinstance(c.tag, str)
-                        and etree.QName(c).localname == "lastmod" and c.text), None)
+        loc = next(
+            (c.text.strip() for c in node if isinstance(c.tag, str) and etree.QName(c).localname == "loc" and c.text),
+            None,
+        )
+        lastmod = next(
+            (
+                c.text.strip()
+                for c in node
+                if isinstance(c.tag, str) and etree.QName(c).localname == "lastmod" and c.text
+            ),
+            None,
+        )
         if loc:
             if len(entries) >= MAX_URLS:
                 over += 1

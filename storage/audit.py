@@ -24,21 +24,36 @@ def draw_sample(session: Session, run_id: int, k: int) -> list[int]:
     """Ids of up to ``k`` candidates first harvested and filtered by run ``run_id``, now in the queue."""
     if k <= 0:
         return []
-    ids = sorted(session.scalars(select(Candidate.id).where(
-        Candidate.first_run_id == run_id, Candidate.status == CandidateStatus.FILTERED.value,
-        Candidate.audit_sample.is_(False))))
+    ids = sorted(
+        session.scalars(
+            select(Candidate.id).where(
+                Candidate.first_run_id == run_id,
+                Candidate.status == CandidateStatus.FILTERED.value,
+                Candidate.audit_sample.is_(False),
+            )
+        )
+    )
     chosen = sorted(random.Random(run_id).sample(ids, min(k, len(ids))))
     for row in session.scalars(select(Candidate).where(Candidate.id.in_(chosen))):
         row.status, row.audit_sample = CandidateStatus.PENDING.value, True
-        session.add(Decision(candidate_id=row.id, actor=SYSTEM_ACTOR, from_status=CandidateStatus.FILTERED.value,
-                             to_status=CandidateStatus.PENDING.value, note=NOTE,
-                             model_version=row.classifier_version, score_shown=row.score))
+        session.add(
+            Decision(
+                candidate_id=row.id,
+                actor=SYSTEM_ACTOR,
+                from_status=CandidateStatus.FILTERED.value,
+                to_status=CandidateStatus.PENDING.value,
+                note=NOTE,
+                model_version=row.classifier_version,
+                score_shown=row.score,
+            )
+        )
     return chosen
 
 
 def recall_audit(session: Session, source_id: str | None = None) -> RecallAudit:
     """N: filtered candidates plus every audit sample; k, r: decided and accepted audit samples;
     relevant found: every accepted candidate."""
+
     def count(*where: object) -> int:
         query = select(func.count()).select_from(Candidate).where(*where)
         if source_id is not None:

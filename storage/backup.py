@@ -34,8 +34,11 @@ def _is_sqlite(engine: Engine) -> bool:
 
 
 def _libpq_url(engine: Engine) -> str:
-    return make_url(engine.url.render_as_string(hide_password=False)).set(drivername="postgresql") \
+    return (
+        make_url(engine.url.render_as_string(hide_password=False))
+        .set(drivername="postgresql")
         .render_as_string(hide_password=False)
+    )
 
 
 def _pg_tool(name: str) -> str:
@@ -109,19 +112,32 @@ def restore(engine: Engine, source: Path, force: bool = False) -> None:
     if not source.is_file():
         raise BackupError(f"backup file {source} does not exist")
     if not force and _holds_candidates(engine):
-        raise BackupError("the database already holds candidates: restore into an empty database, or use --force "
-                          "to replace them")
+        raise BackupError(
+            "the database already holds candidates: restore into an empty database, or use --force to replace them"
+        )
     if _is_sqlite(engine):
         _check_sqlite(source)
-        src, dst = sqlite3.connect(f"file:{source}?mode=ro", uri=True), sqlite3.connect(_sqlite_path(engine),
-                                                                                         timeout=30)
+        src, dst = (
+            sqlite3.connect(f"file:{source}?mode=ro", uri=True),
+            sqlite3.connect(_sqlite_path(engine), timeout=30),
+        )
         try:
             src.backup(dst)
         finally:
             dst.close()
             src.close()
     else:
-        _run([_pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--exit-on-error",
-              "--dbname", _libpq_url(engine), str(source)])
+        _run(
+            [
+                _pg_tool("pg_restore"),
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--exit-on-error",
+                "--dbname",
+                _libpq_url(engine),
+                str(source),
+            ]
+        )
     engine.dispose()
     upgrade(engine)

@@ -43,14 +43,20 @@ def claim(session: Session, candidate_id: int, user_id: int) -> Holder | None:
     """Take or renew ``user_id``'s lease on the candidate. Returns the other curator holding a live lease
     (then nothing is taken), else None."""
     current = now()
-    session.execute(insert_for(session, CandidateClaim).values(
-        candidate_id=candidate_id, user_id=user_id, claimed_at=current, expires_at=current + LEASE)
-        .on_conflict_do_nothing(index_elements=["candidate_id"]))
-    taken = session.execute(update(CandidateClaim).where(
-        CandidateClaim.candidate_id == candidate_id,
-        or_(CandidateClaim.user_id == user_id, CandidateClaim.expires_at <= current))
+    session.execute(
+        insert_for(session, CandidateClaim)
+        .values(candidate_id=candidate_id, user_id=user_id, claimed_at=current, expires_at=current + LEASE)
+        .on_conflict_do_nothing(index_elements=["candidate_id"])
+    )
+    taken = session.execute(
+        update(CandidateClaim)
+        .where(
+            CandidateClaim.candidate_id == candidate_id,
+            or_(CandidateClaim.user_id == user_id, CandidateClaim.expires_at <= current),
+        )
         .values(user_id=user_id, expires_at=current + LEASE)
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)
+    )
     if taken.rowcount:  # type: ignore[attr-defined]
         return None
     return holders(session, [candidate_id], except_user=user_id).get(candidate_id)
@@ -61,9 +67,11 @@ def holders(session: Session, candidate_ids: Iterable[int], except_user: int | N
     ids = list(candidate_ids)
     if not ids:
         return {}
-    query = (select(CandidateClaim.candidate_id, CandidateClaim.user_id, User.name, CandidateClaim.expires_at)
-             .join(User, User.id == CandidateClaim.user_id)
-             .where(CandidateClaim.candidate_id.in_(ids), CandidateClaim.expires_at > now()))
+    query = (
+        select(CandidateClaim.candidate_id, CandidateClaim.user_id, User.name, CandidateClaim.expires_at)
+        .join(User, User.id == CandidateClaim.user_id)
+        .where(CandidateClaim.candidate_id.in_(ids), CandidateClaim.expires_at > now())
+    )
     if except_user is not None:
         query = query.where(CandidateClaim.user_id != except_user)
     return {cid: Holder(uid, name, _aware(until)) for cid, uid, name, until in session.execute(query)}

@@ -47,18 +47,34 @@ TEXT_LIMIT = 20_000
 _candidates = Candidate.__table__  # Core updates: clusters are not curator edits (no version bump)
 _keys = DuplicateKey.__table__  # Core inserts: the ORM's bulk-insert path costs more than the rows
 
-_DUP_COLUMNS = tuple(_candidates.c[name] for name in (
-    "id", "source_id", "url", "title", "organisations", "countries", "summary", "text", "duplicate_cluster",
-    "version_id", "record_hash"))
+_DUP_COLUMNS = tuple(
+    _candidates.c[name]
+    for name in (
+        "id",
+        "source_id",
+        "url",
+        "title",
+        "organisations",
+        "countries",
+        "summary",
+        "text",
+        "duplicate_cluster",
+        "version_id",
+        "record_hash",
+    )
+)
 # the store stage's statements, built once (a statement reused keeps its cache key) on the tables (no ORM step)
 _DUP_ROW = select(*_DUP_COLUMNS).where(_candidates.c.id == bindparam("cid"))
 _DUP_ROWS = select(*_DUP_COLUMNS).where(_candidates.c.id.in_(bindparam("ids", expanding=True)))
 _DROP_KEYS = delete(_keys).where(_keys.c.candidate_id == bindparam("cid"))
 _MEMBER_HEADS = (
     select(_candidates.c.id, _candidates.c.version_id, _candidates.c.record_hash, _candidates.c.duplicate_cluster)
-    .where(_candidates.c.id.in_(select(_keys.c.candidate_id).where(_keys.c.key.in_(bindparam("keys", expanding=True)))),
-           _candidates.c.id != bindparam("cid"))
-    .order_by(_candidates.c.id))
+    .where(
+        _candidates.c.id.in_(select(_keys.c.candidate_id).where(_keys.c.key.in_(bindparam("keys", expanding=True)))),
+        _candidates.c.id != bindparam("cid"),
+    )
+    .order_by(_candidates.c.id)
+)
 FINGERPRINT_CACHE_SIZE = 5_000  # about 3.4 KB each: 17 MB at most
 
 
@@ -94,9 +110,15 @@ class FingerprintCache:
 
 def dup_record(row: Any) -> DupRecord:
     body = "\n".join(p for p in (row.summary, row.text) if p)
-    return DupRecord(key=row.id, source_id=row.source_id, url=row.url, title=row.title,
-                     organisations=row.organisations or (), countries=row.countries or (),
-                     text=body[:TEXT_LIMIT] or None)
+    return DupRecord(
+        key=row.id,
+        source_id=row.source_id,
+        url=row.url,
+        title=row.title,
+        organisations=row.organisations or (),
+        countries=row.countries or (),
+        text=body[:TEXT_LIMIT] or None,
+    )
 
 
 def _write_keys(session: Session, prints: dict[int, Fingerprint]) -> None:
@@ -108,8 +130,9 @@ def _write_keys(session: Session, prints: dict[int, Fingerprint]) -> None:
         session.execute(insert(_keys), rows)
 
 
-def link_duplicates(session: Session, candidate_id: int, *, new: bool = False,
-                    cache: FingerprintCache | None = None) -> str | None:
+def link_duplicates(
+    session: Session, candidate_id: int, *, new: bool = False, cache: FingerprintCache | None = None
+) -> str | None:
     """Index one new or changed candidate and join it to the cluster of its near-duplicates.
 
     Returns its cluster id (``None`` when it has no near-duplicate). Clusters met on the way are
@@ -146,9 +169,12 @@ def _bucket_sizes(count: int, limit: int) -> Executable:
     """One statement for the sizes of ``count`` index keys (bound as ``k0``, ``k1``, ...), each counted on
     the key index and no further than ``limit``; built once per count, as building it for every stored page
     cost more than running it."""
-    parts = [select(literal_column(str(i)).label("i"), func.count().label("n")).select_from(
-        select(_keys.c.id).where(_keys.c.key == bindparam(f"k{i}")).limit(limit).subquery())
-        for i in range(count)]
+    parts = [
+        select(literal_column(str(i)).label("i"), func.count().label("n")).select_from(
+            select(_keys.c.id).where(_keys.c.key == bindparam(f"k{i}")).limit(limit).subquery()
+        )
+        for i in range(count)
+    ]
     return parts[0] if count == 1 else union_all(*parts)
 
 
@@ -169,8 +195,9 @@ def _member_heads(session: Session, keys: list[str], candidate_id: int) -> Seque
     return session.execute(_MEMBER_HEADS, {"keys": keys, "cid": candidate_id}).all()
 
 
-def _matches(session: Session, fp: Fingerprint, heads: Sequence[Any], own_cluster: str | None,
-             cache: FingerprintCache | None) -> list[tuple[int, str | None]]:
+def _matches(
+    session: Session, fp: Fingerprint, heads: Sequence[Any], own_cluster: str | None, cache: FingerprintCache | None
+) -> list[tuple[int, str | None]]:
     """(id, cluster) of the stored candidates among ``heads`` that ``fp`` matches, enough of them to decide its
     clusters: one matching member joins a whole cluster (``link_duplicates`` relabels the rest by cluster), so
     the other members of that cluster, and of the candidate's own, are not compared. On a site of many
@@ -218,8 +245,9 @@ class DedupeReport:
         return asdict(self)
 
 
-def recompute_clusters(engine: Engine | None = None, *, batch: int = 1000,
-                       progress: Callable[[int, int], None] | None = None) -> DedupeReport:
+def recompute_clusters(
+    engine: Engine | None = None, *, batch: int = 1000, progress: Callable[[int, int], None] | None = None
+) -> DedupeReport:
     """Fingerprint every candidate, rebuild its keys and recompute every cluster.
 
     Reads in short batches and fingerprints outside any transaction, then writes in short
@@ -234,8 +262,9 @@ def recompute_clusters(engine: Engine | None = None, *, batch: int = 1000,
         ids = list(session.scalars(select(Candidate.id).order_by(Candidate.id)))
     for start in range(0, len(ids), batch):
         with session_factory(engine)() as session:  # short reads; fingerprints computed outside them
-            rows = session.execute(select(*_DUP_COLUMNS).where(Candidate.id.in_(ids[start:start + batch]))
-                                   .order_by(Candidate.id)).all()
+            rows = session.execute(
+                select(*_DUP_COLUMNS).where(Candidate.id.in_(ids[start : start + batch])).order_by(Candidate.id)
+            ).all()
         for row in rows:
             keys.append(row.id)
             prints.append(fingerprint(dup_record(row)))
@@ -253,27 +282,28 @@ def recompute_clusters(engine: Engine | None = None, *, batch: int = 1000,
     report.cross_source = sum(1 for m in members.values() if len({sources[i] for i in m}) > 1)
     report.largest = max((len(m) for m in members.values()), default=0)
     for start in range(0, len(keys), batch):
-        chunk = keys[start:start + batch]
+        chunk = keys[start : start + batch]
         changes = [{"cid": cid, "cluster": assigned.get(cid)} for cid in chunk if assigned.get(cid) != current[cid]]
         report.changed += len(changes)
         with transaction(engine) as session:
-            _write_keys(session, dict(zip(chunk, prints[start:start + batch], strict=True)))
+            _write_keys(session, dict(zip(chunk, prints[start : start + batch], strict=True)))
             if changes:
                 session.connection().execute(
-                    update(_candidates).where(_candidates.c.id == bindparam("cid"))
-                    .values(duplicate_cluster=bindparam("cluster")), changes)
+                    update(_candidates)
+                    .where(_candidates.c.id == bindparam("cid"))
+                    .values(duplicate_cluster=bindparam("cluster")),
+                    changes,
+                )
     return report
 
 
 def cluster_members(session: Session, cluster: str) -> list[Candidate]:
-    return list(session.scalars(select(Candidate).where(Candidate.duplicate_cluster == cluster)
-                                .order_by(Candidate.id)))
+    return list(session.scalars(select(Candidate).where(Candidate.duplicate_cluster == cluster).order_by(Candidate.id)))
 
 
 def iter_clusters(session: Session) -> Iterable[tuple[str, list[Candidate]]]:
     """Every cluster with its members, largest first."""
     groups: dict[str, list[Candidate]] = {}
-    for c in session.scalars(select(Candidate).where(Candidate.duplicate_cluster.is_not(None))
-                             .order_by(Candidate.id)):
+    for c in session.scalars(select(Candidate).where(Candidate.duplicate_cluster.is_not(None)).order_by(Candidate.id)):
         groups.setdefault(c.duplicate_cluster or "", []).append(c)
     return sorted(groups.items(), key=lambda kv: (-len(kv[1]), cluster_number(kv[0])))

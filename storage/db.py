@@ -42,8 +42,9 @@ def make_engine(url: str) -> Engine:
     except ArgumentError as exc:
         raise DatabaseUrlError(f"bad database URL {url!r}: {exc}") from None
     if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
-        raise DatabaseUrlError(f"unsupported database URL {url!r}: use sqlite:///PATH or "
-                               "postgresql+psycopg://USER@HOST/DB")
+        raise DatabaseUrlError(
+            f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        )
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -95,11 +96,14 @@ def check_sqlite_file(url: str, create: bool) -> None:
         return
     path = Path(parsed.database)
     if not path.parent.is_dir():
-        raise DatabaseUrlError(f"SQLite database folder {path.parent} does not exist (HARVESTER_DATABASE_URL "
-                               f"{url!r}): check the path")
+        raise DatabaseUrlError(
+            f"SQLite database folder {path.parent} does not exist (HARVESTER_DATABASE_URL {url!r}): check the path"
+        )
     if not create and not path.is_file():
-        raise DatabaseUrlError(f"SQLite database {path} does not exist (HARVESTER_DATABASE_URL {url!r}): check "
-                               "the path, or create it with `harvester db upgrade`")
+        raise DatabaseUrlError(
+            f"SQLite database {path} does not exist (HARVESTER_DATABASE_URL {url!r}): check "
+            "the path, or create it with `harvester db upgrade`"
+        )
 
 
 def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:

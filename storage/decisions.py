@@ -18,8 +18,12 @@ from storage.queue import QueueFilter, filtered_query
 from storage.runs import now
 
 EDITABLE_FIELDS = ("title", "summary", "organisations", "countries", "start_date", "end_date", "published")
-ACTIONS = {"accept": CandidateStatus.ACCEPTED, "reject": CandidateStatus.REJECTED,
-           "defer": CandidateStatus.DEFERRED, "reopen": CandidateStatus.PENDING}
+ACTIONS = {
+    "accept": CandidateStatus.ACCEPTED,
+    "reject": CandidateStatus.REJECTED,
+    "defer": CandidateStatus.DEFERRED,
+    "reopen": CandidateStatus.PENDING,
+}
 BULK_BATCH = 500
 
 
@@ -50,8 +54,10 @@ def _candidate(session: Session, candidate_id: int) -> Candidate:
     if row is None:
         raise DecisionError(f"no candidate {candidate_id}")
     if row.status == CandidateStatus.QUARANTINED:
-        raise DecisionError(f"candidate {candidate_id} is held with a quarantined run: an admin releases or "
-                            "discards the run first (harvester runs release|discard RUN_ID)")
+        raise DecisionError(
+            f"candidate {candidate_id} is held with a quarantined run: an admin releases or "
+            "discards the run first (harvester runs release|discard RUN_ID)"
+        )
     return row
 
 
@@ -59,15 +65,15 @@ def _check_version(row: Candidate, expected_version: int | None) -> None:
     if expected_version is not None and row.version_id != expected_version:
         raise DecisionConflict(
             f"candidate {row.id} was changed by someone else (version {row.version_id}, you saw "
-            f"{expected_version}); reload it and decide again")
+            f"{expected_version}); reload it and decide again"
+        )
 
 
 def _well_typed(name: str, value: Any) -> bool:
     """Text fields take a string or nothing; list fields also a list of strings (or one separated string)."""
     if value is None or isinstance(value, str):
         return True
-    return name in ("organisations", "countries") and isinstance(value, list) and all(
-        isinstance(v, str) for v in value)
+    return name in ("organisations", "countries") and isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def _clean_edits(row: Candidate, edits: dict[str, Any]) -> dict[str, Any]:
@@ -92,9 +98,17 @@ def _clean_edits(row: Candidate, edits: dict[str, Any]) -> dict[str, Any]:
     return diff
 
 
-def decide(session: Session, candidate_id: int, action: str, actor: Actor, *, reason: str | None = None,
-           note: str | None = None, edits: dict[str, Any] | None = None,
-           expected_version: int | None = None) -> Decision:
+def decide(
+    session: Session,
+    candidate_id: int,
+    action: str,
+    actor: Actor,
+    *,
+    reason: str | None = None,
+    note: str | None = None,
+    edits: dict[str, Any] | None = None,
+    expected_version: int | None = None,
+) -> Decision:
     """Apply accept / reject (with a reason code) / defer / reopen, or a note alone (``action="note"``)."""
     row = _candidate(session, candidate_id)
     _check_version(row, expected_version)
@@ -109,9 +123,18 @@ def decide(session: Session, candidate_id: int, action: str, actor: Actor, *, re
     row.status, row.updated_at = to_status, now()
     if action in ("accept", "reject"):
         row.changed_since_review = False
-    decision = Decision(candidate_id=row.id, user_id=actor.user_id, actor=actor.name, from_status=from_status,
-                        to_status=to_status, reason_code=reason if action == "reject" else None, note=note,
-                        field_diff=diff, model_version=row.classifier_version, score_shown=row.score)
+    decision = Decision(
+        candidate_id=row.id,
+        user_id=actor.user_id,
+        actor=actor.name,
+        from_status=from_status,
+        to_status=to_status,
+        reason_code=reason if action == "reject" else None,
+        note=note,
+        field_diff=diff,
+        model_version=row.classifier_version,
+        score_shown=row.score,
+    )
     session.add(decision)
     session.flush()
     _feedback(session, from_status, to_status)
@@ -132,9 +155,12 @@ def undo_last(session: Session, candidate_id: int, actor: Actor, *, expected_ver
     a stale undo is a ``DecisionConflict`` and never reverts someone else's newer decision."""
     row = _candidate(session, candidate_id)
     _check_version(row, expected_version)
-    last = session.scalars(select(Decision).where(Decision.candidate_id == candidate_id,
-                                                  Decision.reason_code.is_distinct_from("gone_at_source"))
-                           .order_by(Decision.id.desc()).limit(1)).one_or_none()
+    last = session.scalars(
+        select(Decision)
+        .where(Decision.candidate_id == candidate_id, Decision.reason_code.is_distinct_from("gone_at_source"))
+        .order_by(Decision.id.desc())
+        .limit(1)
+    ).one_or_none()
     if last is None:
         raise DecisionError(f"candidate {candidate_id} has no curator decision to undo")
     diff = {name: {"from": change["to"], "to": change["from"]} for name, change in (last.field_diff or {}).items()}
@@ -143,9 +169,18 @@ def undo_last(session: Session, candidate_id: int, actor: Actor, *, expected_ver
     from_status = row.status
     row.status = last.from_status or CandidateStatus.PENDING
     row.updated_at = now()
-    undo = Decision(candidate_id=row.id, user_id=actor.user_id, actor=actor.name, from_status=from_status,
-                    to_status=row.status, reason_code="undo", note=f"undo of decision {last.id}", field_diff=diff,
-                    model_version=row.classifier_version, score_shown=row.score)
+    undo = Decision(
+        candidate_id=row.id,
+        user_id=actor.user_id,
+        actor=actor.name,
+        from_status=from_status,
+        to_status=row.status,
+        reason_code="undo",
+        note=f"undo of decision {last.id}",
+        field_diff=diff,
+        model_version=row.classifier_version,
+        score_shown=row.score,
+    )
     session.add(undo)
     session.flush()
     _feedback(session, from_status, row.status)
@@ -153,8 +188,7 @@ def undo_last(session: Session, candidate_id: int, actor: Actor, *, expected_ver
 
 
 def history(session: Session, candidate_id: int) -> list[Decision]:
-    return list(session.scalars(select(Decision).where(Decision.candidate_id == candidate_id)
-                                .order_by(Decision.id)))
+    return list(session.scalars(select(Decision).where(Decision.candidate_id == candidate_id).order_by(Decision.id)))
 
 
 @dataclass(frozen=True)
@@ -167,8 +201,9 @@ class BulkMark:
 
     @classmethod
     def now(cls, session: Session) -> BulkMark:
-        return cls(session.scalar(select(func.max(Candidate.id))) or 0,
-                   session.scalar(select(func.max(Decision.id))) or 0)
+        return cls(
+            session.scalar(select(func.max(Candidate.id))) or 0, session.scalar(select(func.max(Decision.id))) or 0
+        )
 
 
 @dataclass
@@ -177,8 +212,17 @@ class BulkResult:
     conflicts: list[int] = field(default_factory=list)
 
 
-def decide_all(session: Session, f: QueueFilter, action: str, actor: Actor, mark: BulkMark, *,
-               reason: str | None = None, note: str | None = None, batch: int = BULK_BATCH) -> BulkResult:
+def decide_all(
+    session: Session,
+    f: QueueFilter,
+    action: str,
+    actor: Actor,
+    mark: BulkMark,
+    *,
+    reason: str | None = None,
+    note: str | None = None,
+    batch: int = BULK_BATCH,
+) -> BulkResult:
     """Apply one decision to every candidate matching ``f``, in batches, one audited Decision row per candidate.
 
     No cap: the whole result is walked by id. Candidates harvested after the confirmation are not touched;
@@ -188,17 +232,31 @@ def decide_all(session: Session, f: QueueFilter, action: str, actor: Actor, mark
         raise DecisionError(f"a bulk action is one of: {', '.join(ACTIONS)}")
     _check_action(action, reason)
     to_status = ACTIONS[action].value
-    query = filtered_query(f, session.get_bind().dialect.name).with_only_columns(
-        Candidate.id, Candidate.status, Candidate.classifier_version, Candidate.score,
-    ).where(Candidate.id <= mark.last_candidate, Candidate.status != CandidateStatus.QUARANTINED.value
-            ).order_by(Candidate.id).limit(batch)
+    query = (
+        filtered_query(f, session.get_bind().dialect.name)
+        .with_only_columns(
+            Candidate.id,
+            Candidate.status,
+            Candidate.classifier_version,
+            Candidate.score,
+        )
+        .where(Candidate.id <= mark.last_candidate, Candidate.status != CandidateStatus.QUARANTINED.value)
+        .order_by(Candidate.id)
+        .limit(batch)
+    )
     result, last = BulkResult(), 0
     while rows := session.execute(query.where(Candidate.id > last).with_for_update()).all():
         last = rows[-1].id
         ids = [r.id for r in rows]
-        touched = set(session.scalars(select(Decision.candidate_id).where(
-            Decision.candidate_id.in_(ids), Decision.id > mark.last_decision,
-            Decision.reason_code.is_distinct_from("gone_at_source"))))
+        touched = set(
+            session.scalars(
+                select(Decision.candidate_id).where(
+                    Decision.candidate_id.in_(ids),
+                    Decision.id > mark.last_decision,
+                    Decision.reason_code.is_distinct_from("gone_at_source"),
+                )
+            )
+        )
         todo = [r for r in rows if r.id not in touched]
         result.conflicts += sorted(touched)
         if not todo:
@@ -206,12 +264,30 @@ def decide_all(session: Session, f: QueueFilter, action: str, actor: Actor, mark
         values: dict[str, Any] = {"status": to_status, "updated_at": now(), "version_id": Candidate.version_id + 1}
         if action in ("accept", "reject"):
             values["changed_since_review"] = False
-        session.execute(update(Candidate).where(Candidate.id.in_([r.id for r in todo])).values(**values)
-                        .execution_options(synchronize_session=False))
-        session.execute(insert(Decision), [
-            {"candidate_id": r.id, "user_id": actor.user_id, "actor": actor.name, "from_status": r.status,
-             "to_status": to_status, "reason_code": reason if action == "reject" else None, "note": note,
-             "field_diff": {}, "model_version": r.classifier_version, "score_shown": r.score} for r in todo])
+        session.execute(
+            update(Candidate)
+            .where(Candidate.id.in_([r.id for r in todo]))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            insert(Decision),
+            [
+                {
+                    "candidate_id": r.id,
+                    "user_id": actor.user_id,
+                    "actor": actor.name,
+                    "from_status": r.status,
+                    "to_status": to_status,
+                    "reason_code": reason if action == "reject" else None,
+                    "note": note,
+                    "field_diff": {},
+                    "model_version": r.classifier_version,
+                    "score_shown": r.score,
+                }
+                for r in todo
+            ],
+        )
         result.decided += len(todo)
     if result.decided:
         _feedback(session, to_status)
@@ -258,11 +334,23 @@ class Progress:
 
 def progress(session: Session, user_id: int) -> Progress:
     start = datetime.combine(now().date(), time.min, UTC)
-    decided = session.scalar(select(func.count(func.distinct(Decision.candidate_id))).where(
-        Decision.user_id == user_id, Decision.at >= start, Decision.from_status != Decision.to_status,
-        Decision.reason_code.is_distinct_from("undo"))) or 0
-    pending = session.scalar(select(func.count()).select_from(Candidate).where(
-        Candidate.status == CandidateStatus.PENDING.value)) or 0
+    decided = (
+        session.scalar(
+            select(func.count(func.distinct(Decision.candidate_id))).where(
+                Decision.user_id == user_id,
+                Decision.at >= start,
+                Decision.from_status != Decision.to_status,
+                Decision.reason_code.is_distinct_from("undo"),
+            )
+        )
+        or 0
+    )
+    pending = (
+        session.scalar(
+            select(func.count()).select_from(Candidate).where(Candidate.status == CandidateStatus.PENDING.value)
+        )
+        or 0
+    )
     return Progress(decided, pending)
 
 
@@ -277,19 +365,32 @@ class HistoryRow:
     latest: bool
 
 
-def personal_history(session: Session, user_id: int, *, before: int | None = None,
-                     limit: int = 100) -> list[HistoryRow]:
+def personal_history(
+    session: Session, user_id: int, *, before: int | None = None, limit: int = 100
+) -> list[HistoryRow]:
     """The curator's decisions, newest first (``before``: decision ids below it)."""
-    query = (select(Decision, Candidate.title, Candidate.version_id)
-             .join(Candidate, Candidate.id == Decision.candidate_id)
-             .where(Decision.user_id == user_id).order_by(Decision.id.desc()).limit(limit))
+    query = (
+        select(Decision, Candidate.title, Candidate.version_id)
+        .join(Candidate, Candidate.id == Decision.candidate_id)
+        .where(Decision.user_id == user_id)
+        .order_by(Decision.id.desc())
+        .limit(limit)
+    )
     if before is not None:
         query = query.where(Decision.id < before)
     rows = session.execute(query).all()
     ids = {d.candidate_id for d, _, _ in rows}
-    latest = dict(session.execute(select(Decision.candidate_id, func.max(Decision.id)).where(
-        Decision.candidate_id.in_(ids), Decision.reason_code.is_distinct_from("gone_at_source"))
-        .group_by(Decision.candidate_id)).all()) if ids else {}
+    latest = (
+        dict(
+            session.execute(
+                select(Decision.candidate_id, func.max(Decision.id))
+                .where(Decision.candidate_id.in_(ids), Decision.reason_code.is_distinct_from("gone_at_source"))
+                .group_by(Decision.candidate_id)
+            ).all()
+        )
+        if ids
+        else {}
+    )
     return [HistoryRow(d, title, version, latest.get(d.candidate_id) == d.id) for d, title, version in rows]
 
 
@@ -300,13 +401,29 @@ def open_cluster_members(session: Session, row: Candidate) -> list[Candidate]:
     """The candidate's near-duplicates (same ``duplicate_cluster``) that no curator has accepted or rejected."""
     if not row.duplicate_cluster:
         return []
-    return list(session.scalars(select(Candidate).where(
-        Candidate.duplicate_cluster == row.duplicate_cluster, Candidate.id != row.id,
-        Candidate.status.in_(UNDECIDED)).order_by(Candidate.id)))
+    return list(
+        session.scalars(
+            select(Candidate)
+            .where(
+                Candidate.duplicate_cluster == row.duplicate_cluster,
+                Candidate.id != row.id,
+                Candidate.status.in_(UNDECIDED),
+            )
+            .order_by(Candidate.id)
+        )
+    )
 
 
-def decide_cluster(session: Session, row: Candidate, action: str, actor: Actor, *, reason: str | None = None,
-                   note: str | None = None, skip: set[int] | frozenset[int] = frozenset()) -> list[Decision]:
+def decide_cluster(
+    session: Session,
+    row: Candidate,
+    action: str,
+    actor: Actor,
+    *,
+    reason: str | None = None,
+    note: str | None = None,
+    skip: set[int] | frozenset[int] = frozenset(),
+) -> list[Decision]:
     """Give the candidate's undecided near-duplicates the decision just taken on it, one audited decision
     each (noted as a cluster decision). Members decided meanwhile, or in ``skip`` (e.g. open by another
     curator), are left alone. Edits are never copied: each record keeps its own fields."""
@@ -320,6 +437,7 @@ def decide_cluster(session: Session, row: Candidate, action: str, actor: Actor, 
         locked = _candidate(session, member.id)
         if locked.status not in UNDECIDED:
             continue
-        decided.append(decide(session, member.id, action, actor, reason=reason, note=label,
-                              expected_version=locked.version_id))
+        decided.append(
+            decide(session, member.id, action, actor, reason=reason, note=label, expected_version=locked.version_id)
+        )
     return decided

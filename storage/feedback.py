@@ -20,15 +20,22 @@ ROUTABLE = (CandidateStatus.PENDING.value, CandidateStatus.FILTERED.value)
 
 def refresh_ranking(session: Session) -> int:
     """Re-rank the zero-shot-scored pending and filtered candidates; returns how many were updated."""
-    decided = session.execute(select(Candidate.status, Candidate.embedding).where(
-        Candidate.status.in_((CandidateStatus.ACCEPTED.value, CandidateStatus.REJECTED.value)),
-        Candidate.embedding.is_not(None))).all()
+    decided = session.execute(
+        select(Candidate.status, Candidate.embedding).where(
+            Candidate.status.in_((CandidateStatus.ACCEPTED.value, CandidateStatus.REJECTED.value)),
+            Candidate.embedding.is_not(None),
+        )
+    ).all()
     accepted = stack([e for s, e in decided if s == CandidateStatus.ACCEPTED.value])
     rejected = stack([e for s, e in decided if s == CandidateStatus.REJECTED.value])
     shift = query_shift(accepted, rejected)
-    rows = session.execute(select(Candidate.id, Candidate.embedding, Candidate.criteria).where(
-        Candidate.status.in_(ROUTABLE), Candidate.classifier_version.in_(ZERO_SHOT_VERSIONS),
-        Candidate.embedding.is_not(None))).all()
+    rows = session.execute(
+        select(Candidate.id, Candidate.embedding, Candidate.criteria).where(
+            Candidate.status.in_(ROUTABLE),
+            Candidate.classifier_version.in_(ZERO_SHOT_VERSIONS),
+            Candidate.embedding.is_not(None),
+        )
+    ).all()
     if not rows:
         return 0
     vectors = stack([r.embedding for r in rows])
@@ -37,7 +44,9 @@ def refresh_ranking(session: Session) -> int:
     version = zero_shot.VERSION + (VERSION_SUFFIX if shift is not None else "")
     table = Candidate.__table__
     session.connection().execute(
-        update(table).where(table.c.id == bindparam("cid")).values(score=bindparam("new_score"),
-                                                                   classifier_version=version),
-        [{"cid": r.id, "new_score": round(float(s), 4)} for r, s in zip(rows, np.asarray(scores), strict=True)])
+        update(table)
+        .where(table.c.id == bindparam("cid"))
+        .values(score=bindparam("new_score"), classifier_version=version),
+        [{"cid": r.id, "new_score": round(float(s), 4)} for r, s in zip(rows, np.asarray(scores), strict=True)],
+    )
     return len(rows)

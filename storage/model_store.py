@@ -61,8 +61,11 @@ def library_version() -> str:
 def candidate_doc(c: Any) -> Doc:
     """The model's view of a candidate row (ORM object or row with the same attributes), with its
     stored embedding (None for rows harvested before embeddings were stored: see ``embedded``)."""
-    return Doc(model_text(c.title, c.summary, c.text, c.keywords or (), c.organisations or ()),
-               rule_scores(c.criteria), from_bytes(getattr(c, "embedding", None)))
+    return Doc(
+        model_text(c.title, c.summary, c.text, c.keywords or (), c.organisations or ()),
+        rule_scores(c.criteria),
+        from_bytes(getattr(c, "embedding", None)),
+    )
 
 
 def embedded(rows: Sequence[Any], docs: list[Doc]) -> dict[int, bytes]:
@@ -71,8 +74,9 @@ def embedded(rows: Sequence[Any], docs: list[Doc]) -> dict[int, bytes]:
     missing = [i for i, d in enumerate(docs) if d.embedding is None]
     if not missing:
         return {}
-    vectors = embed([embedding_text(rows[i].title, rows[i].summary, rows[i].text, rows[i].keywords or ())
-                     for i in missing])
+    vectors = embed(
+        [embedding_text(rows[i].title, rows[i].summary, rows[i].text, rows[i].keywords or ()) for i in missing]
+    )
     out = {}
     for i, vector in zip(missing, vectors, strict=True):
         docs[i] = replace(docs[i], embedding=vector)
@@ -91,6 +95,7 @@ def zero_shot_scores(docs: Sequence[Doc]) -> list[float]:
 
 # ---- training ----------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Example:
     candidate_id: int
@@ -102,13 +107,19 @@ class Example:
 def training_examples(session: Session) -> tuple[list[Example], int]:
     """(accepted and rejected candidates as examples, number of duplicate-rejects left out)."""
     reasons: dict[int, str | None] = {}
-    for cid, reason in session.execute(select(Decision.candidate_id, Decision.reason_code)
-                                       .where(Decision.to_status == CandidateStatus.REJECTED.value)
-                                       .order_by(Decision.id)):
+    for cid, reason in session.execute(
+        select(Decision.candidate_id, Decision.reason_code)
+        .where(Decision.to_status == CandidateStatus.REJECTED.value)
+        .order_by(Decision.id)
+    ):
         reasons[cid] = reason
     examples, skipped = [], 0
-    rows = session.scalars(select(Candidate).options(undefer(Candidate.embedding)).where(Candidate.status.in_(
-        [CandidateStatus.ACCEPTED.value, CandidateStatus.REJECTED.value])).order_by(Candidate.id))
+    rows = session.scalars(
+        select(Candidate)
+        .options(undefer(Candidate.embedding))
+        .where(Candidate.status.in_([CandidateStatus.ACCEPTED.value, CandidateStatus.REJECTED.value]))
+        .order_by(Candidate.id)
+    )
     for c in rows:
         label = int(c.status == CandidateStatus.ACCEPTED.value)
         reason = None if label else reasons.get(c.id)
@@ -123,8 +134,9 @@ def new_version(now: datetime | None = None) -> str:
     return f"lr-{(now or datetime.now(UTC)):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
-def retrain(engine: Engine | None = None, *, min_decisions: int = MIN_DECISIONS,
-            folds: int = CV_FOLDS) -> ClassifierModel:
+def retrain(
+    engine: Engine | None = None, *, min_decisions: int = MIN_DECISIONS, folds: int = CV_FOLDS
+) -> ClassifierModel:
     """Train on every usable decision, evaluate by cross-validation, store the new version.
 
     Reads in one short session and writes in one short transaction: training holds no lock
@@ -140,11 +152,14 @@ def retrain(engine: Engine | None = None, *, min_decisions: int = MIN_DECISIONS,
         raise NotEnoughDecisions(
             f"not enough curator decisions to train: {len(examples)} usable ({n_pos} accepted, {n_neg} rejected"
             f"{left_out}); retrain needs at least {min_decisions}, with at least {MIN_PER_CLASS} accepts and "
-            f"{MIN_PER_CLASS} rejects. The rules keep ranking the queue until then.")
+            f"{MIN_PER_CLASS} rejects. The rules keep ranking the queue until then."
+        )
     docs = [e.doc for e in examples]
     out_of_fold = cross_validated(docs, labels, folds)
     metrics = {
-        "n_accepted": n_pos, "n_rejected": n_neg, "duplicate_rejects_left_out": skipped,
+        "n_accepted": n_pos,
+        "n_rejected": n_neg,
+        "duplicate_rejects_left_out": skipped,
         "reject_reasons": dict(Counter(e.reason or "none" for e in examples if not e.label)),
         "cv_folds": min(folds, n_pos, n_neg),
         "model": figures(labels, out_of_fold),
@@ -154,16 +169,25 @@ def retrain(engine: Engine | None = None, *, min_decisions: int = MIN_DECISIONS,
     }
     model = RelevanceModel.train(docs, labels)
     model.version = new_version()
-    row = ClassifierModel(version=model.version, kind=KIND, n_train=len(examples), metrics=metrics,
-                          library_version=library_version(), blob=model.dumps())
+    row = ClassifierModel(
+        version=model.version,
+        kind=KIND,
+        n_train=len(examples),
+        metrics=metrics,
+        library_version=library_version(),
+        blob=model.dumps(),
+    )
     with transaction(engine) as session:
         session.add(row)
     return row
 
 
 def list_models(session: Session) -> list[ClassifierModel]:
-    return list(session.scalars(select(ClassifierModel).options(defer(ClassifierModel.blob))
-                                .order_by(ClassifierModel.id.desc())))
+    return list(
+        session.scalars(
+            select(ClassifierModel).options(defer(ClassifierModel.blob)).order_by(ClassifierModel.id.desc())
+        )
+    )
 
 
 def latest_model(session: Session) -> RelevanceModel | None:
@@ -172,14 +196,17 @@ def latest_model(session: Session) -> RelevanceModel | None:
     if row is None:
         return None
     if row.library_version != library_version():
-        raise ModelUnavailable(f"model {row.version} was trained with {row.library_version}, this installation "
-                               f"has {library_version()}: run `harvester classify retrain`")
+        raise ModelUnavailable(
+            f"model {row.version} was trained with {row.library_version}, this installation "
+            f"has {library_version()}: run `harvester classify retrain`"
+        )
     model = RelevanceModel.loads(row.blob)
     model.version = row.version
     return model
 
 
 # ---- rescoring ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class RescoreReport:
@@ -196,36 +223,55 @@ class RescoreReport:
 
 
 def curator_decided(session: Session, ids: Sequence[int]) -> set[int]:
-    return set(session.scalars(select(Decision.candidate_id).where(
-        Decision.candidate_id.in_(ids), Decision.actor != SYSTEM_ACTOR).distinct()))
+    return set(
+        session.scalars(
+            select(Decision.candidate_id)
+            .where(Decision.candidate_id.in_(ids), Decision.actor != SYSTEM_ACTOR)
+            .distinct()
+        )
+    )
 
 
-def rescore(engine: Engine | None = None, *, threshold: float, batch: int = BATCH,
-            progress: Callable[[int, int], None] | None = None) -> RescoreReport:
+def rescore(
+    engine: Engine | None = None,
+    *,
+    threshold: float,
+    batch: int = BATCH,
+    progress: Callable[[int, int], None] | None = None,
+) -> RescoreReport:
     """Re-score pending and filtered candidates with the current model (or the rules)."""
     with session_factory(engine)() as session:
         model = latest_model(session)
-        ids = list(session.scalars(select(Candidate.id).where(Candidate.status.in_(ROUTABLE))
-                                   .order_by(Candidate.id)))
-    report = RescoreReport(version=model.version if model and model.version else zero_shot.VERSION,
-                           threshold=threshold)
+        ids = list(session.scalars(select(Candidate.id).where(Candidate.status.in_(ROUTABLE)).order_by(Candidate.id)))
+    report = RescoreReport(version=model.version if model and model.version else zero_shot.VERSION, threshold=threshold)
     for start in range(0, len(ids), batch):
-        _rescore_batch(engine, ids[start:start + batch], model, report)
+        _rescore_batch(engine, ids[start : start + batch], model, report)
         if progress:
             progress(min(start + batch, len(ids)), len(ids))
     with session_factory(engine)() as session:
-        report.by_status = {s: n for s, n in session.execute(
-            select(Candidate.status, func.count()).group_by(Candidate.status))}
+        report.by_status = {
+            s: n for s, n in session.execute(select(Candidate.status, func.count()).group_by(Candidate.status))
+        }
     return report
 
 
-def _rescore_batch(engine: Engine | None, ids: Sequence[int], model: RelevanceModel | None,
-                   report: RescoreReport) -> None:
+def _rescore_batch(
+    engine: Engine | None, ids: Sequence[int], model: RelevanceModel | None, report: RescoreReport
+) -> None:
     with session_factory(engine)() as session:
-        rows = session.execute(select(Candidate.id, Candidate.title, Candidate.summary, Candidate.text,
-                                      Candidate.keywords, Candidate.organisations, Candidate.criteria,
-                                      Candidate.status, Candidate.embedding)
-                               .where(Candidate.id.in_(ids), Candidate.status.in_(ROUTABLE))).all()
+        rows = session.execute(
+            select(
+                Candidate.id,
+                Candidate.title,
+                Candidate.summary,
+                Candidate.text,
+                Candidate.keywords,
+                Candidate.organisations,
+                Candidate.criteria,
+                Candidate.status,
+                Candidate.embedding,
+            ).where(Candidate.id.in_(ids), Candidate.status.in_(ROUTABLE))
+        ).all()
     if not rows:
         return
     docs = [candidate_doc(r) for r in rows]
@@ -248,12 +294,16 @@ def _rescore_batch(engine: Engine | None, ids: Sequence[int], model: RelevanceMo
         if new_embeddings:
             session.connection().execute(
                 update(_candidates).where(_candidates.c.id == bindparam("cid")).values(embedding=bindparam("vec")),
-                [{"cid": cid, "vec": vec} for cid, vec in new_embeddings.items()])
+                [{"cid": cid, "vec": vec} for cid, vec in new_embeddings.items()],
+            )
         # the status guard: a curator decision taken since the read wins
         session.connection().execute(
-            update(_candidates).where(_candidates.c.id == bindparam("cid"),  # no IN (...): executemany
-                                      or_(*(_candidates.c.status == s for s in ROUTABLE)))
-            .values(score=bindparam("new_score"), status=bindparam("new_status"),
-                    classifier_version=report.version),
-            params)
+            update(_candidates)
+            .where(
+                _candidates.c.id == bindparam("cid"),  # no IN (...): executemany
+                or_(*(_candidates.c.status == s for s in ROUTABLE)),
+            )
+            .values(score=bindparam("new_score"), status=bindparam("new_status"), classifier_version=report.version),
+            params,
+        )
     report.scored += len(params)

@@ -23,9 +23,30 @@ from storage.upsert import dialect_of, statement_cache
 _candidates = Candidate.__table__  # Core inserts: the ORM's bulk-insert path costs a third more per row
 REVIEWED = {CandidateStatus.ACCEPTED, CandidateStatus.REJECTED}
 HARVESTED_COLUMNS = (
-    "url", "record_key", "fetched_url", "title", "summary", "text", "organisations", "countries", "regions", "keywords",
-    "start_date", "end_date", "published", "extra", "provenance", "language", "language_prob", "criteria",
-    "score", "tags", "classifier_version", "text_hash", "duplicate_cluster", "embedding",
+    "url",
+    "record_key",
+    "fetched_url",
+    "title",
+    "summary",
+    "text",
+    "organisations",
+    "countries",
+    "regions",
+    "keywords",
+    "start_date",
+    "end_date",
+    "published",
+    "extra",
+    "provenance",
+    "language",
+    "language_prob",
+    "criteria",
+    "score",
+    "tags",
+    "classifier_version",
+    "text_hash",
+    "duplicate_cluster",
+    "embedding",
 )
 
 
@@ -43,12 +64,24 @@ class UpsertResult:
 
 @statement_cache
 def _insert_new(insert: Any) -> Any:
-    return (insert(_candidates).on_conflict_do_nothing(index_elements=["source_id", "identity_key"])
-            .returning(_candidates.c.id))
+    return (
+        insert(_candidates)
+        .on_conflict_do_nothing(index_elements=["source_id", "identity_key"])
+        .returning(_candidates.c.id)
+    )
 
 
-def upsert_candidate(session: Session, *, source_id: str, url: str, record_hash: str, run_id: int | None,
-                     initial_status: str, values: dict[str, Any], identity_key: str | None = None) -> UpsertResult:
+def upsert_candidate(
+    session: Session,
+    *,
+    source_id: str,
+    url: str,
+    record_hash: str,
+    run_id: int | None,
+    initial_status: str,
+    values: dict[str, Any],
+    identity_key: str | None = None,
+) -> UpsertResult:
     """Insert a new candidate, update a changed one, or only touch an unchanged one.
 
     The row is keyed by (source_id, identity_key): the record's identity at the partner
@@ -59,15 +92,27 @@ def upsert_candidate(session: Session, *, source_id: str, url: str, record_hash:
     """
     identity_key = identity_key or candidate_key(values.get("record_key"), url)
     harvested = {**{k: values[k] for k in HARVESTED_COLUMNS if k in values}, "url": url}
-    inserted = session.execute(_insert_new(dialect_of(session)), {
-        "source_id": source_id, "identity_key": identity_key, "record_hash": record_hash, "status": initial_status,
-        "first_run_id": run_id, "last_run_id": run_id, "curator_edits": {}, "version_id": 1, **harvested,
-    }).scalar_one_or_none()
+    inserted = session.execute(
+        _insert_new(dialect_of(session)),
+        {
+            "source_id": source_id,
+            "identity_key": identity_key,
+            "record_hash": record_hash,
+            "status": initial_status,
+            "first_run_id": run_id,
+            "last_run_id": run_id,
+            "curator_edits": {},
+            "version_id": 1,
+            **harvested,
+        },
+    ).scalar_one_or_none()
     if inserted is not None:
         return UpsertResult(Outcome.NEW, inserted)
-    current = session.execute(select(Candidate.id, Candidate.record_hash, Candidate.url, Candidate.gone_at_source)
-                              .where(Candidate.source_id == source_id, Candidate.identity_key == identity_key)
-                              .with_for_update()).one()
+    current = session.execute(
+        select(Candidate.id, Candidate.record_hash, Candidate.url, Candidate.gone_at_source)
+        .where(Candidate.source_id == source_id, Candidate.identity_key == identity_key)
+        .with_for_update()
+    ).one()
     if current.record_hash == record_hash and current.url == url and not current.gone_at_source:
         # seen again, unchanged: a Core update, so the row's version (optimistic locking) stays as it is
         session.execute(update(Candidate).where(Candidate.id == current.id).values(last_run_id=run_id))
@@ -87,8 +132,11 @@ def upsert_candidate(session: Session, *, source_id: str, url: str, record_hash:
 def touch_page_candidates(session: Session, source_id: str, fetched_url: str, run_id: int | None) -> int:
     """An unchanged multi-record page: its candidates were seen again in this run."""
     result = session.execute(
-        update(Candidate).where(Candidate.source_id == source_id, Candidate.fetched_url == fetched_url,
-                                Candidate.gone_at_source.is_(False)).values(last_run_id=run_id)
+        update(Candidate)
+        .where(
+            Candidate.source_id == source_id, Candidate.fetched_url == fetched_url, Candidate.gone_at_source.is_(False)
+        )
+        .values(last_run_id=run_id)
     )
     return int(result.rowcount or 0)
 
@@ -98,8 +146,7 @@ def mark_gone(session: Session, source_id: str, urls: list[str], reason: str, ru
     return _mark_gone_where(session, source_id, Candidate.url.in_(urls), reason, run_id) if urls else 0
 
 
-def mark_gone_keys(session: Session, source_id: str, identity_keys: list[str], reason: str,
-                   run_id: int | None) -> int:
+def mark_gone_keys(session: Session, source_id: str, identity_keys: list[str], reason: str, run_id: int | None) -> int:
     """Flag the candidates with these identity keys as gone (an OAI deleted header, a row missing from an export)."""
     if not identity_keys:
         return 0
@@ -112,25 +159,37 @@ def _mark_gone_where(session: Session, source_id: str, which: Any, reason: str, 
     ).all()
     for row in rows:
         row.gone_at_source, row.gone_since, row.last_run_id = True, now(), run_id
-        session.add(Decision(candidate_id=row.id, actor="harvester", from_status=row.status, to_status=row.status,
-                             reason_code="gone_at_source", note=reason, field_diff={}))
+        session.add(
+            Decision(
+                candidate_id=row.id,
+                actor="harvester",
+                from_status=row.status,
+                to_status=row.status,
+                reason_code="gone_at_source",
+                note=reason,
+                field_diff={},
+            )
+        )
     return len(rows)
 
 
-def mark_missing_gone(session: Session, source_id: str, fetched_url: str, seen_keys: set[str],
-                      run_id: int | None) -> int:
+def mark_missing_gone(
+    session: Session, source_id: str, fetched_url: str, seen_keys: set[str], run_id: int | None
+) -> int:
     """After a complete export was parsed completely, its records not seen this time (by identity key) are gone."""
     known = session.scalars(
-        select(Candidate.identity_key).where(Candidate.source_id == source_id, Candidate.fetched_url == fetched_url,
-                                             Candidate.gone_at_source.is_(False))
+        select(Candidate.identity_key).where(
+            Candidate.source_id == source_id, Candidate.fetched_url == fetched_url, Candidate.gone_at_source.is_(False)
+        )
     ).all()
     missing = [k for k in known if k not in seen_keys]
     return mark_gone_keys(session, source_id, missing, f"no longer in {fetched_url}", run_id)
 
 
 def count_by_source_status(session: Session) -> dict[tuple[str, str], int]:
-    rows = session.execute(select(Candidate.source_id, Candidate.status, func.count()).group_by(
-        Candidate.source_id, Candidate.status))
+    rows = session.execute(
+        select(Candidate.source_id, Candidate.status, func.count()).group_by(Candidate.source_id, Candidate.status)
+    )
     return {(r[0], r[1]): r[2] for r in rows}
 
 
@@ -139,13 +198,28 @@ def candidate_json(c: Candidate, with_text: bool = False) -> dict[str, Any]:
     from harvester.classify.zero_shot import score_basis
 
     out = {
-        "id": c.id, "url": c.url, "title": c.title, "source": c.source_id, "language": c.language,
-        "language_probability": c.language_prob, "status": c.status, "score": c.score,
-        "organisations": c.organisations, "countries": c.countries, "regions": c.regions,
-        "start_date": c.start_date, "end_date": c.end_date, "published": c.published, "summary": c.summary,
-        "criteria": c.criteria, "tags": c.tags, "gone_at_source": c.gone_at_source,
-        "duplicate_cluster": c.duplicate_cluster, "record_key": c.record_key,
-        "classifier_version": c.classifier_version, "score_basis": score_basis(c.classifier_version),
+        "id": c.id,
+        "url": c.url,
+        "title": c.title,
+        "source": c.source_id,
+        "language": c.language,
+        "language_probability": c.language_prob,
+        "status": c.status,
+        "score": c.score,
+        "organisations": c.organisations,
+        "countries": c.countries,
+        "regions": c.regions,
+        "start_date": c.start_date,
+        "end_date": c.end_date,
+        "published": c.published,
+        "summary": c.summary,
+        "criteria": c.criteria,
+        "tags": c.tags,
+        "gone_at_source": c.gone_at_source,
+        "duplicate_cluster": c.duplicate_cluster,
+        "record_key": c.record_key,
+        "classifier_version": c.classifier_version,
+        "score_basis": score_basis(c.classifier_version),
         "audit_sample": bool(c.audit_sample),
     }
     if with_text:
@@ -261,8 +335,13 @@ def _after(session: Session, query: Select[Any], cursor: Cursor | None, limit: i
         return list(session.scalars(query.order_by(*RANK).limit(limit)))
     if cursor.score is None:
         return list(session.scalars(query.where(score.is_(None), ident > cursor.id).order_by(ident).limit(limit)))
-    rows = list(session.scalars(query.where(score <= cursor.score, or_(score < cursor.score, ident > cursor.id))
-                                .order_by(*RANK).limit(limit)))
+    rows = list(
+        session.scalars(
+            query.where(score <= cursor.score, or_(score < cursor.score, ident > cursor.id))
+            .order_by(*RANK)
+            .limit(limit)
+        )
+    )
     if len(rows) < limit:
         rows += session.scalars(query.where(score.is_(None)).order_by(ident).limit(limit - len(rows)))
     return rows
@@ -274,17 +353,24 @@ def _before(session: Session, query: Select[Any], cursor: Cursor, limit: int) ->
     backwards = (score.asc().nulls_first(), ident.desc())
     rows: list[Any] = []
     if cursor.score is None:
-        rows = list(session.scalars(query.where(score.is_(None), ident < cursor.id).order_by(ident.desc())
-                                    .limit(limit)))
+        rows = list(
+            session.scalars(query.where(score.is_(None), ident < cursor.id).order_by(ident.desc()).limit(limit))
+        )
         if len(rows) < limit:
             rows += session.scalars(query.where(score.is_not(None)).order_by(*backwards).limit(limit - len(rows)))
         return rows
-    return list(session.scalars(query.where(score >= cursor.score, or_(score > cursor.score, ident < cursor.id))
-                                .order_by(*backwards).limit(limit)))
+    return list(
+        session.scalars(
+            query.where(score >= cursor.score, or_(score > cursor.score, ident < cursor.id))
+            .order_by(*backwards)
+            .limit(limit)
+        )
+    )
 
 
-def queue_page(session: Session, f: QueueFilter, limit: int = 50, after: Cursor | None = None,
-               before: Cursor | None = None) -> QueuePage:
+def queue_page(
+    session: Session, f: QueueFilter, limit: int = 50, after: Cursor | None = None, before: Cursor | None = None
+) -> QueuePage:
     """One page of the ranked, filtered queue: the first, the one after ``after`` or the one before ``before``."""
     query = filtered_query(f, _dialect(session))
     if before is not None:
@@ -295,8 +381,9 @@ def queue_page(session: Session, f: QueueFilter, limit: int = 50, after: Cursor 
     rows = _after(session, query, after, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return QueuePage(rows, Cursor.of(rows[-1]) if more else None,
-                     Cursor.of(rows[0]) if after is not None and rows else None)
+    return QueuePage(
+        rows, Cursor.of(rows[-1]) if more else None, Cursor.of(rows[0]) if after is not None and rows else None
+    )
 
 
 def neighbours(session: Session, f: QueueFilter, row: Candidate) -> tuple[int | None, int | None]:

@@ -26,22 +26,53 @@ log = logging.getLogger("harvester.storage")
 
 # (reason, fragments of the driver's message in lower case), first match wins
 _MESSAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("disk full", ("database or disk is full", "disk is full", "no space left", "could not extend file",
-                   "could not write", "disk full")),
+    (
+        "disk full",
+        (
+            "database or disk is full",
+            "disk is full",
+            "no space left",
+            "could not extend file",
+            "could not write",
+            "disk full",
+        ),
+    ),
     ("database locked", ("database is locked", "database table is locked", "database schema is locked")),
     ("disk I/O error", ("disk i/o error", "unable to open database file", "readonly database")),
-    ("database unreachable", ("connection refused", "could not connect", "the database system is starting up",
-                              "the database system is shutting down", "the database system is in recovery",
-                              "no such file or directory", "connection timed out", "name or service not known")),
-    ("connection lost", ("terminating connection", "server closed the connection", "connection is closed",
-                         "connection already closed", "consuming input failed", "could not receive data",
-                         "could not send data", "connection reset", "broken pipe", "the connection is lost",
-                         "ssl connection has been closed", "lost synchronization")),
+    (
+        "database unreachable",
+        (
+            "connection refused",
+            "could not connect",
+            "the database system is starting up",
+            "the database system is shutting down",
+            "the database system is in recovery",
+            "no such file or directory",
+            "connection timed out",
+            "name or service not known",
+        ),
+    ),
+    (
+        "connection lost",
+        (
+            "terminating connection",
+            "server closed the connection",
+            "connection is closed",
+            "connection already closed",
+            "consuming input failed",
+            "could not receive data",
+            "could not send data",
+            "connection reset",
+            "broken pipe",
+            "the connection is lost",
+            "ssl connection has been closed",
+            "lost synchronization",
+        ),
+    ),
     ("conflict", ("deadlock detected", "could not serialize access")),
 )
 # PostgreSQL SQLSTATE classes: connection exception, insufficient resources, operator intervention
-_SQLSTATE_PREFIXES = {"08": "connection lost", "53": "disk full", "57": "database unreachable",
-                      "40": "conflict"}
+_SQLSTATE_PREFIXES = {"08": "connection lost", "53": "disk full", "57": "database unreachable", "40": "conflict"}
 
 
 class StoreError(RuntimeError):
@@ -95,8 +126,12 @@ def first_line(exc: BaseException) -> str:
     return (text.splitlines() or [type(exc).__name__])[0][:300]
 
 
-def retrying(work: Callable[[Session], T], policy: RetryPolicy, engine: Engine | None = None,
-             on_retry: Callable[[str], None] | None = None) -> T:
+def retrying(
+    work: Callable[[Session], T],
+    policy: RetryPolicy,
+    engine: Engine | None = None,
+    on_retry: Callable[[str], None] | None = None,
+) -> T:
     """Run ``work`` in one write transaction, again on a fresh connection after a transient error, until
     it commits or the budget is spent (then ``StoreError``). ``work`` must not change anything outside
     the session it is given unless it undoes that itself: a failed attempt is rolled back."""

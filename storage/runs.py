@@ -24,16 +24,20 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def ensure_source(session: Session, source_id: str, name: str, kind: str, verified: bool, enabled: bool,
-                  config_hash: str) -> None:
+def ensure_source(
+    session: Session, source_id: str, name: str, kind: str, verified: bool, enabled: bool, config_hash: str
+) -> None:
     """Register the source or bring its row up to date. Safe when several processes (distributed workers)
     register the same new source at once: the losers of the insert race update the winner's row."""
     row = session.get(Source, source_id)
     if row is None:
         try:
             with session.begin_nested():
-                session.add(Source(id=source_id, name=name, kind=kind, verified=verified, enabled=enabled,
-                                   config_hash=config_hash))
+                session.add(
+                    Source(
+                        id=source_id, name=name, kind=kind, verified=verified, enabled=enabled, config_hash=config_hash
+                    )
+                )
             return
         except IntegrityError:
             row = session.get(Source, source_id)
@@ -49,14 +53,17 @@ def recover_stale(session: Session, source_id: str, stale_after: timedelta = STA
     cutoff = now() - stale_after
     result = session.execute(
         update(CrawlRun)
-        .where(CrawlRun.source_id == source_id, CrawlRun.status == RunStatus.RUNNING,
-               CrawlRun.heartbeat_at < cutoff)
+        .where(CrawlRun.source_id == source_id, CrawlRun.status == RunStatus.RUNNING, CrawlRun.heartbeat_at < cutoff)
         .values(status=RunStatus.INTERRUPTED, finished_at=now(), finish_reason="stale heartbeat")
     )
     same_host_dead = [
-        r for r in session.scalars(
-            select(CrawlRun).where(CrawlRun.source_id == source_id, CrawlRun.status == RunStatus.RUNNING,
-                                   CrawlRun.host == socket.gethostname())
+        r
+        for r in session.scalars(
+            select(CrawlRun).where(
+                CrawlRun.source_id == source_id,
+                CrawlRun.status == RunStatus.RUNNING,
+                CrawlRun.host == socket.gethostname(),
+            )
         )
         if r.pid is not None and not pid_alive(r.pid) and not _shared_run_alive(r)
     ]
@@ -71,8 +78,11 @@ def _shared_run_alive(run: CrawlRun) -> bool:
     if run.crawl_key is None:
         return False
     host = socket.gethostname()
-    return any(w.get("host") != host or pid_alive(int(w.get("pid") or 0))
-               for w in (run.stats or {}).get("worker_stats", {}).values() if not w.get("finished"))
+    return any(
+        w.get("host") != host or pid_alive(int(w.get("pid") or 0))
+        for w in (run.stats or {}).get("worker_stats", {}).values()
+        if not w.get("finished")
+    )
 
 
 def pid_alive(pid: int) -> bool:
@@ -90,8 +100,16 @@ def pid_alive(pid: int) -> bool:
 
 def start_run(session: Session, source_id: str, trigger: str, replay: bool) -> CrawlRun:
     recover_stale(session, source_id)
-    run = CrawlRun(source_id=source_id, trigger=trigger, status=RunStatus.RUNNING, pid=os.getpid(),
-                   host=socket.gethostname(), heartbeat_at=now(), replay=replay, stats={})
+    run = CrawlRun(
+        source_id=source_id,
+        trigger=trigger,
+        status=RunStatus.RUNNING,
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        heartbeat_at=now(),
+        replay=replay,
+        stats={},
+    )
     session.add(run)
     try:
         session.flush()
@@ -104,9 +122,15 @@ def join_run(session: Session, source_id: str, crawl_key: str, trigger: str, rep
     """The running run of the shared crawl ``crawl_key`` (distributed workers join it), or a new one.
 
     Raises ``RunLockedError`` when another crawl of the source (another key, or none) is running."""
-    run = session.scalars(select(CrawlRun).where(
-        CrawlRun.source_id == source_id, CrawlRun.status == RunStatus.RUNNING, CrawlRun.crawl_key == crawl_key,
-    ).with_for_update()).first()
+    run = session.scalars(
+        select(CrawlRun)
+        .where(
+            CrawlRun.source_id == source_id,
+            CrawlRun.status == RunStatus.RUNNING,
+            CrawlRun.crawl_key == crawl_key,
+        )
+        .with_for_update()
+    ).first()
     if run is not None:
         return run
     run = start_run(session, source_id, trigger, replay)
@@ -117,6 +141,7 @@ def join_run(session: Session, source_id: str, crawl_key: str, trigger: str, rep
 
 def merge_worker_stats(workers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Run stats of a shared run: every worker's counts added up (durations: the longest)."""
+
     def add(into: dict[str, Any], part: dict[str, Any]) -> None:
         for key, value in part.items():
             if isinstance(value, dict):
@@ -136,15 +161,21 @@ def merge_worker_stats(workers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return total
 
 
-def worker_report(session: Session, run_id: int, worker: str, stats: dict[str, Any],
-                  finished: str | None = None) -> bool:
+def worker_report(
+    session: Session, run_id: int, worker: str, stats: dict[str, Any], finished: str | None = None
+) -> bool:
     """Record one worker's stats (and, with ``finished``, its finish reason) on a shared run; the
     run's stats become the sum over workers. True when every worker that joined has finished."""
     run = session.get(CrawlRun, run_id, with_for_update=True)
     assert run is not None
     workers = dict((run.stats or {}).get("worker_stats", {}))
-    workers[worker] = {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": now().isoformat(),
-                       "finished": finished, "stats": stats}
+    workers[worker] = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "heartbeat": now().isoformat(),
+        "finished": finished,
+        "stats": stats,
+    }
     run.stats = merge_worker_stats(workers) | {"workers": len(workers), "worker_stats": workers}
     run.heartbeat_at = now()
     session.flush()

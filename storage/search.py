@@ -79,8 +79,11 @@ def match_clause(dialect: str, raw: str) -> ColumnElement[bool]:
     if dialect == "postgresql":
         vector = literal_column(f"candidates.{SEARCH_COLUMN}", TSVECTOR)
         return vector.op("@@")(func.to_tsquery(literal_column("'simple'::regconfig"), query.tsquery()))
-    matching = select(literal_column("rowid")).select_from(table(FTS_TABLE)).where(
-        literal_column(FTS_TABLE).op("MATCH")(query.fts5()))
+    matching = (
+        select(literal_column("rowid"))
+        .select_from(table(FTS_TABLE))
+        .where(literal_column(FTS_TABLE).op("MATCH")(query.fts5()))
+    )
     return Candidate.id.in_(matching)
 
 
@@ -101,16 +104,19 @@ def _sqlite_statements() -> list[str]:
         "content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
         f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_ai AFTER INSERT ON candidates BEGIN {insert} END",
         f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_ad AFTER DELETE ON candidates BEGIN {delete} END",
-        f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_au AFTER UPDATE OF {cols} ON candidates "
-        f"BEGIN {delete} {insert} END",
+        f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_au AFTER UPDATE OF {cols} ON candidates BEGIN {delete} {insert} END",
     ]
 
 
 def create_search_structures(conn: Connection) -> None:
     """Create the full-text structures for this database and index the rows already there (migration 0007)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text(f"ALTER TABLE candidates ADD COLUMN {SEARCH_COLUMN} tsvector "
-                          f"GENERATED ALWAYS AS ({_pg_vector_expression()}) STORED"))
+        conn.execute(
+            text(
+                f"ALTER TABLE candidates ADD COLUMN {SEARCH_COLUMN} tsvector "
+                f"GENERATED ALWAYS AS ({_pg_vector_expression()}) STORED"
+            )
+        )
         conn.execute(text(f"CREATE INDEX {SEARCH_INDEX} ON candidates USING gin ({SEARCH_COLUMN})"))
         return
     for statement in _sqlite_statements():

@@ -48,32 +48,51 @@ def request_sample(session: Session, share: float, requested_by: str, seed: int 
     each candidate's latest decision, made by a user. Returns how many were opened."""
     if not 0 < share <= 1:
         raise SecondReviewError("the share is a number above 0 and at most 1 (e.g. 0.1 for 10%)")
-    latest = (select(func.max(Decision.id)).where(Decision.reason_code.is_distinct_from("gone_at_source"))
-              .group_by(Decision.candidate_id))
+    latest = (
+        select(func.max(Decision.id))
+        .where(Decision.reason_code.is_distinct_from("gone_at_source"))
+        .group_by(Decision.candidate_id)
+    )
     sampled = select(SecondReview.decision_id)
-    rows = session.execute(select(Decision.id, Decision.candidate_id, Decision.user_id, Decision.to_status).where(
-        Decision.id.in_(latest), Decision.id.not_in(sampled), Decision.user_id.is_not(None),
-        Decision.to_status.in_(JUDGEMENTS)).order_by(Decision.id)).all()
+    rows = session.execute(
+        select(Decision.id, Decision.candidate_id, Decision.user_id, Decision.to_status)
+        .where(
+            Decision.id.in_(latest),
+            Decision.id.not_in(sampled),
+            Decision.user_id.is_not(None),
+            Decision.to_status.in_(JUDGEMENTS),
+        )
+        .order_by(Decision.id)
+    ).all()
     chosen = random.Random(seed).sample(rows, math.ceil(share * len(rows))) if rows else []
     for row in sorted(chosen):
-        session.add(SecondReview(decision_id=row.id, candidate_id=row.candidate_id, first_user_id=row.user_id,
-                                 first_status=row.to_status, requested_by=requested_by))
+        session.add(
+            SecondReview(
+                decision_id=row.id,
+                candidate_id=row.candidate_id,
+                first_user_id=row.user_id,
+                first_status=row.to_status,
+                requested_by=requested_by,
+            )
+        )
     session.flush()
     return len(chosen)
 
 
 def next_for(session: Session, user_id: int) -> SecondReview | None:
     """The oldest open second review of a decision someone else took."""
-    return session.scalars(select(SecondReview).where(
-        SecondReview.second_status.is_(None), SecondReview.first_user_id != user_id)
-        .order_by(SecondReview.id).limit(1)).one_or_none()
+    return session.scalars(
+        select(SecondReview)
+        .where(SecondReview.second_status.is_(None), SecondReview.first_user_id != user_id)
+        .order_by(SecondReview.id)
+        .limit(1)
+    ).one_or_none()
 
 
 def record(session: Session, review_id: int, user_id: int, judgement: str) -> SecondReview:
     if judgement not in JUDGEMENTS:
         raise SecondReviewError(f"a second review is one of: {', '.join(JUDGEMENTS)}")
-    review = session.scalars(select(SecondReview).where(SecondReview.id == review_id).with_for_update()
-                             ).one_or_none()
+    review = session.scalars(select(SecondReview).where(SecondReview.id == review_id).with_for_update()).one_or_none()
     if review is None:
         raise SecondReviewError(f"no second review {review_id}")
     if review.first_user_id == user_id:
@@ -98,21 +117,31 @@ def agreement(session: Session) -> list[Agreement]:
     pairs: dict[str, list[tuple[str, str]]] = defaultdict(list)
     waiting: Counter[str] = Counter()
     for name, first, second in session.execute(
-            select(User.name, SecondReview.first_status, SecondReview.second_status)
-            .join(User, User.id == SecondReview.first_user_id)):
+        select(User.name, SecondReview.first_status, SecondReview.second_status).join(
+            User, User.id == SecondReview.first_user_id
+        )
+    ):
         if second is None:
             waiting[name] += 1
         else:
             pairs[name].append((first, second))
-    return [Agreement(name, len(pairs[name]), sum(a == b for a, b in pairs[name]), cohen_kappa(pairs[name]),
-                      waiting[name]) for name in sorted(set(pairs) | set(waiting))]
+    return [
+        Agreement(name, len(pairs[name]), sum(a == b for a, b in pairs[name]), cohen_kappa(pairs[name]), waiting[name])
+        for name in sorted(set(pairs) | set(waiting))
+    ]
 
 
 def disagreements(session: Session, limit: int = 200) -> list[tuple[SecondReview, str, str]]:
     """Finished second reviews that disagree with the first decision: (review, first curator, second curator)."""
     first, second = aliased(User), aliased(User)
-    return [(r, a, b) for r, a, b in session.execute(
-        select(SecondReview, first.name, second.name).join(first, first.id == SecondReview.first_user_id)
-        .join(second, second.id == SecondReview.reviewer_id)
-        .where(SecondReview.second_status != SecondReview.first_status)
-        .order_by(SecondReview.id.desc()).limit(limit))]
+    return [
+        (r, a, b)
+        for r, a, b in session.execute(
+            select(SecondReview, first.name, second.name)
+            .join(first, first.id == SecondReview.first_user_id)
+            .join(second, second.id == SecondReview.reviewer_id)
+            .where(SecondReview.second_status != SecondReview.first_status)
+            .order_by(SecondReview.id.desc())
+            .limit(limit)
+        )
+    ]

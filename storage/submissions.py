@@ -32,9 +32,12 @@ def accepted_candidates(session: Session, candidate_ids: list[int] | None = None
 
 
 def last_accept(session: Session, candidate_id: int) -> Decision | None:
-    return session.scalars(select(Decision).where(Decision.candidate_id == candidate_id,
-                                                  Decision.to_status == CandidateStatus.ACCEPTED)
-                           .order_by(Decision.id.desc()).limit(1)).one_or_none()
+    return session.scalars(
+        select(Decision)
+        .where(Decision.candidate_id == candidate_id, Decision.to_status == CandidateStatus.ACCEPTED)
+        .order_by(Decision.id.desc())
+        .limit(1)
+    ).one_or_none()
 
 
 def source_name(session: Session, source_id: str) -> str:
@@ -66,13 +69,30 @@ def submission(session: Session, candidate_id: int, realm: str, *, lock: bool = 
     return session.scalars(query).one_or_none()
 
 
-def record_payload(session: Session, candidate_id: int, realm: str, *, identifier: str, schema: str,
-                   payload: dict[str, Any], digest: str, errors: list[dict[str, str]]) -> ChmSubmission:
+def record_payload(
+    session: Session,
+    candidate_id: int,
+    realm: str,
+    *,
+    identifier: str,
+    schema: str,
+    payload: dict[str, Any],
+    digest: str,
+    errors: list[dict[str, str]],
+) -> ChmSubmission:
     """Store the latest mapped document; a row not yet pushed becomes ``exported`` or ``invalid``."""
     row = submission(session, candidate_id, realm, lock=True)
     if row is None:
-        row = ChmSubmission(candidate_id=candidate_id, realm=realm, identifier=identifier, schema=schema,
-                            payload_hash=digest, status=ChmStatus.EXPORTED, attempts=0, errors=[])
+        row = ChmSubmission(
+            candidate_id=candidate_id,
+            realm=realm,
+            identifier=identifier,
+            schema=schema,
+            payload_hash=digest,
+            status=ChmStatus.EXPORTED,
+            attempts=0,
+            errors=[],
+        )
         session.add(row)
     changed = row.payload_hash != digest or row.schema != schema
     row.identifier, row.schema, row.payload, row.payload_hash = identifier, schema, payload, digest
@@ -109,8 +129,11 @@ def request_action(session: Session, candidate_id: int, realm: str, action: str)
 
 
 def submissions_of(session: Session, candidate_id: int) -> list[ChmSubmission]:
-    return list(session.scalars(select(ChmSubmission).where(ChmSubmission.candidate_id == candidate_id)
-                                .order_by(ChmSubmission.realm)))
+    return list(
+        session.scalars(
+            select(ChmSubmission).where(ChmSubmission.candidate_id == candidate_id).order_by(ChmSubmission.realm)
+        )
+    )
 
 
 def all_submissions(session: Session, realm: str | None = None) -> list[ChmSubmission]:

@@ -31,7 +31,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not FIXTURES.is_dir():
         raise pytest.UsageError(
             f"shared fixtures folder {FIXTURES} is missing: clone the project beside ../shared or set "
-            "HARVESTER_FIXTURES_DIR")
+            "HARVESTER_FIXTURES_DIR"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -126,15 +127,17 @@ def recorded_server() -> Iterator[Callable[[Route], RecordedServer]]:
         yield pool.start
 
 
-def run_crawl(*source_ids: str, replay: Path | None = None, env: dict[str, str] | None = None,
-              timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_crawl(
+    *source_ids: str, replay: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run crawls through the real Scrapy stack in a child process, as the CLI does."""
     cmd = [sys.executable, "-m", "harvester.crawl", "--quiet", *source_ids]
     if replay is not None:
         cmd += ["--replay", str(replay)]
     env = {"HARVESTER_ALLOW_PRIVATE_HOSTS": "1", **(env or {})}  # local test servers live on 127.0.0.1
-    return subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=timeout, check=False, cwd=PROJECT_ROOT)
+    return subprocess.run(
+        cmd, env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout, check=False, cwd=PROJECT_ROOT
+    )
 
 
 @pytest.fixture(scope="session")

@@ -55,11 +55,24 @@ def store_run(engine: Engine, source: str, items: list[CandidateItem], errors: i
     with transaction(engine) as session:
         ensure_source(session, source, source, "api", True, True, "h")
         run = start_run(session, source, "test", replay=True)
-        outcomes = [upsert_candidate(session, source_id=source, url=i.canonical_url or i.url,
-                                     record_hash=i.record_hash or "h", run_id=run.id, initial_status="pending",
-                                     values=candidate_values(i)).outcome for i in items]
-        stats: dict[str, Any] = {"requests": 1 + errors, "items": len(items), "errors": errors,
-                                 **{o.value: outcomes.count(o) for o in Outcome}}
+        outcomes = [
+            upsert_candidate(
+                session,
+                source_id=source,
+                url=i.canonical_url or i.url,
+                record_hash=i.record_hash or "h",
+                run_id=run.id,
+                initial_status="pending",
+                values=candidate_values(i),
+            ).outcome
+            for i in items
+        ]
+        stats: dict[str, Any] = {
+            "requests": 1 + errors,
+            "items": len(items),
+            "errors": errors,
+            **{o.value: outcomes.count(o) for o in Outcome},
+        }
         session.flush()
         stats |= field_fill_stats(session, run.id)
         stats["duration_s"] = round(time.monotonic() - started, 3)
@@ -85,12 +98,21 @@ def build(engine: Engine) -> DemoData:
         data.run_ids[source] = ids
     with transaction(engine) as session:
         add_user(session, CURATOR, "curator", PASSWORD)
-        queue = session.execute(select(Candidate.id, Candidate.criteria).where(Candidate.status == "pending")
-                                .order_by(Candidate.score.desc(), Candidate.id).limit(SCREENED)).all()
+        queue = session.execute(
+            select(Candidate.id, Candidate.criteria)
+            .where(Candidate.status == "pending")
+            .order_by(Candidate.score.desc(), Candidate.id)
+            .limit(SCREENED)
+        ).all()
         for cid, criteria in queue:
             label = int(float((criteria.get("support_type") or {}).get("score", 0)) >= 0.5)
-            decide(session, cid, "accept" if label else "reject", Actor(CURATOR, None),
-                   reason=None if label else "not_cbd_relevant")
+            decide(
+                session,
+                cid,
+                "accept" if label else "reject",
+                Actor(CURATOR, None),
+                reason=None if label else "not_cbd_relevant",
+            )
             data.decided.append((cid, label))
     retrain(engine)
     rescore(engine, threshold=THRESHOLD)

@@ -102,8 +102,11 @@ class FakeKmApi:
         return [c.route for c in self.calls]
 
     def open_workflows(self, identifier: str | None = None) -> list[dict[str, Any]]:
-        return [w for w in self.workflows.values() if w["state"] == "running"
-                and (identifier is None or w["data"]["identifier"] == identifier)]
+        return [
+            w
+            for w in self.workflows.values()
+            if w["state"] == "running" and (identifier is None or w["data"]["identifier"] == identifier)
+        ]
 
     def decide(self, workflow_id: str, action: str, reason: str = "") -> None:
         wf = self.workflows[workflow_id]
@@ -151,8 +154,12 @@ class FakeKmApi:
             return self._start(call)
         if segments == ["workflows"] and call.method == "GET":
             query = json.loads(call.query.get("q", ["{}"])[0])
-            found = [w for w in self.workflows.values() if w["data"]["identifier"] == query.get("data.identifier")
-                     and w["state"] == query.get("state", w["state"])]
+            found = [
+                w
+                for w in self.workflows.values()
+                if w["data"]["identifier"] == query.get("data.identifier")
+                and w["state"] == query.get("state", w["state"])
+            ]
             return 200, found, 0.0
         if segments[:1] == ["workflows"] and len(segments) == 2:
             wf = self.workflows.get(segments[1])
@@ -181,9 +188,15 @@ class FakeKmApi:
         previous = self.drafts.get(identifier)
         document_id = previous["documentID"] if previous else 1000 + len(self.drafts)
         title = doc.get("title") or doc.get("name") or {}
-        self.drafts[identifier] = {"identifier": identifier, "documentID": document_id, "realm": self.realm,
-                                   "workingDocumentTitle": title, "workingDocumentSummary": doc.get("summary"),
-                                   "workingDocumentMetadata": {"schema": doc["header"]["schema"]}, "body": doc}
+        self.drafts[identifier] = {
+            "identifier": identifier,
+            "documentID": document_id,
+            "realm": self.realm,
+            "workingDocumentTitle": title,
+            "workingDocumentSummary": doc.get("summary"),
+            "workingDocumentMetadata": {"schema": doc["header"]["schema"]},
+            "body": doc,
+        }
         return 200, {k: v for k, v in self.drafts[identifier].items() if k != "body"}, 0.0
 
     def _start(self, call: Call) -> tuple[int, Any, float]:
@@ -192,6 +205,11 @@ class FakeKmApi:
         if data.get("identifier") not in self.drafts and body.get("type") != "deleteRecord":
             return 400, {"message": "no draft for this identifier"}, 0.0
         wid = uuid.uuid4().hex[:24]
-        self.workflows[wid] = {"_id": wid, "type": body.get("type"), "version": body.get("version"),
-                               "state": "running", "data": data}
+        self.workflows[wid] = {
+            "_id": wid,
+            "type": body.get("type"),
+            "version": body.get("version"),
+            "state": "running",
+            "data": data,
+        }
         return 200, self.workflows[wid], 0.0

@@ -27,15 +27,19 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 MIB = 1024 * 1024
-PARAGRAPH = ("Community seed banks keep local crop varieties alive and train farmers to exchange seeds "
-             "across borders; the network links partner organisations in several countries. ")
+PARAGRAPH = (
+    "Community seed banks keep local crop varieties alive and train farmers to exchange seeds "
+    "across borders; the network links partner organisations in several countries. "
+)
 
 
 def page_html(name: str, charset_meta: str | None = None, extra: str = "") -> str:
     """A generated record page: ``Fault test page <name>`` is its title and heading."""
     meta = f'<meta charset="{charset_meta}">' if charset_meta else ""
-    return (f"<!DOCTYPE html><html lang=\"en\"><head>{meta}<title>Fault test page {name}</title></head>"
-            f"<body><main><h1>Fault test page {name}</h1><p>{PARAGRAPH * 4}</p>{extra}</main></body></html>")
+    return (
+        f'<!DOCTYPE html><html lang="en"><head>{meta}<title>Fault test page {name}</title></head>'
+        f"<body><main><h1>Fault test page {name}</h1><p>{PARAGRAPH * 4}</p>{extra}</main></body></html>"
+    )
 
 
 def title_of(name: str) -> str:
@@ -229,15 +233,30 @@ class FaultServer:
         self._server: socketserver.ThreadingTCPServer | None = None
         self._thread: threading.Thread | None = None
         self.scenarios: dict[str, Scenario] = {
-            "ok": _ok, "stall-headers": _stall_before_headers, "stall-body": _stall_mid_body,
-            "drip": _slow_drip, "reset": _reset, "close": _close_without_answer,
-            "500": _status(500), "502": _status(502), "503": _status(503),
-            "503-retry-after": _status(503, "1"), "500-retry-after": _status(500, "1"),
-            "429": _status(429, "1"), "404": _status(404), "flaky": _flaky(self),
-            "loop": _redirect_loop, "chain": _redirect_chain, "short-redirect": _short_redirect,
-            "too-large": _declared_too_large, "endless": _endless_body, "bomb": _gzip_bomb,
-            "wrong-charset": _wrong_charset, "missing-charset": _missing_charset,
-            "truncated-html": _truncated_html, "truncated-body": _truncated_body,
+            "ok": _ok,
+            "stall-headers": _stall_before_headers,
+            "stall-body": _stall_mid_body,
+            "drip": _slow_drip,
+            "reset": _reset,
+            "close": _close_without_answer,
+            "500": _status(500),
+            "502": _status(502),
+            "503": _status(503),
+            "503-retry-after": _status(503, "1"),
+            "500-retry-after": _status(500, "1"),
+            "429": _status(429, "1"),
+            "404": _status(404),
+            "flaky": _flaky(self),
+            "loop": _redirect_loop,
+            "chain": _redirect_chain,
+            "short-redirect": _short_redirect,
+            "too-large": _declared_too_large,
+            "endless": _endless_body,
+            "bomb": _gzip_bomb,
+            "wrong-charset": _wrong_charset,
+            "missing-charset": _missing_charset,
+            "truncated-html": _truncated_html,
+            "truncated-body": _truncated_body,
         }
 
     @property

@@ -51,30 +51,44 @@ class Repository:
         return header, common.Metadata(None, record.get("dc", {})), None
 
     def identify(self) -> Any:
-        return common.Identify(repositoryName="test repository", baseURL=self.base_url, protocolVersion="2.0",
-                               adminEmails=["oai@example.org"], earliestDatestamp=EARLIEST,
-                               deletedRecord="persistent", granularity="YYYY-MM-DDThh:mm:ssZ",
-                               compression=["identity"], toolkit_description=False)
+        return common.Identify(
+            repositoryName="test repository",
+            baseURL=self.base_url,
+            protocolVersion="2.0",
+            adminEmails=["oai@example.org"],
+            earliestDatestamp=EARLIEST,
+            deletedRecord="persistent",
+            granularity="YYYY-MM-DDThh:mm:ssZ",
+            compression=["identity"],
+            toolkit_description=False,
+        )
 
     def listMetadataFormats(self, identifier: str | None = None) -> list[tuple[str, str, str]]:
-        return [("oai_dc", "http://www.openarchives.org/OAI/2.0/oai_dc.xsd", "http://www.openarchives.org/OAI/2.0/oai_dc/")]
+        return [
+            ("oai_dc", "http://www.openarchives.org/OAI/2.0/oai_dc.xsd", "http://www.openarchives.org/OAI/2.0/oai_dc/")
+        ]
 
     def listSets(self) -> list[Any]:
         raise error.NoSetHierarchyError("no sets")
 
     def _select(self, from_: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
-        out = [r for r in self._records() if (from_ is None or _stamp(r["datestamp"]) >= from_)
-               and (until is None or _stamp(r["datestamp"]) <= until)]
+        out = [
+            r
+            for r in self._records()
+            if (from_ is None or _stamp(r["datestamp"]) >= from_) and (until is None or _stamp(r["datestamp"]) <= until)
+        ]
         if not out:
             raise error.NoRecordsMatchError("no records match")
         return out
 
-    def listRecords(self, metadataPrefix: str, set: str | None = None, from_: datetime | None = None,
-                    until: datetime | None = None) -> list[Any]:
+    def listRecords(
+        self, metadataPrefix: str, set: str | None = None, from_: datetime | None = None, until: datetime | None = None
+    ) -> list[Any]:
         return [self._entry(r) for r in self._select(from_, until)]
 
-    def listIdentifiers(self, metadataPrefix: str, set: str | None = None, from_: datetime | None = None,
-                        until: datetime | None = None) -> list[Any]:
+    def listIdentifiers(
+        self, metadataPrefix: str, set: str | None = None, from_: datetime | None = None, until: datetime | None = None
+    ) -> list[Any]:
         return [self._entry(r)[0] for r in self._select(from_, until)]
 
     def getRecord(self, metadataPrefix: str, identifier: str) -> Any:

@@ -142,5 +142,3 @@ class ServerPool:
     def __exit__(self, *exc: object) -> None:
         for server in self.servers:
             server.stop()
-
-

@@ -41,10 +41,13 @@ def review_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReviewDb]:
 def figures(page: Any) -> list[dict[str, Any]]:
     """Every chart on the page, once its image has loaded: points, image size, CSV link."""
     page.wait_for_function("[...document.images].every(i => i.complete)")
-    return page.eval_on_selector_all("figure.chart", """figs => figs.map(f => ({
+    return page.eval_on_selector_all(
+        "figure.chart",
+        """figs => figs.map(f => ({
         points: Number(f.dataset.points), url: f.dataset.chart,
         width: f.querySelector('img').naturalWidth, height: f.querySelector('img').naturalHeight,
-        csv: f.querySelector('a.chart-data').getAttribute('href')}))""")
+        csv: f.querySelector('a.chart-data').getAttribute('href')}))""",
+    )
 
 
 def check_charts(page: Any, expected: int) -> list[dict[str, Any]]:
@@ -60,8 +63,9 @@ def check_charts(page: Any, expected: int) -> list[dict[str, Any]]:
     return found
 
 
-def test_dashboard_source_and_classification_pages_show_their_charts(watched: tuple[Any, Watch],
-                                                                     review_db: ReviewDb) -> None:
+def test_dashboard_source_and_classification_pages_show_their_charts(
+    watched: tuple[Any, Watch], review_db: ReviewDb
+) -> None:
     page, watch = watched
     login(page, "/")
     assert path_of(page.url) == "/dashboard"

@@ -44,8 +44,15 @@ from storage.runs import ensure_source
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = os.environ.get("HARVESTER_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CURATOR, PASSWORD = "ada", "curator-pass-1"
 SECOND_CURATOR, SECOND_PASSWORD = "bob", "curator-pass-2"
@@ -54,13 +61,13 @@ HOSTILE_SOURCE = "hostile_site"
 
 # Each payload, if it ever ran, would set window.__xss to its number and (where it can) open a dialog.
 XSS_PAYLOADS = [
-    '<script>window.__xss=1;alert(1)</script>',
+    "<script>window.__xss=1;alert(1)</script>",
     '<img src=x onerror="window.__xss=2;alert(2)">',
     '<svg onload="window.__xss=3;alert(3)"></svg>',
     '"><script>window.__xss=4;alert(4)</script>',
     "'><img src=x onerror='window.__xss=5;alert(5)'>",
     '" autofocus onfocus="window.__xss=6;alert(6)" x="',
-    '</textarea><script>window.__xss=7;alert(7)</script>',
+    "</textarea><script>window.__xss=7;alert(7)</script>",
     '<a id="xss-link" href="javascript:window.__xss=8;alert(8)">click me</a>',
     '<iframe src="javascript:parent.__xss=9;parent.alert(9)"></iframe>',
     '<details open ontoggle="window.__xss=10;alert(10)"><summary>x</summary></details>',
@@ -120,9 +127,15 @@ def _store(engine: Engine, items: list[CandidateItem]) -> None:
             values = candidate_values(item)
             if item.source_id == HOSTILE_SOURCE:
                 values["criteria"] = _hostile_criteria(item)
-            upsert_candidate(session, source_id=item.source_id, url=item.canonical_url or item.url,
-                             record_hash=item.record_hash or "h", run_id=None, initial_status="pending",
-                             values=values)
+            upsert_candidate(
+                session,
+                source_id=item.source_id,
+                url=item.canonical_url or item.url,
+                record_hash=item.record_hash or "h",
+                run_id=None,
+                initial_status="pending",
+                values=values,
+            )
 
 
 def _hostile_criteria(item: CandidateItem) -> dict[str, Any]:
@@ -131,15 +144,31 @@ def _hostile_criteria(item: CandidateItem) -> dict[str, Any]:
     for name in ("title", "summary", "text"):
         text = getattr(item, name)
         start = text.index(XSS_PAYLOADS[3])
-        evidence.append({"field": name, "start": start, "end": start + len(XSS_PAYLOADS[3]),
-                         "text": XSS_PAYLOADS[1], "label": XSS_PAYLOADS[5], "detail": XSS_PAYLOADS[4]})
+        evidence.append(
+            {
+                "field": name,
+                "start": start,
+                "end": start + len(XSS_PAYLOADS[3]),
+                "text": XSS_PAYLOADS[1],
+                "label": XSS_PAYLOADS[5],
+                "detail": XSS_PAYLOADS[4],
+            }
+        )
     return {"support_type": {"score": 0.9, "evidence": evidence}, "cbd_relevance": {"score": 0.5, "evidence": []}}
 
 
 def _hostile_item() -> CandidateItem:
-    item = CandidateItem(HOSTILE_SOURCE, HOSTILE_URL, "https://example.org/list", title=HOSTILE_JOINED,
-                         summary=HOSTILE_JOINED, text=f"Training on {HOSTILE_JOINED} protected areas",
-                         organisations=list(XSS_PAYLOADS), keywords=list(XSS_PAYLOADS[:3]), countries=["KE"])
+    item = CandidateItem(
+        HOSTILE_SOURCE,
+        HOSTILE_URL,
+        "https://example.org/list",
+        title=HOSTILE_JOINED,
+        summary=HOSTILE_JOINED,
+        text=f"Training on {HOSTILE_JOINED} protected areas",
+        organisations=list(XSS_PAYLOADS),
+        keywords=list(XSS_PAYLOADS[:3]),
+        countries=["KE"],
+    )
     apply_hashes(item)
     item.canonical_url = HOSTILE_URL
     return item
@@ -155,8 +184,9 @@ def review_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReviewDb]:
     for source in ("gcf_projects", "adaptecca_cases"):  # GCF API records; feed records with multi-line summaries
         spec = load_registry()[source]
         capture = load_capture(spec.replay[0].fixture)
-        items += candidates_from_response(spec, RecordedResponse(capture.url, 200, capture.headers(),
-                                                                 capture.body)).items
+        items += candidates_from_response(
+            spec, RecordedResponse(capture.url, 200, capture.headers(), capture.body)
+        ).items
     assert len(items) > 250
     _store(engine, [*items, _hostile_item()])
     with transaction(engine) as session:
@@ -182,8 +212,13 @@ def server(review_db: ReviewDb, tmp_path_factory: pytest.TempPathFactory) -> Ite
     log_path = data_dir / "serve.log"
     env = {**os.environ, "HARVESTER_DATABASE_URL": review_db.url, "HARVESTER_DATA_DIR": str(data_dir)}
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "harvester", "serve", "--host", "127.0.0.1",
-                                 "--port", str(port)], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harvester", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -298,17 +333,24 @@ def queue_ids(page: Any) -> list[int]:
 
 
 def selected_row(page: Any) -> int:
-    return page.eval_on_selector_all("table.queue tbody tr[data-href]",
-                                     "rows => rows.findIndex(r => r.classList.contains('selected'))")
+    return page.eval_on_selector_all(
+        "table.queue tbody tr[data-href]", "rows => rows.findIndex(r => r.classList.contains('selected'))"
+    )
 
 
 def pending_ids(engine: Engine, country: str, source: str = "gcf_projects") -> list[int]:
     """The expected queue, computed in Python (not with the app's SQL): ranked by score, then id."""
     with Session(engine) as session:
-        rows = session.execute(select(Candidate.id, Candidate.score, Candidate.countries).where(
-            Candidate.status == "pending", Candidate.source_id == source)).all()
-    return [r.id for r in sorted(rows, key=lambda r: (-(r.score if r.score is not None else -1), r.id))
-            if country in (r.countries or [])]
+        rows = session.execute(
+            select(Candidate.id, Candidate.score, Candidate.countries).where(
+                Candidate.status == "pending", Candidate.source_id == source
+            )
+        ).all()
+    return [
+        r.id
+        for r in sorted(rows, key=lambda r: (-(r.score if r.score is not None else -1), r.id))
+        if country in (r.countries or [])
+    ]
 
 
 def _assert_equal(got: Any, expected: Any) -> None:
@@ -458,7 +500,9 @@ def test_review_loop_by_keyboard(watched: tuple[Any, Watch], review_db: ReviewDb
         row = candidate(engine, second)
         assert row.status == "pending"
         assert [(d.from_status, d.to_status, d.reason_code) for d in decisions(engine, second)] == [
-            ("pending", "rejected", "not_cbd_relevant"), ("rejected", "pending", "undo")]
+            ("pending", "rejected", "not_cbd_relevant"),
+            ("rejected", "pending", "undo"),
+        ]
 
     eventually(undone)
 
@@ -477,8 +521,11 @@ def test_review_loop_by_keyboard(watched: tuple[Any, Watch], review_db: ReviewDb
     assert path_of(page.url) == f"/candidates/{second}" and candidate(engine, second).status == "pending"
     with page.expect_navigation():
         page.click("#reject")
-    eventually(lambda: _assert_equal(
-        [(d.to_status, d.reason_code) for d in decisions(engine, second)][-1], ("rejected", "duplicate")))
+    eventually(
+        lambda: _assert_equal(
+            [(d.to_status, d.reason_code) for d in decisions(engine, second)][-1], ("rejected", "duplicate")
+        )
+    )
 
     # Bulk defer over a filter: the first submit only asks to confirm the exact count, the second decides.
     page.goto("/queue")
@@ -499,7 +546,10 @@ def test_review_loop_by_keyboard(watched: tuple[Any, Watch], review_db: ReviewDb
     with page.expect_navigation():
         page.click("#bulk-confirm")
     assert {k: v for k, v in query_of(page.url).items() if k not in ("message", "sig")} == {
-        "status": "pending", "source": "gcf_projects", "country": "BD"}
+        "status": "pending",
+        "source": "gcf_projects",
+        "country": "BD",
+    }
     assert page.inner_text("p.notice") == f"defer: {len(targets)} {noun} decided"
     assert queue_ids(page) == []
     assert page.inner_text("h1 small") == "0 candidates"
@@ -521,9 +571,15 @@ def test_accepting_without_edits_records_no_edit(watched: tuple[Any, Watch], rev
     page, watch = watched
     engine = review_db.engine
     with Session(engine) as session:
-        cid, original = session.execute(select(Candidate.id, Candidate.summary).where(
-            Candidate.source_id == "adaptecca_cases", Candidate.status == "pending",
-            Candidate.summary.contains("\n")).order_by(Candidate.id)).first()
+        cid, original = session.execute(
+            select(Candidate.id, Candidate.summary)
+            .where(
+                Candidate.source_id == "adaptecca_cases",
+                Candidate.status == "pending",
+                Candidate.summary.contains("\n"),
+            )
+            .order_by(Candidate.id)
+        ).first()
     login(page, f"/candidates/{cid}")
     assert page.input_value("#decision-form textarea[name=summary]") == original
     with page.expect_navigation():
@@ -542,12 +598,18 @@ def test_accepting_without_edits_records_no_edit(watched: tuple[Any, Watch], rev
 def pending_of(engine: Engine, source: str, index: int) -> int:
     """A pending candidate no other test decides: counted from the end of the source's ids."""
     with Session(engine) as session:
-        return list(session.scalars(select(Candidate.id).where(
-            Candidate.source_id == source, Candidate.status == "pending").order_by(Candidate.id.desc())))[index]
+        return list(
+            session.scalars(
+                select(Candidate.id)
+                .where(Candidate.source_id == source, Candidate.status == "pending")
+                .order_by(Candidate.id.desc())
+            )
+        )[index]
 
 
-def test_enter_in_a_field_and_choosing_a_reason_decide_nothing(watched: tuple[Any, Watch], review_db: ReviewDb,
-                                                               browser: Any, server: str) -> None:
+def test_enter_in_a_field_and_choosing_a_reason_decide_nothing(
+    watched: tuple[Any, Watch], review_db: ReviewDb, browser: Any, server: str
+) -> None:
     page, watch = watched
     engine = review_db.engine
     cid = pending_of(engine, "adaptecca_cases", 0)
@@ -568,7 +630,10 @@ def test_enter_in_a_field_and_choosing_a_reason_decide_nothing(watched: tuple[An
     def rejected() -> None:
         (decision,) = decisions(engine, cid)
         assert (decision.to_status, decision.reason_code, decision.note) == (
-            "rejected", "inactive", "checked the partner page")
+            "rejected",
+            "inactive",
+            "checked the partner page",
+        )
 
     eventually(rejected)
     assert path_of(page.url) != f"/candidates/{cid}"
@@ -619,15 +684,18 @@ def test_a_stale_undo_gets_the_conflict_a_decision_gets(browser: Any, server: st
         assert "was changed by someone else" in alert and "nothing was changed" in alert
         assert ada.inner_text(".meta .status") == "rejected"
         assert [(d.actor, d.to_status) for d in decisions(engine, cid)] == [
-            (CURATOR, "accepted"), (SECOND_CURATOR, "rejected")]
+            (CURATOR, "accepted"),
+            (SECOND_CURATOR, "rejected"),
+        ]
         shot(ada, "stale-undo.png")
     finally:
         for context in contexts:
             context.close()
 
 
-def test_two_curators_reviewing_in_parallel_never_meet_unknowingly(browser: Any, server: str,
-                                                                    review_db: ReviewDb) -> None:
+def test_two_curators_reviewing_in_parallel_never_meet_unknowingly(
+    browser: Any, server: str, review_db: ReviewDb
+) -> None:
     """Both press "review next" on the same filter: each gets a different candidate; opening the other's shows
     who has it open, and deciding continues past the candidates the other holds."""
     engine = review_db.engine
@@ -646,8 +714,10 @@ def test_two_curators_reviewing_in_parallel_never_meet_unknowingly(browser: Any,
         assert bob_first != ada_first
         assert not ada.is_visible("#claimed") and not bob.is_visible("#claimed")
         bob.goto(f"/queue?{query}")
-        assert bob.inner_text(f"table.queue tr[data-href^='/candidates/{ada_first}?'] .claimed") == \
-            f"{CURATOR} is reviewing"
+        assert (
+            bob.inner_text(f"table.queue tr[data-href^='/candidates/{ada_first}?'] .claimed")
+            == f"{CURATOR} is reviewing"
+        )
         bob.goto(f"/candidates/{ada_first}?{query}")
         assert bob.inner_text("#claimed").startswith(f"{CURATOR} is reviewing this candidate")
         shot(bob, "claimed.png")
@@ -697,7 +767,10 @@ def test_a_cluster_is_decided_once_from_the_browser(watched: tuple[Any, Watch], 
         for cid in (main, *members):
             (decision,) = decisions(engine, cid)
             assert (decision.actor, decision.to_status, decision.reason_code) == (
-                CURATOR, "rejected", "not_support_type")
+                CURATOR,
+                "rejected",
+                "not_support_type",
+            )
         assert decisions(engine, members[0])[0].note == f"cluster decision with #{main}"
 
     eventually(all_rejected)
@@ -708,8 +781,10 @@ def test_a_cluster_is_decided_once_from_the_browser(watched: tuple[Any, Watch], 
 def test_odd_ids_give_an_html_error_page(watched: tuple[Any, Watch]) -> None:
     page, watch = watched
     login(page, "/queue")
-    for path, status, title in [(f"/candidates/{2**63}", 422, "Not a valid request"),
-                                (f"/candidates/{2**31 - 1}", 404, "Not found")]:
+    for path, status, title in [
+        (f"/candidates/{2**63}", 422, "Not a valid request"),
+        (f"/candidates/{2**31 - 1}", 404, "Not found"),
+    ]:
         response = page.goto(path)
         assert response.status == status
         assert response.headers["content-type"].startswith("text/html")
@@ -736,7 +811,8 @@ def test_a_blind_second_review_of_a_sample_shows_agreement(browser: Any, server:
         with Session(review_db.engine) as session:
             first = session.get(SecondReview, review)
             assert first is not None and first.first_user_id == session.scalar(
-                select(User.id).where(User.name == CURATOR))  # never his own decision
+                select(User.id).where(User.name == CURATOR)
+            )  # never his own decision
             cid, first_status = first.candidate_id, first.first_status
         blind = bob.inner_text("#blind")
         assert candidate(review_db.engine, cid).title in blind
@@ -787,8 +863,13 @@ def _no_injected_markup(page: Any) -> None:
         [...el.attributes].some(a => a.name.startsWith('on') || a.value.trim().toLowerCase().startsWith('javascript:'))
       ).map(el => el.outerHTML.slice(0, 120))""")
     assert injected == []
-    assert page.evaluate("document.querySelectorAll('main script, main iframe, main svg, main img, "
-                         "main details:not(.bulk), main b, #xss-link').length") == 0
+    assert (
+        page.evaluate(
+            "document.querySelectorAll('main script, main iframe, main svg, main img, "
+            "main details:not(.bulk), main b, #xss-link').length"
+        )
+        == 0
+    )
 
 
 def test_harvested_payloads_never_run(watched: tuple[Any, Watch], review_db: ReviewDb) -> None:

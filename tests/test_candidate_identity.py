@@ -32,9 +32,15 @@ def test_the_key_is_the_partner_identity_else_the_canonical_url() -> None:
 
 def _store(session, key: str | None, url: str, record_hash: str, title: str) -> Outcome:
     ensure_source(session, SOURCE, "Dryad", "oai", True, True, "h")
-    return upsert_candidate(session, source_id=SOURCE, url=url, record_hash=record_hash, run_id=None,
-                            initial_status=CandidateStatus.PENDING,
-                            values={"record_key": key, "title": title, "fetched_url": "http://oai/p1"}).outcome
+    return upsert_candidate(
+        session,
+        source_id=SOURCE,
+        url=url,
+        record_hash=record_hash,
+        run_id=None,
+        initial_status=CandidateStatus.PENDING,
+        values={"record_key": key, "title": title, "fetched_url": "http://oai/p1"},
+    ).outcome
 
 
 def test_records_sharing_a_url_are_distinct_candidates_and_a_moved_record_stays_one(db_engine: Engine) -> None:
@@ -49,9 +55,11 @@ def test_records_sharing_a_url_are_distinct_candidates_and_a_moved_record_stays_
     with transaction(db_engine) as session:
         rows = {c.identity_key: (c.url, c.title) for c in session.scalars(select(Candidate))}
         gone = mark_gone_keys(session, SOURCE, ["key:oai:x:3"], "deleted at source", None)
-    assert rows == {"key:oai:x:1": (LANDING, "Record 1"),
-                    "key:oai:x:2": ("http://hdl.handle.net/10255/moved", "Record 2"),
-                    "key:oai:x:3": (LANDING, "Record 3")}
+    assert rows == {
+        "key:oai:x:1": (LANDING, "Record 1"),
+        "key:oai:x:2": ("http://hdl.handle.net/10255/moved", "Record 2"),
+        "key:oai:x:3": (LANDING, "Record 3"),
+    }
     assert gone == 1
     with transaction(db_engine) as session:
         flags = {c.identity_key: c.gone_at_source for c in session.scalars(select(Candidate))}
@@ -81,23 +89,34 @@ OLD_ROWS = [  # (url, record_key) as stored keyed by (source, url) before 0012
 def test_migration_0012_keys_existing_rows_so_recrawls_find_them(engine_at_0010: Engine) -> None:
     engine = engine_at_0010
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO sources (id, name, kind, verified, enabled, config_hash) "
-                          "VALUES (:id, 'Dryad', 'oai', true, true, 'h')"), {"id": SOURCE})
+        conn.execute(
+            text(
+                "INSERT INTO sources (id, name, kind, verified, enabled, config_hash) "
+                "VALUES (:id, 'Dryad', 'oai', true, true, 'h')"
+            ),
+            {"id": SOURCE},
+        )
         for n, (url, key) in enumerate(OLD_ROWS):
-            conn.execute(text(
-                "INSERT INTO candidates (source_id, url, record_key, fetched_url, title, organisations, countries, "
-                "regions, keywords, extra, provenance, criteria, tags, status, gone_at_source, changed_since_review, "
-                "record_hash, curator_edits, version_id) VALUES (:s, :url, :key, 'http://oai/p1', :title, '[]', '[]', "
-                "'[]', '[]', '{}', '{}', '{}', '{}', 'accepted', false, false, :hash, '{}', 1)"),
-                {"s": SOURCE, "url": url, "key": key, "title": f"Seed banks {n}", "hash": f"h{n}"})
+            conn.execute(
+                text(
+                    "INSERT INTO candidates (source_id, url, record_key, fetched_url, title, organisations, "
+                    "countries, "
+                    "regions, keywords, extra, provenance, criteria, tags, status, gone_at_source, changed_since_review, "
+                    "record_hash, curator_edits, version_id) VALUES (:s, :url, :key, 'http://oai/p1', :title, '[]', '[]', "
+                    "'[]', '[]', '{}', '{}', '{}', '{}', 'accepted', false, false, :hash, '{}', 1)"
+                ),
+                {"s": SOURCE, "url": url, "key": key, "title": f"Seed banks {n}", "hash": f"h{n}"},
+            )
     command.upgrade(alembic_config(engine), "heads")
 
     with transaction(engine) as session:
         keys = [c.identity_key for c in session.scalars(select(Candidate).order_by(Candidate.id))]
-    assert keys == ["url:https://www.thegef.org/projects-operations/projects/10235",
-                    "key:oai:datadryad.org:10255/dryad.87899",
-                    "key:oai:datadryad.org:10255/dryad.63781",
-                    "url:http://hdl.handle.net/10255/dryad.63781"], "the oldest row keeps a repeated key"
+    assert keys == [
+        "url:https://www.thegef.org/projects-operations/projects/10235",
+        "key:oai:datadryad.org:10255/dryad.87899",
+        "key:oai:datadryad.org:10255/dryad.63781",
+        "url:http://hdl.handle.net/10255/dryad.63781",
+    ], "the oldest row keeps a repeated key"
     with transaction(engine) as session:
         outcomes = [_store(session, key, url, f"h{n}", f"Seed banks {n}") for n, (url, key) in enumerate(OLD_ROWS[:2])]
         count = session.scalar(select(Candidate.id).order_by(Candidate.id.desc()).limit(1))

@@ -70,6 +70,7 @@ def series(chart: Chart, name: str) -> list[tuple[object, float]]:
 
 # ---- rendering ---------------------------------------------------------------------------------------
 
+
 def test_a_chart_renders_as_svg_and_png_and_its_csv_holds_every_point() -> None:
     chart = Chart("Recall", "screened", "found")
     line = chart.add_series("model")
@@ -83,8 +84,14 @@ def test_a_chart_renders_as_svg_and_png_and_its_csv_holds_every_point() -> None:
     assert {t.text for t in root.iter(f"{SVG_NS}text")} >= {"Recall", "screened", "found", "model", "random"}
     assert render(chart, "png").startswith(PNG_MAGIC)
     assert chart.points == 3  # the baseline is not data
-    assert chart.to_csv().splitlines() == ["series,screened,found", "model,0,0", "model,10,4", "model,20,7.5",
-                                           "random,0,0", "random,20,7.5"]
+    assert chart.to_csv().splitlines() == [
+        "series,screened,found",
+        "model,0,0",
+        "model,10,4",
+        "model,20,7.5",
+        "random,0,0",
+        "random,20,7.5",
+    ]
 
 
 def test_an_empty_chart_says_so_instead_of_drawing_nothing() -> None:
@@ -108,8 +115,10 @@ def test_series_differ_by_colour_marker_and_dash() -> None:
 
 # ---- numbers against the database --------------------------------------------------------------------
 
-def test_acceptance_rate_is_accepted_over_decided_per_source(demo: tuple[Engine, DemoData, str],
-                                                             client: TestClient) -> None:
+
+def test_acceptance_rate_is_accepted_over_decided_per_source(
+    demo: tuple[Engine, DemoData, str], client: TestClient
+) -> None:
     engine, data, _ = demo
     with Session(engine) as session:
         chart = q.acceptance_rate(session)
@@ -118,8 +127,9 @@ def test_acceptance_rate_is_accepted_over_decided_per_source(demo: tuple[Engine,
     for cid, label in data.decided:  # the screening as it was done, counted here in Python
         by_source.setdefault(sources[cid], []).append(label)
     assert len(by_source) == 2
-    assert series(chart, "accepted / decided") == [(s, pytest.approx(sum(v) / len(v)))
-                                                   for s, v in sorted(by_source.items())]
+    assert series(chart, "accepted / decided") == [
+        (s, pytest.approx(sum(v) / len(v))) for s, v in sorted(by_source.items())
+    ]
     page = client.get("/sources/adaptecca_cases").text
     labels = by_source["adaptecca_cases"]
     assert f'data-accepted="{sum(labels)}" data-decided="{len(labels)}"' in page
@@ -152,8 +162,11 @@ def test_run_charts_are_the_run_stats(demo: tuple[Engine, DemoData, str]) -> Non
     assert series(counts, "new") == [(ids[0], n), (ids[1], 0), (ids[2], 0)]
     assert series(counts, "updated") == [(ids[0], 0), (ids[1], 5), (ids[2], n)]
     assert series(counts, "not_modified") == [(ids[0], 0), (ids[1], n - 5), (ids[2], 0)]
-    assert series(counts, "errors") == [(i, runs[i].stats["errors"]) for i in ids] == [(ids[0], 0), (ids[1], 0),
-                                                                                      (ids[2], 3)]
+    assert (
+        series(counts, "errors")
+        == [(i, runs[i].stats["errors"]) for i in ids]
+        == [(ids[0], 0), (ids[1], 0), (ids[2], 3)]
+    )
     summary = series(fill, "summary")
     assert summary == [(i, runs[i].stats["field_fill"]["summary"]) for i in ids]
     assert summary[0][1] > 0.9 and summary[-1][1] == 0.0  # the drift shows as a drop
@@ -164,8 +177,10 @@ def test_score_distribution_shares_per_status(demo: tuple[Engine, DemoData, str]
     engine, _, _ = demo
     with Session(engine) as session:
         chart = q.score_distribution(session)
-        scores = {status: session.scalars(select(Candidate.score).where(Candidate.status == status)).all()
-                  for status in ("pending", "accepted", "rejected")}
+        scores = {
+            status: session.scalars(select(Candidate.score).where(Candidate.status == status)).all()
+            for status in ("pending", "accepted", "rejected")
+        }
     for status, values in scores.items():
         (s,) = [s for s in chart.series if s.name == f"{status} ({len(values)})"]
         assert sum(s.y) == pytest.approx(1.0)
@@ -174,7 +189,8 @@ def test_score_distribution_shares_per_status(demo: tuple[Engine, DemoData, str]
 
 
 def test_recall_curve_and_model_versions_are_the_decisions_and_stored_figures(
-        demo: tuple[Engine, DemoData, str]) -> None:
+    demo: tuple[Engine, DemoData, str],
+) -> None:
     engine, data, _ = demo
     with Session(engine) as session:
         curve = q.recall_curve(session)
@@ -195,8 +211,17 @@ def test_decision_sequence_drops_what_was_undone(db_engine: Engine) -> None:
 
         ensure_source(session, "s", "s", "api", True, True, "h")
         for i in range(3):
-            session.add(Candidate(source_id="s", identity_key=f"key:{i}", url=f"https://example.org/{i}",
-                                  fetched_url="x", record_hash="h", status="pending", score=0.5))
+            session.add(
+                Candidate(
+                    source_id="s",
+                    identity_key=f"key:{i}",
+                    url=f"https://example.org/{i}",
+                    fetched_url="x",
+                    record_hash="h",
+                    status="pending",
+                    score=0.5,
+                )
+            )
     with transaction(db_engine) as session:
         ids = session.scalars(select(Candidate.id).order_by(Candidate.id)).all()
         decide(session, ids[0], "accept", Actor("ada"))
@@ -231,8 +256,9 @@ def test_every_chart_on_a_page_has_data_an_svg_and_its_csv(client: TestClient, p
         assert f'href="{url}.csv"' in page.text and f'src="{url}.svg"' in page.text
 
 
-def test_dashboard_shows_open_alerts_and_the_remaining_estimate(client: TestClient,
-                                                                demo: tuple[Engine, DemoData, str]) -> None:
+def test_dashboard_shows_open_alerts_and_the_remaining_estimate(
+    client: TestClient, demo: tuple[Engine, DemoData, str]
+) -> None:
     engine, _, _ = demo
     with Session(engine) as session:
         estimate, stopping = q.remaining(session)
@@ -266,6 +292,7 @@ def test_charts_need_login_and_unknown_ones_are_404(client: TestClient, demo: tu
 
 # ---- command line ------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def demo_env(demo: tuple[Engine, DemoData, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("HARVESTER_DATABASE_URL", demo[2])
@@ -276,8 +303,7 @@ def demo_env(demo: tuple[Engine, DemoData, str], monkeypatch: pytest.MonkeyPatch
     dispose_engines()
 
 
-def test_runs_plot_writes_the_run_history(demo_env: None, demo: tuple[Engine, DemoData, str],
-                                          tmp_path: Path) -> None:
+def test_runs_plot_writes_the_run_history(demo_env: None, demo: tuple[Engine, DemoData, str], tmp_path: Path) -> None:
     out = tmp_path / "runs.svg"
     result = CliRunner().invoke(cli, ["runs", "--plot", str(out)])
     assert result.exit_code == 0, result.output
@@ -295,11 +321,14 @@ def test_runs_plot_writes_the_run_history(demo_env: None, demo: tuple[Engine, De
 def test_classify_eval_plot_writes_the_recall_curve(tmp_path: Path) -> None:
     from tests.test_classify_eval import TINY, write_jsonl
 
-    path = write_jsonl(tmp_path / "tiny.jsonl", [{"id": i, "title": t, "text": x, "label": y, "lang": lang}
-                                                 for i, t, x, y, lang in TINY])
+    path = write_jsonl(
+        tmp_path / "tiny.jsonl",
+        [{"id": i, "title": t, "text": x, "label": y, "lang": lang} for i, t, x, y, lang in TINY],
+    )
     out = tmp_path / "recall.svg"
-    result = CliRunner().invoke(cli, ["classify", "eval", str(path), "--simulate", "--step", "2", "--json",
-                                      "--plot", str(out)])
+    result = CliRunner().invoke(
+        cli, ["classify", "eval", str(path), "--simulate", "--step", "2", "--json", "--plot", str(out)]
+    )
     assert result.exit_code == 0, result.output
     sim = json.loads(result.stdout)["simulation"]
     chart = simulation_chart(sim)

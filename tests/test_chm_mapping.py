@@ -24,8 +24,10 @@ GOLDEN = {
     "gef_projects-10233": ("gef_projects", "10233"),
     "gcf_projects-FP001": ("gcf_projects", "FP001"),
     "climate_adapt_cases-maharees": (
-        "climate_adapt_cases", "https://climate-adapt.eea.europa.eu/en/metadata/case-studies/"
-        "community-led-partnership-for-coastal-restoration-in-the-maharees-peninsula-ireland"),
+        "climate_adapt_cases",
+        "https://climate-adapt.eea.europa.eu/en/metadata/case-studies/"
+        "community-led-partnership-for-coastal-restoration-in-the-maharees-peninsula-ireland",
+    ),
     "elsa_undp-elsaR-fr": ("elsa_undp", "https://elsa-undp.github.io/elsar/fr/articles/elsaR.html"),
     "elsa_undp-elsaR-es": ("elsa_undp", "https://elsa-undp.github.io/elsar/es/articles/elsaR.html"),
 }
@@ -36,8 +38,10 @@ def recorded_document(source_id: str, key: str) -> dict[str, Any]:
     return prepare_one(input_from_item(harvest(source_id)[key], spec.name, first_seen=FIRST_SEEN)).document
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if GOLDEN[n][0] == "gef_projects" else [])
-                                  for n in sorted(GOLDEN)])  # the GEF record needs the whole 5,892-row export
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=[pytest.mark.slow] if GOLDEN[n][0] == "gef_projects" else []) for n in sorted(GOLDEN)],
+)  # the GEF record needs the whole 5,892-row export
 def test_recorded_record_maps_to_its_golden_chm_document(name: str) -> None:
     doc = recorded_document(*GOLDEN[name])
     path = EXPECTED / f"{name}.json"
@@ -63,17 +67,26 @@ def test_golden_documents_carry_the_record_language_and_classifier_tags() -> Non
 
 def test_identifier_is_a_deterministic_uuid5_of_the_canonical_url() -> None:
     url = "https://www.thegef.org/projects-operations/projects/10233"
-    assert chm_identifier(url) == chm_identifier(url) == recorded_document("gef_projects", "10233")["header"][
-        "identifier"]
+    assert (
+        chm_identifier(url) == chm_identifier(url) == recorded_document("gef_projects", "10233")["header"]["identifier"]
+    )
     assert chm_identifier(url) != chm_identifier(url + "1")
     assert chm_identifier(url) == chm_identifier(url).upper() and len(chm_identifier(url)) == 36
 
 
 def _record(**changes: Any) -> ChmInput:
-    base = ChmInput(candidate_id=7, source_id="s", source_name="Partner DB", url="https://example.org/r/1",
-                    title="Seed bank training", summary="A course.", organisations=["Centre A"], published="2024-05",
-                    language="en", tags={"cbdSubjects": ["CBD-SUBJECT-AGR"], "gbfTargets": ["GBF-TARGET-20"],
-                                         "countryRegions": ["ke"]})
+    base = ChmInput(
+        candidate_id=7,
+        source_id="s",
+        source_name="Partner DB",
+        url="https://example.org/r/1",
+        title="Seed bank training",
+        summary="A course.",
+        organisations=["Centre A"],
+        published="2024-05",
+        language="en",
+        tags={"cbdSubjects": ["CBD-SUBJECT-AGR"], "gbfTargets": ["GBF-TARGET-20"], "countryRegions": ["ke"]},
+    )
     for name, value in changes.items():
         setattr(base, name, value)
     return base
@@ -127,9 +140,12 @@ def test_bad_identifier_date_words_terms_types_and_unknown_fields() -> None:
     doc["resourceTypes"] = {"identifier": "7BBF86FE-68E5-4ED8-8174-7DD8D302C583"}
     doc["colour"] = "green"
     assert codes(doc) == {
-        ("Error.InvalidValue", "header.identifier"), ("Error.InvalidValue", "publicationDate"),
-        ("Error.InvalidValue", "summary.en"), ("Error.UnexpectedTerm", "gbfTargets[0]"),
-        ("Error.UnexpectedTerm", "countryRegions[0]"), ("Error.InvalidType", "resourceTypes"),
+        ("Error.InvalidValue", "header.identifier"),
+        ("Error.InvalidValue", "publicationDate"),
+        ("Error.InvalidValue", "summary.en"),
+        ("Error.UnexpectedTerm", "gbfTargets[0]"),
+        ("Error.UnexpectedTerm", "countryRegions[0]"),
+        ("Error.InvalidType", "resourceTypes"),
         ("Error.InvalidProperty", "colour"),
     }
 
@@ -142,14 +158,30 @@ def test_mapping_cuts_the_summary_to_300_words() -> None:
 def test_capacity_building_needs_the_curator_supplied_mandatory_fields() -> None:
     bare = map_candidate(_record(schema="capacityBuildingInitiative"))
     assert {p for c, p in codes(bare) if c == "Error.Mandatory"} == {
-        "contacts", "geographicScope", "status", "startDate", "endDate", "durationPeriod", "durationText",
-        "isProjectProgramme"}
-    curated = map_candidate(_record(schema="capacityBuildingInitiative", curated={
-        "contacts": [{"identifier": "1767A775-F4F9-B597-41AC-CE56536F28F5@2"}],
-        "geographicScope": {"identifier": "C7D6719B-1B8C-4A2A-A1F5-7D5E7B1E0D11"},
-        "status": {"identifier": "73E2AC27-7B5A-4A2E-8F86-5F0D62D9B1B4"},
-        "startDate": "2024-01-01", "endDate": "2026-12-31", "durationPeriod": 3, "durationText": "Years",
-        "isProjectProgramme": True}))
+        "contacts",
+        "geographicScope",
+        "status",
+        "startDate",
+        "endDate",
+        "durationPeriod",
+        "durationText",
+        "isProjectProgramme",
+    }
+    curated = map_candidate(
+        _record(
+            schema="capacityBuildingInitiative",
+            curated={
+                "contacts": [{"identifier": "1767A775-F4F9-B597-41AC-CE56536F28F5@2"}],
+                "geographicScope": {"identifier": "C7D6719B-1B8C-4A2A-A1F5-7D5E7B1E0D11"},
+                "status": {"identifier": "73E2AC27-7B5A-4A2E-8F86-5F0D62D9B1B4"},
+                "startDate": "2024-01-01",
+                "endDate": "2026-12-31",
+                "durationPeriod": 3,
+                "durationText": "Years",
+                "isProjectProgramme": True,
+            },
+        )
+    )
     assert validate(curated) == []
     assert curated["header"]["schema"] == "capacityBuildingInitiative"
 
@@ -157,10 +189,24 @@ def test_capacity_building_needs_the_curator_supplied_mandatory_fields() -> None
 def test_organization_needs_city_country_phones_emails_and_type() -> None:
     bare = map_candidate(_record(schema="organization"))
     assert {p for c, p in codes(bare) if c == "Error.Mandatory"} == {
-        "city", "country", "phones", "emails", "organizationType"}
-    curated = map_candidate(_record(schema="organization", curated={
-        "city": {"en": "Nairobi"}, "country": {"identifier": "ke"}, "phones": ["+254 20 000000"],
-        "emails": ["info@example.org"], "organizationType": {"identifier": "86D464C3-0F2B-4D2E-9A3B-6D1E3A5C1F00"}}))
+        "city",
+        "country",
+        "phones",
+        "emails",
+        "organizationType",
+    }
+    curated = map_candidate(
+        _record(
+            schema="organization",
+            curated={
+                "city": {"en": "Nairobi"},
+                "country": {"identifier": "ke"},
+                "phones": ["+254 20 000000"],
+                "emails": ["info@example.org"],
+                "organizationType": {"identifier": "86D464C3-0F2B-4D2E-9A3B-6D1E3A5C1F00"},
+            },
+        )
+    )
     assert validate(curated) == []
     assert curated["name"] == {"en": "Centre A"}
 
@@ -193,12 +239,26 @@ def test_every_record_of_every_verified_capture_maps_and_valid_ones_are_exactly_
 
 def test_notes_say_field_by_field_what_was_inferred_and_what_a_curator_checked() -> None:
     record = ChmInput(
-        candidate_id=7, source_id="new_site", source_name="A new site", url="https://example.org/a",
-        title="Kenya drought plan", summary="A plan.", language="en", published="2025",
-        provenance={"title": "jsonld:headline", "countries": "inferred:text", "published": "meta:citation_date",
-                    "flags": {"title": ["title-cleaned"], "countries": ["country-inferred-from-text"],
-                              "published": ["date-year-only"]}},
-        curator_edits={"title": "Kenya drought plan"})
+        candidate_id=7,
+        source_id="new_site",
+        source_name="A new site",
+        url="https://example.org/a",
+        title="Kenya drought plan",
+        summary="A plan.",
+        language="en",
+        published="2025",
+        provenance={
+            "title": "jsonld:headline",
+            "countries": "inferred:text",
+            "published": "meta:citation_date",
+            "flags": {
+                "title": ["title-cleaned"],
+                "countries": ["country-inferred-from-text"],
+                "published": ["date-year-only"],
+            },
+        },
+        curator_edits={"title": "Kenya drought plan"},
+    )
     notes = map_candidate(record)["notes"]
     assert "fields: title: curator-edited [title-cleaned]" in notes
     assert "countries: inferred-from-text (inferred:text) [country-inferred-from-text]" in notes

@@ -55,9 +55,15 @@ def store_accepted(engine: Engine, count: int) -> list[int]:
     with transaction(engine) as session:
         ensure_source(session, spec.id, spec.name, spec.kind.value, True, True, "h")
         for item in items:
-            result = upsert_candidate(session, source_id=spec.id, url=item.canonical_url or item.url,
-                                      record_hash=item.record_hash or "h", run_id=None, initial_status="pending",
-                                      values=candidate_values(item))
+            result = upsert_candidate(
+                session,
+                source_id=spec.id,
+                url=item.canonical_url or item.url,
+                record_hash=item.record_hash or "h",
+                run_id=None,
+                initial_status="pending",
+                values=candidate_values(item),
+            )
             decide(session, result.candidate_id, "accept", Actor("ada"))
             ids.append(result.candidate_id)
     return ids
@@ -79,8 +85,14 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 def settings_for(fake: FakeKmApi, **changes: object) -> Settings:
-    return Settings(chm_api_base=fake.base_url, chm_realm=fake.realm, chm_email=EMAIL, chm_password=PASSWORD,
-                    chm_retry_backoff=0, **changes)
+    return Settings(
+        chm_api_base=fake.base_url,
+        chm_realm=fake.realm,
+        chm_email=EMAIL,
+        chm_password=PASSWORD,
+        chm_retry_backoff=0,
+        **changes,
+    )
 
 
 def statuses(engine: Engine) -> dict[int, str]:
@@ -94,7 +106,8 @@ def identifiers(engine: Engine) -> dict[int, str]:
 
 
 def test_push_signs_in_once_then_validates_saves_drafts_and_requests_publication_in_order(
-        db_engine: Engine, fake: FakeKmApi) -> None:
+    db_engine: Engine, fake: FakeKmApi
+) -> None:
     ids = store_accepted(db_engine, 2)
     summary = push(db_engine, settings_for(fake))
     idents = identifiers(db_engine)
@@ -136,7 +149,8 @@ def test_an_unchanged_record_is_not_pushed_again_and_an_approval_is_polled(engin
 
 
 def test_an_edited_accepted_record_cancels_its_open_request_and_makes_a_new_draft_and_request(
-        engine: Engine, fake: FakeKmApi) -> None:
+    engine: Engine, fake: FakeKmApi
+) -> None:
     [cid] = store_accepted(engine, 1)
     push(engine, settings_for(fake))
     ident = identifiers(engine)[cid]
@@ -145,8 +159,13 @@ def test_an_edited_accepted_record_cancels_its_open_request_and_makes_a_new_draf
         decide(session, cid, "accept", Actor("ada"), edits={"title": "Maharees dunes: community restoration"})
     start = len(fake.calls)
     push(engine, settings_for(fake))
-    assert fake.routes()[start:] == [TOKEN, f"DELETE /api/v2013/workflows/{old}", VALIDATE, draft_route(ident),
-                                     WORKFLOWS]
+    assert fake.routes()[start:] == [
+        TOKEN,
+        f"DELETE /api/v2013/workflows/{old}",
+        VALIDATE,
+        draft_route(ident),
+        WORKFLOWS,
+    ]
     assert fake.workflows[old]["state"] == "cancelled"
     assert len(fake.open_workflows(ident)) == 1
     assert fake.drafts[ident]["body"]["title"] == {"en": "Maharees dunes: community restoration"}
@@ -165,8 +184,11 @@ def test_an_expired_token_is_refreshed_once_and_the_call_repeated(engine: Engine
     client._token = "stale-token"
     wid = fake.open_workflows(ident)[0]["_id"]
     assert client.workflow(wid)["state"] == "running"
-    assert [c.route for c in fake.calls[-3:]] == [f"GET /api/v2013/workflows/{wid}", TOKEN,
-                                                  f"GET /api/v2013/workflows/{wid}"]
+    assert [c.route for c in fake.calls[-3:]] == [
+        f"GET /api/v2013/workflows/{wid}",
+        TOKEN,
+        f"GET /api/v2013/workflows/{wid}",
+    ]
     assert fake.calls[-3].headers["authorization"] == "Bearer stale-token"
     assert fake.calls[-1].headers["authorization"] != "Bearer stale-token"
 
@@ -184,13 +206,17 @@ def test_server_validation_errors_and_a_400_are_shown_to_the_curator(engine: Eng
     export(engine, engine_out := Path(str(engine.url.database)).parent / "out", fake.realm)
     idents = identifiers(engine)
     fake.validation_errors[idents[ids[0]]] = [{"code": "Error.Mandatory", "property": "organizations"}]
-    fake.draft_rejections[idents[ids[1]]] = {"message": "Bad document", "errors": [
-        {"code": "Error.InvalidProperty", "property": "notes", "message": "not allowed"}]}
+    fake.draft_rejections[idents[ids[1]]] = {
+        "message": "Bad document",
+        "errors": [{"code": "Error.InvalidProperty", "property": "notes", "message": "not allowed"}],
+    }
     summary = push(engine, settings_for(fake))
     with transaction(engine) as session:
         rows = {r.candidate_id: r for r in session.scalars(select(ChmSubmission))}
         assert (rows[ids[0]].status, rows[ids[0]].errors) == (
-            ChmStatus.INVALID, [{"code": "Error.Mandatory", "property": "organizations", "detail": ""}])
+            ChmStatus.INVALID,
+            [{"code": "Error.Mandatory", "property": "organizations", "detail": ""}],
+        )
         assert rows[ids[1]].status == ChmStatus.FAILED and rows[ids[1]].permanent_error
         assert rows[ids[1]].errors == [{"code": "Error.InvalidProperty", "property": "notes", "detail": "not allowed"}]
     assert [p["permanent"] for p in summary.problems] == [True]
@@ -201,7 +227,8 @@ def test_server_validation_errors_and_a_400_are_shown_to_the_curator(engine: Eng
 
 
 def test_a_5xx_is_retried_with_backoff_and_a_lasting_outage_retried_on_the_next_run(
-        engine: Engine, fake: FakeKmApi) -> None:
+    engine: Engine, fake: FakeKmApi
+) -> None:
     [cid] = store_accepted(engine, 1)
     fake.fail(VALIDATE, 502, 503)
     push(engine, settings_for(fake))
@@ -243,7 +270,8 @@ def test_withdraw_cancels_the_open_request_and_deletes_the_draft(engine: Engine,
 
 
 def test_production_needs_the_explicit_flag_and_credentials_come_from_the_environment(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     assert resolve_target(Settings()).base_url == "https://api.cbddev.xyz"
     assert resolve_target(Settings()).realm == "CHM-DEV"
     with pytest.raises(ChmConfigError, match="--production"):
@@ -259,7 +287,8 @@ def test_production_needs_the_explicit_flag_and_credentials_come_from_the_enviro
 
 
 def test_export_writes_documents_manifest_and_plan_and_makes_no_network_call(
-        harvester_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    harvester_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     upgrade()
     from storage.db import get_engine
 
@@ -289,19 +318,33 @@ def test_export_writes_documents_manifest_and_plan_and_makes_no_network_call(
         assert validate(json.loads(written)) == []  # every exported document passes local validation
     plan = [json.loads(line) for line in (out / "push-plan.jsonl").read_text().splitlines()]
     assert [(p["method"], p["path"].split("?")[0]) for p in plan][:4] == [
-        ("POST", "/api/v2013/authentication/token"), ("PUT", "/api/v2013/documents/x/validate"),
-        ("PUT", f"/api/v2013/documents/{manifest[0]['identifier']}/versions/draft"), ("POST", "/api/v2013/workflows")]
+        ("POST", "/api/v2013/authentication/token"),
+        ("PUT", "/api/v2013/documents/x/validate"),
+        ("PUT", f"/api/v2013/documents/{manifest[0]['identifier']}/versions/draft"),
+        ("POST", "/api/v2013/workflows"),
+    ]
     assert len(plan) == 1 + 3 * 2
     status = CliRunner().invoke(cli, ["chm", "status", "--json"])
     assert [r["status"] for r in json.loads(status.output)] == ["exported", "exported", "invalid"]
 
 
 def _push_child(db_url: str, fake: FakeKmApi) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HARVESTER_DATABASE_URL": db_url, "HARVESTER_CHM_API_BASE": fake.base_url,
-           "HARVESTER_CHM_REALM": fake.realm, "HARVESTER_CHM_EMAIL": EMAIL, "HARVESTER_CHM_PASSWORD": PASSWORD,
-           "HARVESTER_CHM_RETRY_BACKOFF": "0"}
-    return subprocess.Popen([sys.executable, "-c", "from harvester.cli.main import main; main()", "chm", "push"],
-                            env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "HARVESTER_DATABASE_URL": db_url,
+        "HARVESTER_CHM_API_BASE": fake.base_url,
+        "HARVESTER_CHM_REALM": fake.realm,
+        "HARVESTER_CHM_EMAIL": EMAIL,
+        "HARVESTER_CHM_PASSWORD": PASSWORD,
+        "HARVESTER_CHM_RETRY_BACKOFF": "0",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", "from harvester.cli.main import main; main()", "chm", "push"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _kill_when(child: subprocess.Popen[bytes], condition: Callable[[], bool]) -> None:
@@ -319,8 +362,7 @@ def _kill_when(child: subprocess.Popen[bytes], condition: Callable[[], bool]) ->
 
 
 @pytest.mark.slow
-def test_a_push_killed_mid_call_resumes_without_duplicate_drafts_or_requests(
-        tmp_path: Path, fake: FakeKmApi) -> None:
+def test_a_push_killed_mid_call_resumes_without_duplicate_drafts_or_requests(tmp_path: Path, fake: FakeKmApi) -> None:
     db_url = f"sqlite:///{tmp_path / 'kill.sqlite3'}"
     engine = make_engine(db_url)
     upgrade(engine)
@@ -356,8 +398,7 @@ def test_a_push_killed_mid_call_resumes_without_duplicate_drafts_or_requests(
     engine.dispose()
 
 
-def test_sync_exports_always_and_pushes_only_with_credentials(tmp_path: Path, engine: Engine,
-                                                              fake: FakeKmApi) -> None:
+def test_sync_exports_always_and_pushes_only_with_credentials(tmp_path: Path, engine: Engine, fake: FakeKmApi) -> None:
     from harvester.chm import sync
 
     store_accepted(engine, 1)
@@ -369,16 +410,24 @@ def test_sync_exports_always_and_pushes_only_with_credentials(tmp_path: Path, en
 
 
 def test_curate_chooses_capacity_building_and_push_refuses_production_without_the_flag(
-        harvester_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    harvester_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     upgrade()
     from storage.db import get_engine
 
     [cid] = store_accepted(get_engine(), 1)
     data = tmp_path / "cdi.json"
-    data.write_text(json.dumps({"contacts": [{"identifier": "1767A775-F4F9-B597-41AC-CE56536F28F5@2"}],
-                                "geographicScope": {"identifier": "C7D6719B-1B8C-4A2A-A1F5-7D5E7B1E0D11"}}))
-    result = CliRunner().invoke(cli, ["chm", "curate", str(cid), "--schema", "capacityBuildingInitiative",
-                                      "--data", str(data), "--as", "ada"])
+    data.write_text(
+        json.dumps(
+            {
+                "contacts": [{"identifier": "1767A775-F4F9-B597-41AC-CE56536F28F5@2"}],
+                "geographicScope": {"identifier": "C7D6719B-1B8C-4A2A-A1F5-7D5E7B1E0D11"},
+            }
+        )
+    )
+    result = CliRunner().invoke(
+        cli, ["chm", "curate", str(cid), "--schema", "capacityBuildingInitiative", "--data", str(data), "--as", "ada"]
+    )
     assert result.exit_code == 0, result.output
     assert "invalid:" in result.output and "Error.Mandatory status" in result.output
     assert "Error.Mandatory contacts" not in result.output
@@ -390,16 +439,22 @@ def test_curate_chooses_capacity_building_and_push_refuses_production_without_th
 
 
 def test_the_scheduled_chm_sync_exports_and_pushes_the_accepted_candidates(
-        db_engine: Engine, fake: FakeKmApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db_engine: Engine, fake: FakeKmApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from schedules import jobs
     from schedules.scheduler import plan_jobs
     from storage.db import dispose_engines
 
     ids = store_accepted(db_engine, 2)
-    env = {"HARVESTER_DATABASE_URL": db_engine.url.render_as_string(hide_password=False),
-           "HARVESTER_DATA_DIR": str(tmp_path / "var"), "HARVESTER_CHM_API_BASE": fake.base_url,
-           "HARVESTER_CHM_REALM": fake.realm, "HARVESTER_CHM_EMAIL": EMAIL, "HARVESTER_CHM_PASSWORD": PASSWORD,
-           "HARVESTER_CHM_RETRY_BACKOFF": "0"}
+    env = {
+        "HARVESTER_DATABASE_URL": db_engine.url.render_as_string(hide_password=False),
+        "HARVESTER_DATA_DIR": str(tmp_path / "var"),
+        "HARVESTER_CHM_API_BASE": fake.base_url,
+        "HARVESTER_CHM_REALM": fake.realm,
+        "HARVESTER_CHM_EMAIL": EMAIL,
+        "HARVESTER_CHM_PASSWORD": PASSWORD,
+        "HARVESTER_CHM_RETRY_BACKOFF": "0",
+    }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
@@ -407,7 +462,8 @@ def test_the_scheduled_chm_sync_exports_and_pushes_the_accepted_candidates(
     try:
         plans, _ = plan_jobs({}, jobs.ScheduleSettings())
         assert [(p.id, p.func, p.schedule) for p in plans if p.kind == "chm_sync"] == [
-            ("chm_sync", "schedules.jobs:chm_sync", "0 7 * * *")]
+            ("chm_sync", "schedules.jobs:chm_sync", "0 7 * * *")
+        ]
         result = jobs.chm_sync()
     finally:
         get_settings.cache_clear()

@@ -31,8 +31,9 @@ from harvester.classify import (
 from harvester.classify.tags import normalise_id
 from harvester.classify.vocab import GROUPS, load_data, validate, vocabulary
 
-FIXTURES = Path(os.environ.get("HARVESTER_FIXTURES_DIR",
-                               Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"))
+FIXTURES = Path(
+    os.environ.get("HARVESTER_FIXTURES_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "fixtures")
+)
 REFERENCE = FIXTURES.parent / "reference" / "chm"
 TODAY = date(2025, 6, 1)
 MULTILINGUAL = "formats/multilingual"
@@ -40,8 +41,8 @@ MULTILINGUAL = "formats/multilingual"
 
 def fixture(relative: str) -> Path:
     assert FIXTURES.is_dir(), (
-        f"shared fixtures folder {FIXTURES} is missing: put the project beside ../shared or set "
-        "HARVESTER_FIXTURES_DIR")
+        f"shared fixtures folder {FIXTURES} is missing: put the project beside ../shared or set HARVESTER_FIXTURES_DIR"
+    )
     path = FIXTURES / relative
     assert path.is_file(), f"fixture {path} is missing"
     return path
@@ -64,7 +65,7 @@ def assert_offsets_slice_back(doc: ClassifierInput, result: Classification) -> i
                 continue
             source = field_text(doc, ev.field)
             assert source is not None, ev
-            assert source[ev.start:ev.end].lower() == ev.text.lower(), ev
+            assert source[ev.start : ev.end].lower() == ev.text.lower(), ev
             checked += 1
     return checked
 
@@ -78,15 +79,20 @@ def adaptecca_case(item_id: str | None = None) -> ClassifierInput:
     items = root.findall("item")
     item = items[0] if item_id is None else next(i for i in items if i.findtext("item_id") == item_id)
     fields = {child.tag: child.text or "" for child in item}
-    body = [html_text(fields[k]) for k in ("field_challenges", "field_objectives", "field_solutions")
-            if fields.get(k)]
+    body = [html_text(fields[k]) for k in ("field_challenges", "field_objectives", "field_solutions") if fields.get(k)]
     return ClassifierInput(
-        title=fields["field_title"], summary=html_text(fields["field_information"]).strip(),
-        text="\n\n".join(body), language="en",
+        title=fields["field_title"],
+        summary=html_text(fields["field_information"]).strip(),
+        text="\n\n".join(body),
+        language="en",
         keywords=[k.strip() for k in fields["field_keywords"].split(",") if k.strip()],
-        organisations=[], countries=[],
+        organisations=[],
+        countries=[],
         regions=[fields["field_regions"]] if fields.get("field_regions") else [],
-        start_date=None, end_date=None, published=None, extra={},
+        start_date=None,
+        end_date=None,
+        published=None,
+        extra={},
     )
 
 
@@ -98,11 +104,17 @@ def gef_rows() -> list[dict[str, str]]:
 def gef_input(row: dict[str, str]) -> ClassifierInput:
     """The GEF export row mapped as the gef_projects source maps it."""
     return ClassifierInput(
-        title=re.sub(r"^Project Title:\s*", "", row["Title"]), summary=None, text=None, language="en",
+        title=re.sub(r"^Project Title:\s*", "", row["Title"]),
+        summary=None,
+        text=None,
+        language="en",
         keywords=[k.strip() for k in row["Focal Areas"].split(",") if k.strip()],
         organisations=[a.strip() for a in row["Agencies"].split(", ") if a.strip()],
-        countries=[c.strip() for c in row["Countries"].split(",") if c.strip()], regions=[],
-        start_date=None, end_date=None, published=row["Approval FY"] or None,
+        countries=[c.strip() for c in row["Countries"].split(",") if c.strip()],
+        regions=[],
+        start_date=None,
+        end_date=None,
+        published=row["Approval FY"] or None,
         extra={"status": row["Status"], "type": row["Type"]},
     )
 
@@ -111,9 +123,20 @@ def multilingual_input(name: str, lang: str) -> ClassifierInput:
     html = fixture(f"{MULTILINGUAL}/{name}").read_bytes().decode("utf-8", errors="replace")
     soup = BeautifulSoup(html, "html.parser")
     title = soup.title.get_text(" ", strip=True) if soup.title else None
-    return ClassifierInput(title=title, summary=None, text=html_text(html), language=lang, keywords=[],
-                           organisations=[], countries=[], regions=[], start_date=None, end_date=None,
-                           published=None, extra={})
+    return ClassifierInput(
+        title=title,
+        summary=None,
+        text=html_text(html),
+        language=lang,
+        keywords=[],
+        organisations=[],
+        countries=[],
+        regions=[],
+        start_date=None,
+        end_date=None,
+        published=None,
+        extra={},
+    )
 
 
 # ---------------------------------------------------------------- vocabularies and tag data
@@ -122,10 +145,25 @@ def multilingual_input(name: str, lang: str) -> ClassifierInput:
 def test_every_vocab_file_parses_and_has_every_group() -> None:
     assert {"en", "fr", "es", "ar", "ru", "zh"} <= set(available_languages())
     topics = topic_ids()
-    assert {"agricultural", "forest", "inland_waters", "marine_coastal", "dry_subhumid_lands", "mountain",
-            "island", "protected_areas", "invasive_alien_species", "taxonomy", "traditional_knowledge",
-            "access_benefit_sharing", "biosafety", "climate_change", "ecosystem_restoration",
-            "sustainable_use", "pollinators"} <= set(topics)
+    assert {
+        "agricultural",
+        "forest",
+        "inland_waters",
+        "marine_coastal",
+        "dry_subhumid_lands",
+        "mountain",
+        "island",
+        "protected_areas",
+        "invasive_alien_species",
+        "taxonomy",
+        "traditional_knowledge",
+        "access_benefit_sharing",
+        "biosafety",
+        "climate_change",
+        "ecosystem_restoration",
+        "sustainable_use",
+        "pollinators",
+    } <= set(topics)
     for lang in available_languages():
         data = load_data(lang)
         assert data["language"] == lang
@@ -142,13 +180,16 @@ def test_chm_tag_ids_come_from_the_reference_data() -> None:
     assert set(tags["topics"]) == set(topic_ids())
     assert set(tags["support_types"]) == set(SUPPORT_TYPES)
     crosswalk = json.loads((REFERENCE / "gbf-target-crosswalk-subjects-sdg.json").read_text(encoding="utf-8"))
-    aichi_xw = json.loads(
-        (REFERENCE / "gbf-target-crosswalk-aichi-sdgtargets.json").read_text(encoding="utf-8"))
+    aichi_xw = json.loads((REFERENCE / "gbf-target-crosswalk-aichi-sdgtargets.json").read_text(encoding="utf-8"))
     samples = (REFERENCE / "thesaurus-term-samples-from-docs.json").read_text(encoding="utf-8")
     known_subjects = {s for ids in crosswalk.values() for s in ids if s.startswith("CBD-SUBJECT-")}
     known_subjects |= set(re.findall(r'"(CBD-SUBJECT-[A-Z-]+)"', samples))
-    known_aichi = {normalise_id(a) for ids in [*crosswalk.values(), *aichi_xw.values()] for a in ids
-                   if a.startswith("AICHI-TARGET-")}
+    known_aichi = {
+        normalise_id(a)
+        for ids in [*crosswalk.values(), *aichi_xw.values()]
+        for a in ids
+        if a.startswith("AICHI-TARGET-")
+    }
     mappings = [tags["technology_transfer"], *tags["support_types"].values(), *tags["topics"].values()]
     for mapping in mappings:
         for gbf in mapping.get("gbfTargets", []):
@@ -157,9 +198,11 @@ def test_chm_tag_ids_come_from_the_reference_data() -> None:
             assert subject in known_subjects
         for aichi in mapping.get("aichiTargets", []):
             assert re.fullmatch(r"AICHI-TARGET-\d\d", aichi) and aichi in known_aichi
-    assert tags["technology_transfer"] == {"gbfTargets": ["GBF-TARGET-20"],
-                                           "aichiTargets": ["AICHI-TARGET-19"],
-                                           "cbdSubjects": ["CBD-SUBJECT-STTM"]}
+    assert tags["technology_transfer"] == {
+        "gbfTargets": ["GBF-TARGET-20"],
+        "aichiTargets": ["AICHI-TARGET-19"],
+        "cbdSubjects": ["CBD-SUBJECT-STTM"],
+    }
     assert "AICHI-TARGET-19" in crosswalk["GBF-TARGET-20"]  # the rule follows SCBD's own crosswalk
 
 
@@ -229,10 +272,16 @@ def test_gef_biodiversity_project_scores_higher_than_climate_only_project() -> N
 
 def test_gef_biodiversity_focal_area_ranks_above_climate_change_across_the_export() -> None:
     rows = gef_rows()
-    bio = [classify(gef_input(r), today=TODAY).criteria["cbd_relevance"].score
-           for r in rows if r["Focal Areas"] == "Biodiversity"][:150]
-    climate = [classify(gef_input(r), today=TODAY).criteria["cbd_relevance"].score
-               for r in rows if r["Focal Areas"] == "Climate Change"][:150]
+    bio = [
+        classify(gef_input(r), today=TODAY).criteria["cbd_relevance"].score
+        for r in rows
+        if r["Focal Areas"] == "Biodiversity"
+    ][:150]
+    climate = [
+        classify(gef_input(r), today=TODAY).criteria["cbd_relevance"].score
+        for r in rows
+        if r["Focal Areas"] == "Climate Change"
+    ][:150]
     pairs = [(b > c) + 0.5 * (b == c) for b in bio for c in climate]
     auc = sum(pairs) / len(pairs)
     assert auc > 0.95, auc
@@ -241,13 +290,17 @@ def test_gef_biodiversity_focal_area_ranks_above_climate_change_across_the_expor
 # ---------------------------------------------------------------- other languages
 
 
-@pytest.mark.parametrize(("name", "lang", "pa_text", "dry_text"), [
-    ("elsa-undp_article-elsaR_fr.html", "fr", "zones protegees", "desertification"),
-    ("elsa-undp_article-elsaR_es.html", "es", "areas protegidas", "desertificacion"),
-    ("elsa-undp_article-elsaR_ru.html", "ru", "охраняемые территории", "опустынивания"),
-])
-def test_elsa_workflow_article_matches_topics_in_its_own_language(name: str, lang: str, pa_text: str,
-                                                                  dry_text: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "lang", "pa_text", "dry_text"),
+    [
+        ("elsa-undp_article-elsaR_fr.html", "fr", "zones protegees", "desertification"),
+        ("elsa-undp_article-elsaR_es.html", "es", "areas protegidas", "desertificacion"),
+        ("elsa-undp_article-elsaR_ru.html", "ru", "охраняемые территории", "опустынивания"),
+    ],
+)
+def test_elsa_workflow_article_matches_topics_in_its_own_language(
+    name: str, lang: str, pa_text: str, dry_text: str
+) -> None:
     doc = multilingual_input(name, lang)
     result = classify(doc, today=TODAY)
     assert {"protected_areas", "dry_subhumid_lands"} <= set(result.topics)
@@ -289,10 +342,20 @@ def test_arabic_article_matches_arabic_terms_inside_words() -> None:
 
 
 def test_one_off_workshop_long_past_scores_low_on_active() -> None:
-    doc = ClassifierInput(title="Regional workshop on seed banks",
-                          summary=None, text="The workshop was held in Nairobi in March 2009.", language="en",
-                          keywords=[], organisations=[], countries=[], regions=[], start_date="2009-03-18",
-                          end_date="2009-03-20", published=None, extra={})
+    doc = ClassifierInput(
+        title="Regional workshop on seed banks",
+        summary=None,
+        text="The workshop was held in Nairobi in March 2009.",
+        language="en",
+        keywords=[],
+        organisations=[],
+        countries=[],
+        regions=[],
+        start_date="2009-03-18",
+        end_date="2009-03-20",
+        published=None,
+        extra={},
+    )
     result = classify(doc, today=TODAY)
     active = result.criteria["active"]
     assert active.score < 0.05
@@ -306,9 +369,13 @@ def test_one_off_workshop_long_past_scores_low_on_active() -> None:
 
 
 def test_programme_with_future_end_date_scores_high_on_active() -> None:
-    doc = ClassifierInput(title="Annual training programme on genebank management",
-                          text="The programme has been running since 2010 and is under implementation.",
-                          language="en", start_date="2010-01", end_date="2027-12-31")
+    doc = ClassifierInput(
+        title="Annual training programme on genebank management",
+        text="The programme has been running since 2010 and is under implementation.",
+        language="en",
+        start_date="2010-01",
+        end_date="2027-12-31",
+    )
     active = classify(doc, today=TODAY).criteria["active"]
     assert active.score > 0.9
     assert {"running since 2010", "under implementation"} <= {e.text for e in active.evidence}
@@ -319,9 +386,17 @@ def test_kenya_uganda_south_south_cooperation_scores_high_on_international() -> 
         title="Seed-saving exchange between Kenya and Uganda",
         summary=None,
         text="Farmers from Kenya and Uganda share community seed-bank techniques through South-South "
-             "cooperation, supported by FAO.",
-        language="en", keywords=[], organisations=[], countries=[], regions=[], start_date=None,
-        end_date=None, published=None, extra={})
+        "cooperation, supported by FAO.",
+        language="en",
+        keywords=[],
+        organisations=[],
+        countries=[],
+        regions=[],
+        start_date=None,
+        end_date=None,
+        published=None,
+        extra={},
+    )
     result = classify(doc, today=TODAY)
     assert result.criteria["international"].score > 0.8
     assert result.countries == ["KE", "UG"]
@@ -335,8 +410,11 @@ def test_kenya_uganda_south_south_cooperation_scores_high_on_international() -> 
 
 
 def test_single_country_national_text_is_not_international() -> None:
-    doc = ClassifierInput(title="Community forest restoration in Kenya",
-                          text="Volunteers replanted indigenous trees in Kakamega forest.", language="en")
+    doc = ClassifierInput(
+        title="Community forest restoration in Kenya",
+        text="Volunteers replanted indigenous trees in Kakamega forest.",
+        language="en",
+    )
     result = classify(doc, today=TODAY)
     assert result.countries == ["KE"]
     assert result.criteria["international"].score == 0.0
@@ -347,11 +425,31 @@ def test_single_country_national_text_is_not_international() -> None:
 
 def test_empty_input_never_raises_and_scores_zero() -> None:
     for doc in (
-        ClassifierInput(title=None, summary=None, text=None, language=None, keywords=[], organisations=[],
-                        countries=[], regions=[], start_date=None, end_date=None, published=None, extra={}),
+        ClassifierInput(
+            title=None,
+            summary=None,
+            text=None,
+            language=None,
+            keywords=[],
+            organisations=[],
+            countries=[],
+            regions=[],
+            start_date=None,
+            end_date=None,
+            published=None,
+            extra={},
+        ),
         ClassifierInput(),
-        ClassifierInput(title="   ", summary="", text="\n\t", language="xx", keywords=["", " "],
-                        start_date="not a date", end_date="2024-13-45", published="soon"),
+        ClassifierInput(
+            title="   ",
+            summary="",
+            text="\n\t",
+            language="xx",
+            keywords=["", " "],
+            start_date="not a date",
+            end_date="2024-13-45",
+            published="soon",
+        ),
     ):
         result = classify(doc, today=TODAY)
         assert list(result.criteria) == list(CRITERIA)
@@ -365,9 +463,13 @@ def test_empty_input_never_raises_and_scores_zero() -> None:
 
 
 def test_mistyped_fields_are_ignored_not_fatal() -> None:
-    doc = ClassifierInput(title="Biodiversity workshop", keywords=None,  # type: ignore[arg-type]
-                          organisations=[None, 3], countries=["Kenya", None, "Atlantis"],  # type: ignore[list-item]
-                          extra={"status": 5, "scope": ["Global", None], "nested": {"a": "b"}})
+    doc = ClassifierInput(
+        title="Biodiversity workshop",
+        keywords=None,  # type: ignore[arg-type]
+        organisations=[None, 3],
+        countries=["Kenya", None, "Atlantis"],  # type: ignore[list-item]
+        extra={"status": 5, "scope": ["Global", None], "nested": {"a": "b"}},
+    )
     result = classify(doc, today=TODAY)
     assert result.countries == ["KE"]
     assert result.criteria["cbd_relevance"].score > 0
@@ -405,6 +507,10 @@ def test_evidence_is_capped_and_serialisable() -> None:
             assert set(ev) == {"criterion", "kind", "text", "start", "end", "field", "detail", "label"}
             assert ev["criterion"] == name
             assert ev["kind"] in {"term", "date", "country", "org", "field"}
-    expected = (0.4 * result.criteria["cbd_relevance"].score + 0.25 * result.criteria["support_type"].score
-                + 0.15 * result.criteria["active"].score + 0.2 * result.criteria["international"].score)
+    expected = (
+        0.4 * result.criteria["cbd_relevance"].score
+        + 0.25 * result.criteria["support_type"].score
+        + 0.15 * result.criteria["active"].score
+        + 0.2 * result.criteria["international"].score
+    )
     assert result.score == pytest.approx(expected)

@@ -29,10 +29,18 @@ def test_cip_labels_come_from_the_partners_own_fields(fixtures_dir: Path) -> Non
     by_id = {r["id"]: r for r in records}
     # Technical + political dialogue, one country, 2011-2015, no forestry or agriculture theme
     assert by_id["cip:PACMUN project"]["labels"] == {
-        "support_type": 1, "international": 0, "active": 0, "cbd_relevance": 0}
+        "support_type": 1,
+        "international": 0,
+        "active": 0,
+        "cbd_relevance": 0,
+    }
     # Capacity building ... funding, global, 2008-2025, forestry and agriculture
     assert by_id["cip:Forest Carbon Partnership Facility (FCPF)"]["labels"] == {
-        "support_type": 1, "international": 1, "active": 1, "cbd_relevance": 1}
+        "support_type": 1,
+        "international": 1,
+        "active": 1,
+        "cbd_relevance": 1,
+    }
     # only political dialogue: not one of the X/16 support types
     assert by_id["cip:Breakthrough Energy Coalition"]["labels"]["support_type"] == 0
     assert all(r["as_of"] == "2023-06-11" and "Only one country" not in r["text"] for r in records)
@@ -54,8 +62,16 @@ def test_eval_reports_precision_recall_and_auc_per_criterion(fixtures_dir: Path,
 
     table = CliRunner().invoke(cli, ["classify", "eval", "--criteria", str(path)])
     assert table.exit_code == 0
-    assert table.output.splitlines()[1].split() == ["criterion", "labelled", "positive", "met", "precision",
-                                                    "recall", "ROC", "AUC"]
+    assert table.output.splitlines()[1].split() == [
+        "criterion",
+        "labelled",
+        "positive",
+        "met",
+        "precision",
+        "recall",
+        "ROC",
+        "AUC",
+    ]
 
 
 def test_a_bad_label_is_one_error_line(tmp_path: Path) -> None:

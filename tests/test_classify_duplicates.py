@@ -47,8 +47,12 @@ def records(source_id: str) -> dict[str, CandidateItem]:
         capture = load_capture(ref.fixture, ref.url)
         headers = Headers(capture.headers())
         response = responsetypes.from_args(headers=headers, url=capture.url, body=capture.body)(
-            url=capture.url, status=200, headers=headers, body=capture.body,
-            request=Request(capture.url, meta={"window": 0, "window_records": 0}))
+            url=capture.url,
+            status=200,
+            headers=headers,
+            body=capture.body,
+            request=Request(capture.url, meta={"window": 0, "window_records": 0}),
+        )
         for item in spider_class_for(spec)().records(response):
             extract_item(item, spec)
             item.body = None
@@ -58,8 +62,15 @@ def records(source_id: str) -> dict[str, CandidateItem]:
 
 
 def dup(key: str, item: CandidateItem) -> DupRecord:
-    return DupRecord(key, item.source_id, item.canonical_url or item.url, item.title, item.organisations,
-                     item.countries, "\n".join(p for p in (item.summary, item.text) if p))
+    return DupRecord(
+        key,
+        item.source_id,
+        item.canonical_url or item.url,
+        item.title,
+        item.organisations,
+        item.countries,
+        "\n".join(p for p in (item.summary, item.text) if p),
+    )
 
 
 def cluster_of(found: dict, key: str) -> set[str]:
@@ -118,17 +129,31 @@ def test_climate_adapt_republished_adaptecca_cases_cluster_even_when_retitled() 
     ca_by_title = {i.title: k for k, i in ca.items()}
     es_by_title = {i.title: k for k, i in es.items()}
     found = clusters([dup(f"ca:{k}", i) for k, i in ca.items()] + [dup(f"es:{k}", i) for k, i in es.items()])
-    same = ("ca:" + ca_by_title["Sand Motor – building with nature solution to improve coastal protection along "
-                                "Delfland coast (the Netherlands)"],
-            "es:" + es_by_title["Sand Motor – building with nature solution to improve coastal protection along "
-                                "Delfland coast (the Netherlands)"])
+    same = (
+        "ca:"
+        + ca_by_title[
+            "Sand Motor – building with nature solution to improve coastal protection along "
+            "Delfland coast (the Netherlands)"
+        ],
+        "es:"
+        + es_by_title[
+            "Sand Motor – building with nature solution to improve coastal protection along "
+            "Delfland coast (the Netherlands)"
+        ],
+    )
     assert cluster_of(found, same[0]) == set(same)
-    retitled = ("ca:" + ca_by_title["Urban stormwater management in Augustenborg, Malmö"],
-                "es:" + es_by_title["Urban storm water management in Augustenborg, Malmö"])
+    retitled = (
+        "ca:" + ca_by_title["Urban stormwater management in Augustenborg, Malmö"],
+        "es:" + es_by_title["Urban storm water management in Augustenborg, Malmö"],
+    )
     assert cluster_of(found, retitled[0]) == set(retitled)
     # Two Malmö case studies about different things stay apart.
-    other = "es:" + es_by_title["Optimization of the mix of private and public funding to realise climate "
-                                "adaptation measures in Malmö"]
+    other = (
+        "es:"
+        + es_by_title[
+            "Optimization of the mix of private and public funding to realise climate adaptation measures in Malmö"
+        ]
+    )
     assert found[other] != found[retitled[0]]
     assert Counter(found.values()).most_common(1)[0][1] == 2  # pairs only, no snowballing
     assert sum(1 for k in found if k.startswith("ca:")) == 80
@@ -141,8 +166,9 @@ def test_one_article_in_three_languages_is_one_cluster() -> None:
         capture = load_capture(ref.fixture, ref.url)
         if capture.url in spec.start_urls:
             continue
-        items += candidates_from_response(spec, RecordedResponse(capture.url, 200, capture.headers(),
-                                                                 capture.body)).items
+        items += candidates_from_response(
+            spec, RecordedResponse(capture.url, 200, capture.headers(), capture.body)
+        ).items
     assert sorted(i.language for i in items) == ["es", "fr", "ru"]
     assert len({title_key(i.title) for i in items}) == 3  # translated titles
     assert {url_key(i.url) for i in items} == {"elsa-undp.github.io/elsar/articles/elsaR.html"}
@@ -150,30 +176,44 @@ def test_one_article_in_three_languages_is_one_cluster() -> None:
     assert found == {"es": "dup-es", "fr": "dup-es", "ru": "dup-es"}
 
 
-@pytest.mark.parametrize(("url", "key"), [
-    ("https://www.greenclimate.fund/projects/FP001", "greenclimate.fund/projects/FP001"),
-    ("http://greenclimate.fund/projects/FP001/?utm_source=x", "greenclimate.fund/projects/FP001"),
-    ("https://elsa-undp.github.io/elsar/ru/articles/elsaR.html", "elsa-undp.github.io/elsar/articles/elsaR.html"),
-    ("https://fr.example.org/programme/42?lang=fr&page=2", "example.org/programme/42?page=2"),
-    ("https://example.org/export.csv#FP001", "example.org/export.csv#FP001"),
-    ("https://www.iucn.org/fr/", None),  # a home page names a site, not a record
-])
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("https://www.greenclimate.fund/projects/FP001", "greenclimate.fund/projects/FP001"),
+        ("http://greenclimate.fund/projects/FP001/?utm_source=x", "greenclimate.fund/projects/FP001"),
+        ("https://elsa-undp.github.io/elsar/ru/articles/elsaR.html", "elsa-undp.github.io/elsar/articles/elsaR.html"),
+        ("https://fr.example.org/programme/42?lang=fr&page=2", "example.org/programme/42?page=2"),
+        ("https://example.org/export.csv#FP001", "example.org/export.csv#FP001"),
+        ("https://www.iucn.org/fr/", None),  # a home page names a site, not a record
+    ],
+)
 def test_url_key_drops_what_does_not_name_the_record(url: str, key: str | None) -> None:
     assert url_key(url) == key
 
 
 def store(engine: Engine, item: CandidateItem, cache: FingerprintCache | None = None) -> tuple[int, str | None]:
     with transaction(engine) as session:
-        cid = upsert_candidate(session, source_id=item.source_id, url=item.canonical_url or item.url,
-                               record_hash=item.record_hash or "", run_id=None, initial_status="pending",
-                               values=candidate_values(item)).candidate_id
+        cid = upsert_candidate(
+            session,
+            source_id=item.source_id,
+            url=item.canonical_url or item.url,
+            record_hash=item.record_hash or "",
+            run_id=None,
+            initial_status="pending",
+            values=candidate_values(item),
+        ).candidate_id
         return cid, link_duplicates(session, cid, cache=cache)
 
 
 def retitled_copy(item: CandidateItem, n: int) -> CandidateItem:
     """The same case study republished under another URL and title."""
-    copy = dataclasses.replace(item, url=f"https://example.org/republished/{n}", canonical_url=None,
-                               record_key=None, title=f"Republished {n}: {item.title}")
+    copy = dataclasses.replace(
+        item,
+        url=f"https://example.org/republished/{n}",
+        canonical_url=None,
+        record_key=None,
+        title=f"Republished {n}: {item.title}",
+    )
     apply_hashes(copy)
     return copy
 
@@ -246,8 +286,12 @@ def test_the_candidates_sharing_a_pages_keys_are_read_from_an_index_alone(db_eng
 
 def test_store_links_a_new_record_to_its_existing_near_duplicate(db_engine: Engine) -> None:
     with transaction(db_engine) as session:
-        session.add_all([Source(id=s, name=s, kind="api", config_hash="x")
-                         for s in ("gcf_projects", "gcf_funded_activities", "gef_projects")])
+        session.add_all(
+            [
+                Source(id=s, name=s, kind="api", config_hash="x")
+                for s in ("gcf_projects", "gcf_funded_activities", "gef_projects")
+            ]
+        )
     api, xlsx, gef = records("gcf_projects"), records("gcf_funded_activities"), records("gef_projects")
     ids = {}
     for key in ("FP001", "FP002", "FP091"):
@@ -261,9 +305,14 @@ def test_store_links_a_new_record_to_its_existing_near_duplicate(db_engine: Engi
     with session_factory(db_engine)() as session:
         rows = {c.id: c.duplicate_cluster for c in session.scalars(select(Candidate))}
         keys = session.scalar(select(func.count()).select_from(DuplicateKey))
-    assert rows == {ids["api:FP001"]: f"dup-{ids['api:FP001']}", ids["api:FP002"]: None,
-                    ids["api:FP091"]: f"dup-{ids['api:FP091']}", ids["gef:10593"]: f"dup-{ids['api:FP091']}",
-                    ids["xlsx:FP001"]: f"dup-{ids['api:FP001']}", ids["xlsx:FP091"]: f"dup-{ids['api:FP091']}"}
+    assert rows == {
+        ids["api:FP001"]: f"dup-{ids['api:FP001']}",
+        ids["api:FP002"]: None,
+        ids["api:FP091"]: f"dup-{ids['api:FP091']}",
+        ids["gef:10593"]: f"dup-{ids['api:FP091']}",
+        ids["xlsx:FP001"]: f"dup-{ids['api:FP001']}",
+        ids["xlsx:FP091"]: f"dup-{ids['api:FP091']}",
+    }
     assert keys == 12  # URL and title key of each of the 6 (no body text)
 
     report = recompute_clusters(db_engine)  # the whole database again: same clusters, nothing deleted
@@ -287,15 +336,22 @@ def test_crawl_clusters_gcf_sources_and_scores_with_the_trained_model(harvester_
         for c in rows[:60]:
             accept = any("adaptation" in k.lower() for k in c.keywords)
             c.status = "accepted" if accept else "rejected"
-            session.add(Decision(candidate_id=c.id, actor="curator", from_status="pending", to_status=c.status,
-                                 reason_code=None if accept else "not_cbd_relevant", field_diff={}))
+            session.add(
+                Decision(
+                    candidate_id=c.id,
+                    actor="curator",
+                    from_status="pending",
+                    to_status=c.status,
+                    reason_code=None if accept else "not_cbd_relevant",
+                    field_diff={},
+                )
+            )
     version = retrain().version
     second = run_crawl("gcf_funded_activities", replay=replay)
     assert second.returncode == 0, second.stderr[-2000:]
     with session_factory()() as session:
         xlsx = session.scalars(select(Candidate).where(Candidate.source_id == "gcf_funded_activities")).all()
-        api = {c.record_key: c for c in session.scalars(select(Candidate).where(
-            Candidate.source_id == "gcf_projects"))}
+        api = {c.record_key: c for c in session.scalars(select(Candidate).where(Candidate.source_id == "gcf_projects"))}
         total = session.scalar(select(func.count()).select_from(Candidate))
     assert len(xlsx) == 286 and total == 286 + 209
     assert {c.classifier_version for c in xlsx} == {version}
@@ -314,36 +370,61 @@ def test_cli_dedupe_recomputes_clusters_over_the_database(harvester_env: Path) -
     upgrade()
     engine = get_engine()
     with transaction(engine) as session:
-        session.add_all([Source(id=s, name=s, kind="api", config_hash="x")
-                         for s in ("gcf_projects", "gcf_funded_activities")])
+        session.add_all(
+            [Source(id=s, name=s, kind="api", config_hash="x") for s in ("gcf_projects", "gcf_funded_activities")]
+        )
     ids = []
-    for item in (records("gcf_projects")["FP001"], records("gcf_projects")["FP002"],
-                 records("gcf_funded_activities")["FP001"]):
+    for item in (
+        records("gcf_projects")["FP001"],
+        records("gcf_projects")["FP002"],
+        records("gcf_funded_activities")["FP001"],
+    ):
         with transaction(engine) as session:  # stored without linking, as before this feature existed
-            ids.append(upsert_candidate(session, source_id=item.source_id, url=item.canonical_url or item.url,
-                                        record_hash=item.record_hash or "", run_id=None, initial_status="pending",
-                                        values=candidate_values(item)).candidate_id)
+            ids.append(
+                upsert_candidate(
+                    session,
+                    source_id=item.source_id,
+                    url=item.canonical_url or item.url,
+                    record_hash=item.record_hash or "",
+                    run_id=None,
+                    initial_status="pending",
+                    values=candidate_values(item),
+                ).candidate_id
+            )
     runner = CliRunner()
     first = runner.invoke(cli, ["classify", "dedupe", "--json"])
     assert first.exit_code == 0, first.output
-    assert json.loads(first.output) == {"candidates": 3, "clusters": 1, "clustered": 2, "changed": 2,
-                                        "cross_source": 1, "largest": 2}
+    assert json.loads(first.output) == {
+        "candidates": 3,
+        "clusters": 1,
+        "clustered": 2,
+        "changed": 2,
+        "cross_source": 1,
+        "largest": 2,
+    }
     with session_factory(engine)() as session:
         assert [c.duplicate_cluster for c in session.scalars(select(Candidate).order_by(Candidate.id))] == [
-            f"dup-{ids[0]}", None, f"dup-{ids[0]}"]
+            f"dup-{ids[0]}",
+            None,
+            f"dup-{ids[0]}",
+        ]
     again = runner.invoke(cli, ["classify", "dedupe"])
-    assert again.output == ("3 candidates: 2 in 1 near-duplicate clusters (1 across sources, largest 2); "
-                            "0 cluster assignments changed\n")
+    assert again.output == (
+        "3 candidates: 2 in 1 near-duplicate clusters (1 across sources, largest 2); 0 cluster assignments changed\n"
+    )
 
 
 def test_a_key_shared_by_more_than_max_bucket_candidates_is_not_compared_on(
-        db_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    db_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("storage.clusters.MAX_BUCKET", 1)
     with transaction(db_engine) as session:
         session.add(Source(id="climate_adapt_cases", name="c", kind="listing", config_hash="x"))
     original = next(iter(records("climate_adapt_cases").values()))
-    copies = [dataclasses.replace(original, url=f"https://example.org/mirror/{n}", canonical_url=None,
-                                  record_key=None) for n in (1, 2)]  # same title and text: the same keys
+    copies = [
+        dataclasses.replace(original, url=f"https://example.org/mirror/{n}", canonical_url=None, record_key=None)
+        for n in (1, 2)
+    ]  # same title and text: the same keys
     first, _ = store(db_engine, original)
     _, cluster = store(db_engine, copies[0])
     assert cluster == f"dup-{first}"  # every shared key holds one candidate: compared

@@ -21,22 +21,41 @@ from harvester.cli import cli
 TINY = [
     ("n2", "Quarterly earnings call of a shoe retailer", "Revenue grew in the third quarter.", 0, "en"),
     ("r4", "Community mangrove nursery in Mombasa", "Local women plant mangrove seedlings along the creek.", 1, "en"),
-    ("n1", "Biodiversity offsets in a mining company's annual report",
-     "The company mentions biodiversity once in its annual report.", 0, "en"),
-    ("r1", "Regional training workshop on access and benefit-sharing and traditional knowledge for Pacific "
-           "island countries",
-     "A capacity-building programme of the Secretariat of the Convention on Biological Diversity with Fiji, "
-     "Samoa and Tonga: courses on the Nagoya Protocol, biodiversity conservation and technology transfer.", 1, "en"),
+    (
+        "n1",
+        "Biodiversity offsets in a mining company's annual report",
+        "The company mentions biodiversity once in its annual report.",
+        0,
+        "en",
+    ),
+    (
+        "r1",
+        "Regional training workshop on access and benefit-sharing and traditional knowledge for Pacific "
+        "island countries",
+        "A capacity-building programme of the Secretariat of the Convention on Biological Diversity with Fiji, "
+        "Samoa and Tonga: courses on the Nagoya Protocol, biodiversity conservation and technology transfer.",
+        1,
+        "en",
+    ),
     ("n3", "Recette du gâteau au citron", "Mélanger la farine, le sucre et les œufs.", 0, "fr"),
     ("n5", "Annual report of a bank", "The bank reports profits.", 0, "en"),
-    ("r2", "Réseau régional de formation sur les espèces exotiques envahissantes",
-     "Programme de renforcement des capacités pour la conservation de la biodiversité au Sénégal, au Mali et au "
-     "Niger, avec ateliers et transfert de technologie.", 1, "fr"),
+    (
+        "r2",
+        "Réseau régional de formation sur les espèces exotiques envahissantes",
+        "Programme de renforcement des capacités pour la conservation de la biodiversité au Sénégal, au Mali et au "
+        "Niger, avec ateliers et transfert de technologie.",
+        1,
+        "fr",
+    ),
     ("n7", "Train timetable changes", "Trains leave at new times.", 0, "en"),
-    ("r3", "Seed bank partnership", "Conservation of crop wild relatives and plant genetic resources in gene banks.",
-     1, "en"),
-    ("n4", "Informe anual de una empresa minera", "La empresa menciona la biodiversidad en su informe anual.", 0,
-     "es"),
+    (
+        "r3",
+        "Seed bank partnership",
+        "Conservation of crop wild relatives and plant genetic resources in gene banks.",
+        1,
+        "en",
+    ),
+    ("n4", "Informe anual de una empresa minera", "La empresa menciona la biodiversidad en su informe anual.", 0, "es"),
 ]
 RANKED = ["r1", "r2", "r3", "n1", "r4", "n4", "n5"]  # then n2, n3, n7 tied at 0
 
@@ -48,8 +67,10 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 @pytest.fixture
 def tiny(tmp_path: Path) -> Path:
-    return write_jsonl(tmp_path / "tiny.jsonl", [{"id": i, "title": t, "text": x, "label": y, "lang": lang}
-                                                 for i, t, x, y, lang in TINY])
+    return write_jsonl(
+        tmp_path / "tiny.jsonl",
+        [{"id": i, "title": t, "text": x, "label": y, "lang": lang} for i, t, x, y, lang in TINY],
+    )
 
 
 def test_tiny_set_ranks_as_the_hand_computation_assumes() -> None:
@@ -100,8 +121,21 @@ def test_eval_budget_option_and_table(tiny: Path) -> None:
     assert table.exit_code == 0
     lines = table.output.splitlines()
     assert lines[0] == f"{tiny}: 10 records, 4 relevant (40.0%); languages: en 7, fr 2, es 1"
-    assert lines[1].split() == ["ranker", "subset", "n", "relevant", "ROC", "AUC", "avg", "prec", "recall@budget",
-                                "WSS@95", "read", "for", "95%"]
+    assert lines[1].split() == [
+        "ranker",
+        "subset",
+        "n",
+        "relevant",
+        "ROC",
+        "AUC",
+        "avg",
+        "prec",
+        "recall@budget",
+        "WSS@95",
+        "read",
+        "for",
+        "95%",
+    ]
     assert lines[2].split()[:2] == ["zero_shot", "all"]
     assert lines[3].split() == ["rules", "all", "10", "4", "0.958", "0.950", "0.750", "@3", "0.450", "5"]
 
@@ -133,9 +167,10 @@ def test_ties_are_broken_by_a_seeded_shuffle_not_by_file_order() -> None:
 
 
 def test_eval_refuses_a_bad_file_in_one_line(tmp_path: Path) -> None:
-    bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": 1, "title": "a", "label": 1},
-                                               {"id": 2, "title": "b", "label": 0},
-                                               {"id": 3, "title": "c", "label": 2}])
+    bad = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [{"id": 1, "title": "a", "label": 1}, {"id": 2, "title": "b", "label": 0}, {"id": 3, "title": "c", "label": 2}],
+    )
     result = CliRunner().invoke(cli, ["classify", "eval", str(bad)])
     assert result.exit_code == 2
     assert result.output == f"error: {bad}:3: label must be 0 or 1, got 2\n"
@@ -147,14 +182,17 @@ def test_eval_refuses_a_bad_file_in_one_line(tmp_path: Path) -> None:
 
 def test_a_line_with_u2028_inside_a_string_is_one_record(tmp_path: Path) -> None:
     # JSON allows U+2028/U+2029/U+0085 unescaped in strings; str.splitlines() cut such a line in two
-    rows = [{"id": "a", "title": "Mangroves\u2028of the Gulf", "text": "Line\u2029two\x85three", "label": 1,
-             "lang": "en"},
-            {"id": "b", "title": "Shoe retailer", "label": 0, "lang": "en"}]
+    rows = [
+        {"id": "a", "title": "Mangroves\u2028of the Gulf", "text": "Line\u2029two\x85three", "label": 1, "lang": "en"},
+        {"id": "b", "title": "Shoe retailer", "label": 0, "lang": "en"},
+    ]
     path = write_jsonl(tmp_path / "u2028.jsonl", rows)
     assert "\u2028" in path.read_text(encoding="utf-8")  # written raw, not escaped
     records = read_labelled(path)
-    assert [(r.id, r.title, r.text) for r in records] == [("a", "Mangroves\u2028of the Gulf", "Line\u2029two\x85three"),
-                                                         ("b", "Shoe retailer", "")]
+    assert [(r.id, r.title, r.text) for r in records] == [
+        ("a", "Mangroves\u2028of the Gulf", "Line\u2029two\x85three"),
+        ("b", "Shoe retailer", ""),
+    ]
     crlf = tmp_path / "crlf.jsonl"
     crlf.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
     assert [r.title for r in read_labelled(crlf)] == ["Mangroves\u2028of the Gulf", "Shoe retailer"]
@@ -168,8 +206,10 @@ def test_simulation_on_real_records_finds_every_relevant_one(tmp_path: Path) -> 
     from bench.build_labelled_set import build
 
     records = build(n_gef_relevant=60, seed=0)[:240]  # shuffled: GEF titles and case studies
-    path = write_jsonl(tmp_path / "real.jsonl", [{k: r[k] for k in ("id", "title", "text", "url", "label", "lang")
-                                                  if k in r} for r in records])
+    path = write_jsonl(
+        tmp_path / "real.jsonl",
+        [{k: r[k] for k in ("id", "title", "text", "url", "label", "lang") if k in r} for r in records],
+    )
     result = CliRunner().invoke(cli, ["classify", "eval", str(path), "--simulate", "--step", "5", "--json"])
     assert result.exit_code == 0, result.output
     sim = json.loads(result.output)["simulation"]

@@ -30,8 +30,10 @@ def test_rocchio_shift_moves_scores_towards_accepted_and_away_from_rejected() ->
 
 def scores(engine: Engine, ids: list[int]) -> dict[int, tuple[float, str]]:
     with session_factory(engine)() as session:
-        return {c.id: (c.score, c.classifier_version) for c in session.scalars(
-            select(Candidate).where(Candidate.id.in_(ids)))}
+        return {
+            c.id: (c.score, c.classifier_version)
+            for c in session.scalars(select(Candidate).where(Candidate.id.in_(ids)))
+        }
 
 
 def test_each_decision_moves_the_queue_at_once_and_undo_moves_it_back(db_engine: Engine) -> None:
@@ -49,10 +51,12 @@ def test_each_decision_moves_the_queue_at_once_and_undo_moves_it_back(db_engine:
             decide(session, cid, "reject", CURATOR, reason="not_cbd_relevant")
     after = scores(db_engine, held_out)
     assert {v for _, v in after.values()} == {"zero-shot-1+feedback"}
-    gap_before = np.mean([before[c][0] for c in ids[RELEVANT][N_TRAIN:]]) - \
-        np.mean([before[c][0] for c in ids[IRRELEVANT][N_TRAIN:]])
-    gap_after = np.mean([after[c][0] for c in ids[RELEVANT][N_TRAIN:]]) - \
-        np.mean([after[c][0] for c in ids[IRRELEVANT][N_TRAIN:]])
+    gap_before = np.mean([before[c][0] for c in ids[RELEVANT][N_TRAIN:]]) - np.mean(
+        [before[c][0] for c in ids[IRRELEVANT][N_TRAIN:]]
+    )
+    gap_after = np.mean([after[c][0] for c in ids[RELEVANT][N_TRAIN:]]) - np.mean(
+        [after[c][0] for c in ids[IRRELEVANT][N_TRAIN:]]
+    )
     assert gap_after > gap_before  # held-out relevant projects rose relative to irrelevant ones
     auc_before = roc_auc_score(labels, [before[c][0] for c in held_out])
     auc_after = roc_auc_score(labels, [after[c][0] for c in held_out])

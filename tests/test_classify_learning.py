@@ -53,8 +53,12 @@ def gef_items() -> dict[str, tuple[CandidateItem, ...]]:
     capture = load_capture(spec.replay[0].fixture, spec.replay[0].url)
     headers = Headers(capture.headers())
     response = responsetypes.from_args(headers=headers, url=capture.url, body=capture.body)(
-        url=capture.url, status=200, headers=headers, body=capture.body,
-        request=Request(capture.url, meta={"window": 0, "window_records": 0}))
+        url=capture.url,
+        status=200,
+        headers=headers,
+        body=capture.body,
+        request=Request(capture.url, meta={"window": 0, "window_records": 0}),
+    )
     by_area: dict[str, list[CandidateItem]] = {RELEVANT: [], IRRELEVANT: []}
     for item in spider_class_for(spec)().records(response):
         area = (item.raw or {}).get("Focal Areas")
@@ -64,7 +68,7 @@ def gef_items() -> dict[str, tuple[CandidateItem, ...]]:
     for area, items in by_area.items():
         items.sort(key=lambda i: int(i.record_key or 0))
         step = len(items) // (N_TRAIN + N_HELD_OUT)
-        chosen = items[::step][:N_TRAIN + N_HELD_OUT]
+        chosen = items[::step][: N_TRAIN + N_HELD_OUT]
         out[area] = tuple(process_offline(i, spec) for i in chosen)
         for item in out[area]:
             item.keywords = []  # the focal area is the label: keep it out of the features
@@ -74,17 +78,33 @@ def gef_items() -> dict[str, tuple[CandidateItem, ...]]:
 
 def insert(engine: Engine, item: CandidateItem, status: str) -> int:
     with transaction(engine) as session:
-        return upsert_candidate(session, source_id="gef_projects", url=item.url, record_hash=item.record_hash or "",
-                                run_id=None, initial_status=status, values=candidate_values(item)).candidate_id
+        return upsert_candidate(
+            session,
+            source_id="gef_projects",
+            url=item.url,
+            record_hash=item.record_hash or "",
+            run_id=None,
+            initial_status=status,
+            values=candidate_values(item),
+        ).candidate_id
 
 
 def decide(engine: Engine, candidate_id: int, to_status: str, reason: str | None = None) -> None:
     with transaction(engine) as session:
         row = session.get(Candidate, candidate_id)
         assert row is not None
-        session.add(Decision(candidate_id=candidate_id, actor="curator", from_status=row.status, to_status=to_status,
-                             reason_code=reason, field_diff={}, model_version=row.classifier_version,
-                             score_shown=row.score))
+        session.add(
+            Decision(
+                candidate_id=candidate_id,
+                actor="curator",
+                from_status=row.status,
+                to_status=to_status,
+                reason_code=reason,
+                field_diff={},
+                model_version=row.classifier_version,
+                score_shown=row.score,
+            )
+        )
         row.status = to_status
 
 
@@ -125,12 +145,17 @@ def test_retrain_refuses_with_fewer_decisions_than_the_minimum(db_engine: Engine
     for i in range(MIN_DECISIONS - 1):
         area = RELEVANT if i % 2 else IRRELEVANT
         cid = insert(db_engine, items[area][i // 2], "pending")
-        decide(db_engine, cid, "accepted" if area == RELEVANT else "rejected",
-               None if area == RELEVANT else "not_cbd_relevant")
+        decide(
+            db_engine,
+            cid,
+            "accepted" if area == RELEVANT else "rejected",
+            None if area == RELEVANT else "not_cbd_relevant",
+        )
     with pytest.raises(NotEnoughDecisions) as refused:
         retrain(db_engine)
     assert str(refused.value).startswith(
-        "not enough curator decisions to train: 19 usable (9 accepted, 10 rejected); retrain needs at least 20")
+        "not enough curator decisions to train: 19 usable (9 accepted, 10 rejected); retrain needs at least 20"
+    )
     with session_factory(db_engine)() as session:
         assert session.scalar(select(func.count()).select_from(ClassifierModel)) == 0
         assert latest_model(session) is None
@@ -227,8 +252,10 @@ def test_a_model_from_another_scikit_learn_is_not_loaded(db_engine: Engine) -> N
         session.execute(update(ClassifierModel).values(library_version="scikit-learn 0.1"))
     with session_factory(db_engine)() as session, pytest.raises(ModelUnavailable) as refused:
         latest_model(session)
-    assert str(refused.value) == (f"model {row.version} was trained with scikit-learn 0.1, this installation has "
-                                  f"{library_version()}: run `harvester classify retrain`")
+    assert str(refused.value) == (
+        f"model {row.version} was trained with scikit-learn 0.1, this installation has "
+        f"{library_version()}: run `harvester classify retrain`"
+    )
 
 
 def test_crawl_stage_scores_with_the_newest_model(db_engine: Engine) -> None:
@@ -266,8 +293,12 @@ def test_cli_retrain_refuses_in_one_line_then_trains_and_rescores(harvester_env:
         for i, item in enumerate(items):
             cid = insert(engine, item, "pending")
             if i < N_TRAIN:
-                decide(engine, cid, "accepted" if area == RELEVANT else "rejected",
-                       None if area == RELEVANT else "not_cbd_relevant")
+                decide(
+                    engine,
+                    cid,
+                    "accepted" if area == RELEVANT else "rejected",
+                    None if area == RELEVANT else "not_cbd_relevant",
+                )
     trained = runner.invoke(cli, ["classify", "retrain", "--json"])
     assert trained.exit_code == 0, trained.output
     import json

@@ -92,11 +92,21 @@ def _page(fixtures_dir: Path, name: str) -> float:
 
 
 def test_real_pages_in_five_languages_triage_by_subject(fixtures_dir: Path) -> None:
-    relevant = ["elsa-undp_article-elsaR_es.html", "elsa-undp_article-elsaR_fr.html",
-                "elsa-undp_article-elsaR_ru.html", "greenpeace_forests-asia-pacific_en.html",
-                "natgeo-uk_wild-goats-island_en.html"]
-    news = ["tass_moskva-tskad_ru.html", "xinhua_drug-supply_zh.html", "xinhuanet_wuhan_zh.html",
-            "sputnik-arabic_egypt-covid_ar.html", "cnn-arabic_syria_ar.html", "assabah_sudan_ar.html"]
+    relevant = [
+        "elsa-undp_article-elsaR_es.html",
+        "elsa-undp_article-elsaR_fr.html",
+        "elsa-undp_article-elsaR_ru.html",
+        "greenpeace_forests-asia-pacific_en.html",
+        "natgeo-uk_wild-goats-island_en.html",
+    ]
+    news = [
+        "tass_moskva-tskad_ru.html",
+        "xinhua_drug-supply_zh.html",
+        "xinhuanet_wuhan_zh.html",
+        "sputnik-arabic_egypt-covid_ar.html",
+        "cnn-arabic_syria_ar.html",
+        "assabah_sudan_ar.html",
+    ]
     scores = {name: _page(fixtures_dir, name) for name in relevant + news}
     cut = thresholds(0.95).exclude_below
     assert min(scores[n] for n in relevant) > max(scores[n] for n in news)
@@ -110,8 +120,11 @@ def test_thresholds_follow_the_recall_target(monkeypatch: pytest.MonkeyPatch) ->
     assert cuts == sorted(cuts, reverse=True) and len(set(cuts)) == 4  # more recall: a lower cut
     default = thresholds()
     assert (default.recall_target, default.source) == (0.95, "calibration")
-    assert (default.triage(0.9), default.triage(default.exclude_below), default.triage(0.0)) == \
-        (INCLUDE, POSTPONE, EXCLUDE)
+    assert (default.triage(0.9), default.triage(default.exclude_below), default.triage(0.0)) == (
+        INCLUDE,
+        POSTPONE,
+        EXCLUDE,
+    )
     # the percentile interpolation itself, on a hand-made distribution of relevant records' scores
     assert recall_threshold(0.95, [i / 100 for i in range(101)]) == pytest.approx(0.05)
     assert recall_threshold(0.5, [i / 100 for i in range(101)]) == pytest.approx(0.5)
@@ -125,7 +138,7 @@ def test_thresholds_follow_the_recall_target(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def _binomial_cdf(r: int, k: int, p: float) -> float:
-    return sum(math.comb(k, i) * p ** i * (1 - p) ** (k - i) for i in range(r + 1))
+    return sum(math.comb(k, i) * p**i * (1 - p) ** (k - i) for i in range(r + 1))
 
 
 @pytest.mark.parametrize(("r", "k"), [(0, 10), (0, 30), (1, 20), (2, 30), (5, 50)])
@@ -149,8 +162,10 @@ def test_recall_audit_sentence_with_exact_figures() -> None:
     p_u = 1 - 0.05 ** (1 / 20)  # 0.13911
     assert audit.excluded_relevant_share_at_most == pytest.approx(p_u)
     assert audit.recall_at_least == pytest.approx(50 / (50 + 980 * p_u))  # 0.2683
-    assert audit.sentence() == "auto-excluded 1000, sampled 20, relevant found 0: recall at least 26.8% with 95% " \
-                               "confidence"
+    assert (
+        audit.sentence() == "auto-excluded 1000, sampled 20, relevant found 0: recall at least 26.8% with 95% "
+        "confidence"
+    )
     none_found = RecallAudit(excluded=10, sampled=0, relevant_in_sample=0, relevant_found=0)
     assert none_found.recall_at_least is None and "not measurable" in none_found.sentence()
     assert json.loads(json.dumps(audit.as_dict()))["recall_at_least"] == pytest.approx(0.26833, abs=1e-4)

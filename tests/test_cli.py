@@ -31,8 +31,10 @@ def test_sources_check_prints_the_effective_politeness(runner: CliRunner) -> Non
     result = runner.invoke(cli, ["sources", "check"])
     assert result.exit_code == 0, result.output
     assert ("gef_projects (export, verified): one CSV file, a candidate per row keyed by ID") in result.output
-    assert ("politeness: robots.txt obeyed, delay 1.0 s, 1 request(s) per host, autothrottle on, "
-            "Crawl-delay cap 30.0 s, timeout 30 s, max 33554432 bytes, 10 redirects") in result.output
+    assert (
+        "politeness: robots.txt obeyed, delay 1.0 s, 1 request(s) per host, autothrottle on, "
+        "Crawl-delay cap 30.0 s, timeout 30 s, max 33554432 bytes, 10 redirects"
+    ) in result.output
     data = json.loads(runner.invoke(cli, ["sources", "check", "--json"]).output)
     politeness = {d["id"]: d["politeness"] for d in data}["gef_projects"]
     assert politeness["user_agent"].startswith("CHM-Harvester/")
@@ -68,8 +70,9 @@ def test_unreachable_database_is_one_line_and_exit_2(runner: CliRunner, monkeypa
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_unreadable_registry_is_one_line_and_exit_2(runner: CliRunner, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_registry_is_one_line_and_exit_2(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from harvester.settings import get_settings
 
     (tmp_path / "broken.yaml").write_text("id: broken\nkind: [\n", encoding="utf-8")
@@ -114,17 +117,20 @@ def test_a_mysql_url_is_one_line_not_a_traceback(runner: CliRunner, monkeypatch:
         assert result.exit_code == 2, (args, result.output)
         assert result.output.strip().splitlines() == [
             "error: unsupported database URL 'mysql://harvester@127.0.0.1/harvester': use sqlite:///PATH or "
-            "postgresql+psycopg://USER@HOST/DB"]
+            "postgresql+psycopg://USER@HOST/DB"
+        ]
 
 
 def test_a_misspelt_sqlite_path_is_refused_instead_of_creating_an_empty_database(
-        runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     _use_database(monkeypatch, f"sqlite:///{tmp_path / 'no-such-folder' / 'harvester.sqlite3'}")
     for args in (["db", "upgrade"], ["queue"]):
         result = runner.invoke(cli, args)
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
-        assert result.output.startswith(f"error: SQLite database folder {tmp_path / 'no-such-folder'} does not "
-                                        "exist"), result.output
+        assert result.output.startswith(
+            f"error: SQLite database folder {tmp_path / 'no-such-folder'} does not exist"
+        ), result.output
     assert not (tmp_path / "no-such-folder").exists()
 
     misspelt = tmp_path / "harvestr.sqlite3"

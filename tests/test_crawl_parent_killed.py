@@ -42,7 +42,8 @@ def test_killing_only_the_crawl_command_leaves_no_orphan_and_the_run_interrupted
     db = tmp_path / "var" / "harvester.sqlite3"
     with FaultServer() as server:
         server.index_links = [f"{server.url}/ok/page-{i:02d}" for i in range(PAGES)]
-        (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
+        (registry / f"{SOURCE}.yaml").write_text(
+            textwrap.dedent(f"""\
             id: {SOURCE}
             name: A slow local site
             kind: listing
@@ -52,12 +53,25 @@ def test_killing_only_the_crawl_command_leaves_no_orphan_and_the_run_interrupted
             listing: {{item_links: "a.rec::attr(href)", max_pages: 1}}
             selectors: {{title: "main h1::text", text: "main"}}
             politeness: {{download_delay: 0.5, autothrottle: false, concurrent_requests_per_host: 1}}
-            """), encoding="utf-8")
-        env = {**os.environ, "HARVESTER_DATA_DIR": str(tmp_path / "var"), "HARVESTER_REGISTRY_DIR": str(registry),
-               "HARVESTER_ALLOW_PRIVATE_HOSTS": "1", "HARVESTER_STAGE_POOL": "0"}
+            """),
+            encoding="utf-8",
+        )
+        env = {
+            **os.environ,
+            "HARVESTER_DATA_DIR": str(tmp_path / "var"),
+            "HARVESTER_REGISTRY_DIR": str(registry),
+            "HARVESTER_ALLOW_PRIVATE_HOSTS": "1",
+            "HARVESTER_STAGE_POOL": "0",
+        }
         env.pop("HARVESTER_DATABASE_URL", None)
-        parent = subprocess.Popen([sys.executable, "-m", "harvester", "crawl", SOURCE], cwd=PROJECT_ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        parent = subprocess.Popen(
+            [sys.executable, "-m", "harvester", "crawl", SOURCE],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         engine = create_engine(f"sqlite:///{db}")
 
         def query(fn):  # type: ignore[no-untyped-def]
@@ -68,8 +82,9 @@ def test_killing_only_the_crawl_command_leaves_no_orphan_and_the_run_interrupted
                 return None
 
         try:
-            assert wait_for(lambda: (query(lambda s: s.scalar(select(func.count()).select_from(Candidate)))
-                                     or 0) >= 2, 120)
+            assert wait_for(
+                lambda: (query(lambda s: s.scalar(select(func.count()).select_from(Candidate))) or 0) >= 2, 120
+            )
             child = query(lambda s: s.scalar(select(CrawlRun.pid)))
             assert child and child != parent.pid and alive(child)
             parent.send_signal(signal.SIGKILL)  # the parent only, not its process group

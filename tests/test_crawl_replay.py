@@ -24,21 +24,35 @@ from tests.conftest import reset_postgres, run_crawl
 pytestmark = pytest.mark.slow
 
 EXPECTED_COUNTS = {
-    "gef_projects": 5892, "gcf_projects": 209, "gcf_funded_activities": 286, "climate_adapt_cases": 146,
-    "adaptecca_cases": 96, "bhl_oai": 42, "dryad_oai": 162, "elsa_undp": 3,
+    "gef_projects": 5892,
+    "gcf_projects": 209,
+    "gcf_funded_activities": 286,
+    "climate_adapt_cases": 146,
+    "adaptecca_cases": 96,
+    "bhl_oai": 42,
+    "dryad_oai": 162,
+    "elsa_undp": 3,
 }
 IMPORTED_COUNTS = {"unfccc_cip_initiatives": 288, "wipo_green_wind": 69, "worldfish_articles": 38}
 
 
 def harvester(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harvester", *args], capture_output=True, text=True,
-                          timeout=timeout, check=False, cwd=PROJECT_ROOT, env=os.environ.copy())
+    return subprocess.run(
+        [sys.executable, "-m", "harvester", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=PROJECT_ROOT,
+        env=os.environ.copy(),
+    )
 
 
 def snapshot() -> dict[tuple[str, str], tuple[int, str, str]]:
     with session_factory()() as session:
-        rows = session.execute(select(Candidate.source_id, Candidate.url, Candidate.id, Candidate.record_hash,
-                                      Candidate.status))
+        rows = session.execute(
+            select(Candidate.source_id, Candidate.url, Candidate.id, Candidate.record_hash, Candidate.status)
+        )
         return {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
 
 
@@ -90,8 +104,9 @@ def test_crawl_killed_midway_then_rerun_loses_and_doubles_nothing(harvester_env:
     build_replay([load_registry()["gef_projects"]], replay)
     upgrade()
     cmd = [sys.executable, "-m", "harvester.crawl", "--quiet", "--replay", str(replay), "gef_projects"]
-    child = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        cmd, cwd=PROJECT_ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while _candidate_count() < kill_after and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.05)
@@ -103,8 +118,11 @@ def test_crawl_killed_midway_then_rerun_loses_and_doubles_nothing(harvester_env:
     with transaction() as session:
         reviewed = session.scalars(select(Candidate).order_by(Candidate.id).limit(1)).one()
         reviewed.status = "accepted"
-        session.add(Decision(candidate_id=reviewed.id, actor="curator", from_status="pending",
-                             to_status="accepted", field_diff={}))
+        session.add(
+            Decision(
+                candidate_id=reviewed.id, actor="curator", from_status="pending", to_status="accepted", field_diff={}
+            )
+        )
         reviewed_id = reviewed.id
 
     result = run_crawl("gef_projects", replay=replay)
@@ -118,8 +136,9 @@ def test_crawl_killed_midway_then_rerun_loses_and_doubles_nothing(harvester_env:
     assert statuses == ["interrupted", "finished"]
 
 
-def test_recorded_crawl_replays_to_the_same_candidates(harvester_env: Path, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recorded_crawl_replays_to_the_same_candidates(
+    harvester_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     replay = get_settings().replay_cache_dir
     build_replay([load_registry()["elsa_undp"]], replay)
     upgrade()

@@ -29,8 +29,15 @@ SOURCES = ("gcf_projects", "elsa_undp")
 
 
 def harvester(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "harvester", *args], cwd=PROJECT_ROOT, env=env,
-                            capture_output=True, text=True, timeout=900, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "harvester", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert result.returncode == 0, (args, result.stderr[-3000:])
     return result
 
@@ -50,10 +57,15 @@ def state(url: str) -> dict[str, Any]:
     try:
         with Session(engine) as session:
             return {
-                "candidates": sorted(tuple(r) for r in session.execute(select(
-                    Candidate.url, Candidate.record_hash, Candidate.status, Candidate.version_id))),
-                "decisions": sorted(tuple(r) for r in session.execute(select(
-                    Decision.candidate_id, Decision.actor, Decision.to_status))),
+                "candidates": sorted(
+                    tuple(r)
+                    for r in session.execute(
+                        select(Candidate.url, Candidate.record_hash, Candidate.status, Candidate.version_id)
+                    )
+                ),
+                "decisions": sorted(
+                    tuple(r) for r in session.execute(select(Decision.candidate_id, Decision.actor, Decision.to_status))
+                ),
                 "users": sorted(session.scalars(select(User.name))),
             }
     finally:
@@ -92,8 +104,7 @@ def check_restored(before: dict[str, Any], restored_env: dict[str, str], restore
     assert last["gcf_projects"].stats["not_modified"] == 209
 
 
-def test_sqlite_backup_with_a_busy_wal_restores_into_a_fresh_folder_and_crawls(replay: Path,
-                                                                             tmp_path: Path) -> None:
+def test_sqlite_backup_with_a_busy_wal_restores_into_a_fresh_folder_and_crawls(replay: Path, tmp_path: Path) -> None:
     env = environment(tmp_path / "var", None)
     demo_like(env, replay)
     live = tmp_path / "var" / "harvester.sqlite3"
@@ -113,14 +124,21 @@ def test_sqlite_backup_with_a_busy_wal_restores_into_a_fresh_folder_and_crawls(r
     restored = f"sqlite:///{tmp_path / 'elsewhere' / 'harvester.sqlite3'}"
     check_restored(before, fresh, restored, replay)
 
-    refused = subprocess.run([sys.executable, "-m", "harvester", "db", "restore", str(tmp_path / "backup.sqlite3")],
-                             cwd=PROJECT_ROOT, env=fresh, capture_output=True, text=True, check=False)
+    refused = subprocess.run(
+        [sys.executable, "-m", "harvester", "db", "restore", str(tmp_path / "backup.sqlite3")],
+        cwd=PROJECT_ROOT,
+        env=fresh,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert refused.returncode == 2 and refused.stderr.startswith("error: the database already holds candidates")
 
 
 @pytest.mark.postgres
-def test_postgresql_backup_restores_into_a_fresh_database_and_crawls(replay: Path, postgres_url: str,
-                                                                     tmp_path: Path) -> None:
+def test_postgresql_backup_restores_into_a_fresh_database_and_crawls(
+    replay: Path, postgres_url: str, tmp_path: Path
+) -> None:
     reset_postgres(postgres_url).dispose()
     env = environment(tmp_path / "var", postgres_url)
     demo_like(env, replay)

@@ -83,27 +83,48 @@ class Target:
             return -1
 
     def snapshot(self) -> Snapshot:
-        rows = self.query(lambda s: s.execute(select(Candidate.url, Candidate.record_hash, Candidate.title,
-                                                     Candidate.status, Candidate.score)).all())
+        rows = self.query(
+            lambda s: s.execute(
+                select(Candidate.url, Candidate.record_hash, Candidate.title, Candidate.status, Candidate.score)
+            ).all()
+        )
         assert len(rows) == len({r[0] for r in rows}), "duplicated candidates"
         return {r[0]: (r[1], r[2], r[3], None if r[4] is None else round(r[4], 9)) for r in rows}
 
     def runs(self) -> list[tuple[str, str | None, dict[str, Any]]]:
-        return self.query(lambda s: [tuple(r) for r in s.execute(
-            select(CrawlRun.status, CrawlRun.finish_reason, CrawlRun.stats).order_by(CrawlRun.id))])
+        return self.query(
+            lambda s: [
+                tuple(r)
+                for r in s.execute(
+                    select(CrawlRun.status, CrawlRun.finish_reason, CrawlRun.stats).order_by(CrawlRun.id)
+                )
+            ]
+        )
 
     def open_alerts(self) -> list[str]:
         return self.query(lambda s: list(s.scalars(select(Alert.kind).where(Alert.resolved_at.is_(None)))))
 
 
 def harvester(target: Target, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harvester", *args], cwd=PROJECT_ROOT, env=target.env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "harvester", *args],
+        cwd=PROJECT_ROOT,
+        env=target.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def new_target(url: str, data_dir: Path, **extra: str) -> Target:
-    env = {**os.environ, "HARVESTER_DATA_DIR": str(data_dir), "HARVESTER_DATABASE_URL": url,
-           "HARVESTER_STAGE_POOL": "0", **extra}
+    env = {
+        **os.environ,
+        "HARVESTER_DATA_DIR": str(data_dir),
+        "HARVESTER_DATABASE_URL": url,
+        "HARVESTER_STAGE_POOL": "0",
+        **extra,
+    }
     env.pop("HARVESTER_REGISTRY_DIR", None)
     target = Target(url, env)
     result = harvester(target, "db", "upgrade", timeout=120)
@@ -134,9 +155,14 @@ class Background:
 def crawling(target: Target, replay: Path) -> Iterator[Background]:
     log = Path(tempfile.mkstemp(prefix="harvester-crawl-", suffix=".log")[1])
     with log.open("wb") as err:
-        child = subprocess.Popen([sys.executable, "-m", "harvester", "crawl", SOURCE, "--replay", str(replay)],
-                                 cwd=PROJECT_ROOT, env=target.env, stdout=subprocess.DEVNULL, stderr=err,
-                                 start_new_session=True)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "harvester", "crawl", SOURCE, "--replay", str(replay)],
+            cwd=PROJECT_ROOT,
+            env=target.env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
     try:
         yield Background(child, log)
     finally:
@@ -180,8 +206,10 @@ def assert_failed_truthfully(target: Target, code: int, err: str, reasons: set[s
     assert stats["new"] <= target.count() <= min(stats["new"] + stats["store_failed"], RECORDS - 1), stats
     assert "store_failed" in target.open_alerts()
     assert "not stored" in err and "Traceback" not in err, err[-3000:]
-    print(f"faulted run: exit {code}, {status}: {reason}; stored {stats['new']}, not stored {stats['store_failed']}, "
-          f"retries {stats['store_retries']}")  # the figures docs/reliability.md quotes (pytest -s)
+    print(
+        f"faulted run: exit {code}, {status}: {reason}; stored {stats['new']}, not stored {stats['store_failed']}, "
+        f"retries {stats['store_retries']}"
+    )  # the figures docs/reliability.md quotes (pytest -s)
     return stats
 
 
@@ -205,6 +233,7 @@ def reference(replay: Path, tmp_path_factory: pytest.TempPathFactory) -> Snapsho
 
 # -- SQLite: a write lock held past the busy timeout ---------------------------------------------------
 
+
 def hold_write_lock(path: Path, until: Callable[[], bool]) -> threading.Thread:
     """Another writer, as a curator's long transaction would be: BEGIN IMMEDIATE held until ``until()``."""
     acquired = threading.Event()
@@ -226,7 +255,8 @@ def hold_write_lock(path: Path, until: Callable[[], bool]) -> threading.Thread:
 
 
 def test_sqlite_locked_past_the_busy_timeout_fails_the_run_and_the_next_crawl_reads_what_was_missed(
-        replay: Path, reference: Snapshot, tmp_path: Path) -> None:
+    replay: Path, reference: Snapshot, tmp_path: Path
+) -> None:
     db = tmp_path / "harvester.sqlite3"
     target = new_target(f"sqlite:///{db}", tmp_path, HARVESTER_DB_RETRY_SECONDS="2")
     with crawling(target, replay) as child:
@@ -243,7 +273,8 @@ def test_sqlite_locked_past_the_busy_timeout_fails_the_run_and_the_next_crawl_re
 
 
 def test_sqlite_locked_for_less_than_the_retry_budget_loses_nothing(
-        replay: Path, reference: Snapshot, tmp_path: Path) -> None:
+    replay: Path, reference: Snapshot, tmp_path: Path
+) -> None:
     db = tmp_path / "harvester.sqlite3"
     target = new_target(f"sqlite:///{db}", tmp_path)  # the default budget: 60 s
     with crawling(target, replay) as child:
@@ -260,12 +291,17 @@ def test_sqlite_locked_for_less_than_the_retry_budget_loses_nothing(
 
 # -- SQLite: the disk fills ------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def small_disk() -> Iterator[Path]:
     """A 96 MiB tmpfs mounted for the test (root only)."""
     mount = Path(tempfile.mkdtemp(prefix="harvester-small-disk-"))
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m,mode=0755", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=96m,mode=0755", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         mount.rmdir()
         unavailable(f"cannot mount a small tmpfs: {done.stderr.strip() or done.returncode}")
@@ -293,9 +329,9 @@ def fill(folder: Path) -> Path:
 
 
 def test_disk_full_for_five_seconds_fails_the_run_and_the_next_crawl_reads_what_was_missed(
-        replay: Path, reference: Snapshot, small_disk: Path) -> None:
-    target = new_target(f"sqlite:///{small_disk / 'harvester.sqlite3'}", small_disk,
-                        HARVESTER_DB_RETRY_SECONDS="1")
+    replay: Path, reference: Snapshot, small_disk: Path
+) -> None:
+    target = new_target(f"sqlite:///{small_disk / 'harvester.sqlite3'}", small_disk, HARVESTER_DB_RETRY_SECONDS="1")
     with crawling(target, replay) as child:
         wait_for_progress(target, child)
         filler = fill(small_disk)
@@ -309,10 +345,8 @@ def test_disk_full_for_five_seconds_fails_the_run_and_the_next_crawl_reads_what_
     assert target.snapshot() == reference
 
 
-def test_a_disk_full_from_the_start_exits_non_zero_and_leaves_no_run_running(small_disk: Path,
-                                                                            replay: Path) -> None:
-    target = new_target(f"sqlite:///{small_disk / 'harvester.sqlite3'}", small_disk,
-                        HARVESTER_DB_RETRY_SECONDS="1")
+def test_a_disk_full_from_the_start_exits_non_zero_and_leaves_no_run_running(small_disk: Path, replay: Path) -> None:
+    target = new_target(f"sqlite:///{small_disk / 'harvester.sqlite3'}", small_disk, HARVESTER_DB_RETRY_SECONDS="1")
     filler = fill(small_disk)
     try:
         result = harvester(target, "crawl", SOURCE, "--replay", str(replay), timeout=300)
@@ -326,6 +360,7 @@ def test_a_disk_full_from_the_start_exits_non_zero_and_leaves_no_run_running(sma
 
 # -- PostgreSQL: a server of the test's own, restarted and stopped ------------------------------------------
 
+
 @dataclass
 class Postgres:
     bin: Path
@@ -336,9 +371,13 @@ class Postgres:
     def ctl(self, *args: str) -> None:
         """pg_ctl; the server it starts writes to its log file, never to a pipe of ours (that would never end)."""
         log = self.data.parent / "server.log"
-        done = subprocess.run([*self.as_owner, str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60",
-                               "-l", str(log), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              timeout=120, check=False)
+        done = subprocess.run(
+            [*self.as_owner, str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", "-l", str(log), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 0, f"pg_ctl {args} failed: {log.read_text()[-2000:] if log.exists() else ''}"
 
     def start(self) -> None:
@@ -379,8 +418,12 @@ def own_postgres() -> Iterator[Postgres]:
         shutil.chown(base, "postgres", "postgres")
     base.chmod(0o755)
     server = Postgres(Path(bins[-1]), base / "data", free_port(), as_owner)
-    subprocess.run([*as_owner, str(server.bin / "initdb"), "-D", str(server.data), "-A", "trust", "-U", "postgres",
-                    "--no-sync"], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*as_owner, str(server.bin / "initdb"), "-D", str(server.data), "-A", "trust", "-U", "postgres", "--no-sync"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     server.start()
     try:
         yield server
@@ -391,8 +434,9 @@ def own_postgres() -> Iterator[Postgres]:
 
 
 @pytest.mark.postgres
-def test_postgres_restarted_mid_crawl_loses_nothing(replay: Path, reference: Snapshot, own_postgres: Postgres,
-                                                    tmp_path: Path) -> None:
+def test_postgres_restarted_mid_crawl_loses_nothing(
+    replay: Path, reference: Snapshot, own_postgres: Postgres, tmp_path: Path
+) -> None:
     target = new_target(own_postgres.create_database("restart"), tmp_path)
     with crawling(target, replay) as child:
         wait_for_progress(target, child)
@@ -408,7 +452,8 @@ def test_postgres_restarted_mid_crawl_loses_nothing(replay: Path, reference: Sna
 
 @pytest.mark.postgres
 def test_postgres_stopped_for_15_s_fails_the_run_and_the_next_crawl_reads_what_was_missed(
-        replay: Path, reference: Snapshot, own_postgres: Postgres, tmp_path: Path) -> None:
+    replay: Path, reference: Snapshot, own_postgres: Postgres, tmp_path: Path
+) -> None:
     target = new_target(own_postgres.create_database("stopped"), tmp_path, HARVESTER_DB_RETRY_SECONDS="3")
     with crawling(target, replay) as child:
         wait_for_progress(target, child)

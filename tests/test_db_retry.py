@@ -43,8 +43,9 @@ def test_real_transient_errors_are_named_and_a_constraint_is_not(tmp_path: Path)
     sqlite3.connect(path).execute("CREATE TABLE t (x INTEGER PRIMARY KEY)").connection.commit()
     assert transient_reason(locked_error(path)) == "database locked"
 
-    engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/x",
-                           connect_args={"connect_timeout": 2})
+    engine = create_engine(
+        f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/x", connect_args={"connect_timeout": 2}
+    )
     with pytest.raises(DBAPIError) as refused:
         engine.connect()
     assert transient_reason(refused.value) == "database unreachable"
@@ -77,17 +78,26 @@ def test_a_write_waits_out_a_lock_held_past_the_busy_timeout(tmp_path: Path, mon
     assert locked.wait(10)
     retried: list[str] = []
     started = time.monotonic()
-    written = retrying(lambda s: s.execute(text("INSERT INTO sources (id, name, kind, verified, enabled, config_hash) "
-                                                "VALUES ('a', 'A', 'api', true, true, 'h') RETURNING id")).scalar(),
-                       RetryPolicy(budget_s=10, first_delay_s=0.1), engine, on_retry=retried.append)
+    written = retrying(
+        lambda s: s.execute(
+            text(
+                "INSERT INTO sources (id, name, kind, verified, enabled, config_hash) "
+                "VALUES ('a', 'A', 'api', true, true, 'h') RETURNING id"
+            )
+        ).scalar(),
+        RetryPolicy(budget_s=10, first_delay_s=0.1),
+        engine,
+        on_retry=retried.append,
+    )
     assert written == "a" and time.monotonic() - started >= 1.4
     assert retried and set(retried) == {"database locked"}
     thread.join()
     engine.dispose()
 
 
-def test_a_write_gives_up_with_the_reason_when_the_budget_is_spent(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_write_gives_up_with_the_reason_when_the_budget_is_spent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("storage.db.SQLITE_BUSY_TIMEOUT_MS", 100)
     path = tmp_path / "harvester.sqlite3"
     engine = make_engine(f"sqlite:///{path}")
@@ -96,8 +106,9 @@ def test_a_write_gives_up_with_the_reason_when_the_budget_is_spent(tmp_path: Pat
     holder.execute("BEGIN IMMEDIATE")
     try:
         with pytest.raises(StoreError) as failed:
-            retrying(lambda s: s.execute(text("DELETE FROM sources")), RetryPolicy(budget_s=0.5, first_delay_s=0.1),
-                     engine)
+            retrying(
+                lambda s: s.execute(text("DELETE FROM sources")), RetryPolicy(budget_s=0.5, first_delay_s=0.1), engine
+            )
         assert failed.value.reason == "database locked"
     finally:
         holder.execute("ROLLBACK")

@@ -49,9 +49,13 @@ def redis_url() -> str:
 def shared_env(postgres_url: str, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     registry = tmp_path / "registry"
     registry.mkdir()
-    env = {"HARVESTER_DATABASE_URL": postgres_url, "HARVESTER_REDIS_URL": redis_url,
-           "HARVESTER_REGISTRY_DIR": str(registry), "HARVESTER_DATA_DIR": str(tmp_path / "var"),
-           "HARVESTER_ALLOW_PRIVATE_HOSTS": "1"}
+    env = {
+        "HARVESTER_DATABASE_URL": postgres_url,
+        "HARVESTER_REDIS_URL": redis_url,
+        "HARVESTER_REGISTRY_DIR": str(registry),
+        "HARVESTER_DATA_DIR": str(tmp_path / "var"),
+        "HARVESTER_ALLOW_PRIVATE_HOSTS": "1",
+    }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
@@ -63,7 +67,8 @@ def shared_env(postgres_url: str, redis_url: str, tmp_path: Path, monkeypatch: p
 
 
 def write_source(registry: Path, site_url: str) -> None:
-    (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
+    (registry / f"{SOURCE}.yaml").write_text(
+        textwrap.dedent(f"""\
         id: {SOURCE}
         name: Generated partner site
         kind: sitemap
@@ -71,19 +76,28 @@ def write_source(registry: Path, site_url: str) -> None:
         verified: false
         verification: "local test server"
         politeness: {{download_delay: 0, autothrottle: false, concurrent_requests_per_host: 4}}
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "harvester.crawl", "--quiet", SOURCE], cwd=PROJECT_ROOT,
-                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "harvester.crawl", "--quiet", SOURCE],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def joined_workers() -> int:
     """Workers that joined the source's latest run."""
     with session_factory()() as session:
-        stats = session.scalars(select(CrawlRun.stats).where(CrawlRun.source_id == SOURCE)
-                                .order_by(CrawlRun.id.desc()).limit(1)).first()
+        stats = session.scalars(
+            select(CrawlRun.stats).where(CrawlRun.source_id == SOURCE).order_by(CrawlRun.id.desc()).limit(1)
+        ).first()
     return (stats or {}).get("workers", 0)
 
 
@@ -109,7 +123,8 @@ def run_two_workers(env: dict[str, str], gate: threading.Event | None = None) ->
 
 
 def test_two_workers_fetch_every_page_once_and_store_every_candidate_once(
-        shared_env: dict[str, str], fixtures_dir: Path) -> None:
+    shared_env: dict[str, str], fixtures_dir: Path
+) -> None:
     gate = threading.Event()
     with PartnerSite(load_templates(fixtures_dir), PAGES, log_paths=True, gate=gate) as site:
         write_source(Path(shared_env["HARVESTER_REGISTRY_DIR"]), site.url)
@@ -124,9 +139,15 @@ def test_two_workers_fetch_every_page_once_and_store_every_candidate_once(
     with session_factory()() as session:
         urls = list(session.scalars(select(Candidate.url).where(Candidate.source_id == SOURCE)))
         runs = list(session.scalars(select(CrawlRun).where(CrawlRun.source_id == SOURCE)))
-        pages = session.scalar(select(func.count()).select_from(FetchedPage).where(
-            FetchedPage.source_id == SOURCE, FetchedPage.url.like("%/record/%"),
-            FetchedPage.content_hash.is_not(None)))
+        pages = session.scalar(
+            select(func.count())
+            .select_from(FetchedPage)
+            .where(
+                FetchedPage.source_id == SOURCE,
+                FetchedPage.url.like("%/record/%"),
+                FetchedPage.content_hash.is_not(None),
+            )
+        )
     assert len(urls) == len(set(urls)) == PAGES
     assert pages == PAGES
     assert len(runs) == 1
@@ -140,7 +161,8 @@ def test_two_workers_fetch_every_page_once_and_store_every_candidate_once(
 
 
 def test_second_shared_crawl_from_the_cli_starts_fresh_and_finds_every_page_unchanged(
-        shared_env: dict[str, str], fixtures_dir: Path) -> None:
+    shared_env: dict[str, str], fixtures_dir: Path
+) -> None:
     shared_env["HARVESTER_STAGE_POOL"] = "0"  # stages in-line: two workers on two CPUs already
     gate = threading.Event()
     with PartnerSite(load_templates(fixtures_dir), 40, log_paths=True, gate=gate) as site:
@@ -150,9 +172,14 @@ def test_second_shared_crawl_from_the_cli_starts_fresh_and_finds_every_page_unch
         gate.clear()
         with session_factory()() as session:
             first_run = session.scalar(select(func.max(CrawlRun.id)))
-        proc = subprocess.Popen([sys.executable, "-m", "harvester", "crawl", SOURCE, "--workers", "2"],
-                                cwd=PROJECT_ROOT, env={**os.environ, **shared_env}, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harvester", "crawl", SOURCE, "--workers", "2"],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **shared_env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 120
         while proc.poll() is None:  # both workers of the second crawl join its run before the site answers
             with session_factory()() as session:

@@ -28,6 +28,9 @@ def test_readme_set_up_commands_and_ci_install_the_locked_versions() -> None:
     assert all("pip install -c constraints.txt -e " in b for b in blocks), blocks
     assert "pip install --quiet -c constraints.txt -e '.[test]'" in ci
     assert blocks[1].rsplit("&& ", 1)[1] in ci.splitlines(), "CI must run README's test command"
-    pinned = [line for line in (root / "constraints.txt").read_text(encoding="utf-8").splitlines()
-              if line and not line.startswith("#")]
+    pinned = [
+        line
+        for line in (root / "constraints.txt").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
     assert pinned and all("==" in line for line in pinned), "constraints.txt pins exact versions"

@@ -148,7 +148,8 @@ def server() -> Iterator[ConditionalServer]:
 
 
 def write_source(registry: Path, source_id: str, kind: str, start_url: str, body: str) -> None:
-    (registry / f"{source_id}.yaml").write_text(textwrap.dedent(f"""\
+    (registry / f"{source_id}.yaml").write_text(
+        textwrap.dedent(f"""\
         id: {source_id}
         name: {kind} change test source
         kind: {kind}
@@ -156,7 +157,10 @@ def write_source(registry: Path, source_id: str, kind: str, start_url: str, body
         verified: false
         verification: "local test server"
         politeness: {{download_delay: 0, autothrottle: false}}
-        """) + body, encoding="utf-8")
+        """)
+        + body,
+        encoding="utf-8",
+    )
 
 
 def crawl(registry: Path, source_id: str) -> dict[str, Any]:
@@ -164,8 +168,9 @@ def crawl(registry: Path, source_id: str) -> dict[str, Any]:
     result = run_crawl(source_id, env={"HARVESTER_REGISTRY_DIR": str(registry)}, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     with session_factory()() as session:
-        run = session.scalars(select(CrawlRun).where(CrawlRun.source_id == source_id)
-                              .order_by(CrawlRun.id.desc()).limit(1)).one()
+        run = session.scalars(
+            select(CrawlRun).where(CrawlRun.source_id == source_id).order_by(CrawlRun.id.desc()).limit(1)
+        ).one()
         assert run.status == "finished", (run.status, run.finish_reason, run.stats)
         return dict(run.stats)
 
@@ -183,17 +188,22 @@ class Row:
 def snapshot(source_id: str = SOURCE) -> dict[str, Row]:
     """Candidates keyed by record key (or URL)."""
     with session_factory()() as session:
-        return {c.record_key or c.url: Row(c.record_hash, c.updated_at, c.title, c.status, c.gone_at_source,
-                                          c.changed_since_review)
-                for c in session.scalars(select(Candidate).where(Candidate.source_id == source_id))}
+        return {
+            c.record_key or c.url: Row(
+                c.record_hash, c.updated_at, c.title, c.status, c.gone_at_source, c.changed_since_review
+            )
+            for c in session.scalars(select(Candidate).where(Candidate.source_id == source_id))
+        }
 
 
 def gone_decisions(source_id: str = SOURCE) -> list[tuple[str | None, str | None]]:
     """(record key or URL, note) of every gone_at_source decision."""
     with session_factory()() as session:
-        rows = session.execute(select(Candidate.record_key, Candidate.url, Decision.note)
-                               .join(Decision, Decision.candidate_id == Candidate.id)
-                               .where(Candidate.source_id == source_id, Decision.reason_code == "gone_at_source"))
+        rows = session.execute(
+            select(Candidate.record_key, Candidate.url, Decision.note)
+            .join(Decision, Decision.candidate_id == Candidate.id)
+            .where(Candidate.source_id == source_id, Decision.reason_code == "gone_at_source")
+        )
         return [(r[0] or r[1], r[2]) for r in rows]
 
 
@@ -220,7 +230,8 @@ def changed_export(original: bytes) -> tuple[bytes, dict[str, str]]:
 
 
 def test_export_recrawl_304_then_changed_file_then_same_bytes_without_etag(
-        registry: Path, server: ConditionalServer, fixtures_dir: Path) -> None:
+    registry: Path, server: ConditionalServer, fixtures_dir: Path
+) -> None:
     original = (fixtures_dir / "gef" / "dump-gef-project-database-export.csv").read_bytes()
     server.routes[EXPORT_PATH] = Served(original, etag=etag_of(original))
     write_source(registry, SOURCE, "export", server.url + EXPORT_PATH, GEF_RECORD)
@@ -242,15 +253,17 @@ def test_export_recrawl_304_then_changed_file_then_same_bytes_without_etag(
     assert (stats["new"], stats["updated"], stats["not_modified"], stats["gone"]) == (0, 0, GEF_COUNT, 0)
     assert stats["pages_not_modified"] == 1 and stats["items"] == 0
     second = snapshot()
-    assert {k: (r.record_hash, r.updated_at) for k, r in second.items()} == \
-           {k: (r.record_hash, r.updated_at) for k, r in first.items()}
+    assert {k: (r.record_hash, r.updated_at) for k, r in second.items()} == {
+        k: (r.record_hash, r.updated_at) for k, r in first.items()
+    }
 
     # (c) a changed file under a new ETag; the project to be changed was accepted by a curator
     changed, ids = changed_export(original)
     assert ids["changed"] in first and ids["removed"] in first and ids["new"] not in first
     with transaction() as session:
-        row = session.scalars(select(Candidate).where(Candidate.source_id == SOURCE,
-                                                      Candidate.record_key == ids["changed"])).one()
+        row = session.scalars(
+            select(Candidate).where(Candidate.source_id == SOURCE, Candidate.record_key == ids["changed"])
+        ).one()
         row.status = "accepted"
     server.routes[EXPORT_PATH] = Served(changed, etag=etag_of(changed))
     server.clear()
@@ -267,8 +280,11 @@ def test_export_recrawl_304_then_changed_file_then_same_bytes_without_etag(
     assert revised.record_hash != first[ids["changed"]].record_hash
     assert third[ids["new"]].title == "A new project appended to the export for this test"
     untouched = set(first) - {ids["changed"], ids["removed"]}
-    assert all((third[k].record_hash, third[k].updated_at, third[k].changed_since_review)
-               == (first[k].record_hash, first[k].updated_at, False) for k in untouched)
+    assert all(
+        (third[k].record_hash, third[k].updated_at, third[k].changed_since_review)
+        == (first[k].record_hash, first[k].updated_at, False)
+        for k in untouched
+    )
 
     # (d) the same bytes with no ETag from a server that ignores conditional headers: always 200,
     # and only the stored content hash tells that nothing changed
@@ -280,8 +296,9 @@ def test_export_recrawl_304_then_changed_file_then_same_bytes_without_etag(
     assert (stats["new"], stats["updated"], stats["gone"], stats["not_modified"]) == (0, 0, 0, GEF_COUNT)
     assert stats["pages_not_modified"] == 1 and stats["items"] == 0
     fourth = snapshot()
-    assert {k: (r.record_hash, r.updated_at, r.gone) for k, r in fourth.items()} == \
-           {k: (r.record_hash, r.updated_at, r.gone) for k, r in third.items()}
+    assert {k: (r.record_hash, r.updated_at, r.gone) for k, r in fourth.items()} == {
+        k: (r.record_hash, r.updated_at, r.gone) for k, r in third.items()
+    }
 
 
 ELSA_INDEX = "/elsar/fr/index.html"
@@ -290,7 +307,8 @@ ELSA_ARTICLE = "/elsar/fr/articles/elsaR.html"
 
 @pytest.mark.parametrize("gone_status", [404, 410])
 def test_listing_detail_page_that_disappears_is_gone_at_source(
-        registry: Path, server: ConditionalServer, fixtures_dir: Path, gone_status: int) -> None:
+    registry: Path, server: ConditionalServer, fixtures_dir: Path, gone_status: int
+) -> None:
     """The recorded French ELSA index links ``articles/elsaR.html``; the first crawl stores the
     recorded article, the second finds the article answering ``gone_status``."""
     multilingual = fixtures_dir / "formats" / "multilingual"
@@ -299,12 +317,18 @@ def test_listing_detail_page_that_disappears_is_gone_at_source(
     server.routes[ELSA_ARTICLE] = Served((multilingual / "elsa-undp_article-elsaR_fr.html").read_bytes(), html)
     source = "test_listing"
     # Only the relative link: the index also links the article by its absolute github.io URL.
-    write_source(registry, source, "listing", server.url + ELSA_INDEX, textwrap.dedent("""\
+    write_source(
+        registry,
+        source,
+        "listing",
+        server.url + ELSA_INDEX,
+        textwrap.dedent("""\
         listing: {item_links: "a[href='articles/elsaR.html']::attr(href)", max_pages: 1}
         selectors:
           title: "main h1::text"
           text: "main"
-        """))
+        """),
+    )
 
     stats = crawl(registry, source)
     assert [p for p, _inm, _s in server.log] == [ELSA_INDEX, ELSA_ARTICLE]

@@ -28,9 +28,22 @@ GCF_XLSX = "gcf/dump-gcf-open-data-funded-activities-20250112.xlsx"
 GCF_JSON = "gcf/api-v1-projects-all-2023-02.json"
 ADAPTECCA_XML = "climate-adapt/feed-adaptecca-cases-en-2019.xml"
 
-GEF_COLUMNS = ["Title", "ID", "Countries", "Focal Areas", "Type", "Agencies", "GEF Grant", "Cofinancing", "Status",
-               "Approval FY", "Funding Source (indexed field)", "Non-Grant Instrument (indexed field)",
-               "Capacity-building Initiative for Transparency", "GEF Period"]
+GEF_COLUMNS = [
+    "Title",
+    "ID",
+    "Countries",
+    "Focal Areas",
+    "Type",
+    "Agencies",
+    "GEF Grant",
+    "Cofinancing",
+    "Status",
+    "Approval FY",
+    "Funding Source (indexed field)",
+    "Non-Grant Instrument (indexed field)",
+    "Capacity-building Initiative for Transparency",
+    "GEF Period",
+]
 
 
 @cache
@@ -52,13 +65,18 @@ def gef_rows(fixtures_dir: Path) -> list[dict[str, Any]]:
 
 
 def test_gef_csv_export_every_project_title_prefix_kept_as_served(
-        fixtures_dir: Path, gef_rows: list[dict[str, Any]]) -> None:
+    fixtures_dir: Path, gef_rows: list[dict[str, Any]]
+) -> None:
     assert len(gef_rows) == 5892
     assert list(gef_rows[0]) == GEF_COLUMNS
     first = gef_rows[0]
     assert first["Title"].startswith("Project Title: \tLebanon’s First Biennial Transparency Reports")
     assert (first["ID"], first["Countries"], first["GEF Grant"], first["Approval FY"]) == (
-        "11305", "Lebanon", "1,233,000", "2023")
+        "11305",
+        "Lebanon",
+        "1,233,000",
+        "2023",
+    )
     assert first["Cofinancing"] == ""
     assert gef_rows[-1]["ID"] == "1"
     assert gef_rows[-1]["Title"] == "Transhumance for Biodiversity Conservation in the Southern High Atlas"
@@ -76,8 +94,7 @@ def test_climate_adapt_csv_gzip_stored_with_bom_and_multiline_cells(fixtures_dir
     cases = rows(capture.body, format="csv")
     assert len(cases) == 146
     assert list(cases[0])[:3] == ["About", "Title", "Creation Date"], "the BOM is not part of the first key"
-    assert all(c["About"].startswith("https://climate-adapt.eea.europa.eu/en/metadata/case-studies/")
-               for c in cases)
+    assert all(c["About"].startswith("https://climate-adapt.eea.europa.eu/en/metadata/case-studies/") for c in cases)
     assert len({c["About"] for c in cases}) == 146
     assert cases[0]["Title"].startswith("Online training in climate change and health")
     assert cases[0]["Publication Date"] == "2024-10-23"
@@ -93,13 +110,31 @@ def test_climate_adapt_csv_gzip_stored_with_bom_and_multiline_cells(fixtures_dir
 def test_gcf_xlsx_export_header_names_and_typed_cells(fixtures_dir: Path) -> None:
     activities = rows(raw(fixtures_dir, GCF_XLSX), format="xlsx")
     assert len(activities) == 286
-    assert list(activities[0]) == ["Ref #", "Modality", "Project Name", "Entity", "Countries", "BM", "Sector",
-                                   "Theme", "Project Size", "ESS Category", "FA Financing"]
+    assert list(activities[0]) == [
+        "Ref #",
+        "Modality",
+        "Project Name",
+        "Entity",
+        "Countries",
+        "BM",
+        "Sector",
+        "Theme",
+        "Project Size",
+        "ESS Category",
+        "FA Financing",
+    ]
     assert activities[0] == {
-        "Ref #": "FP001", "Modality": "PAP",
+        "Ref #": "FP001",
+        "Modality": "PAP",
         "Project Name": "Building the Resilience of Wetlands in the Province of Datem del Marañón, Peru",
-        "Entity": "Profonanpe", "Countries": "Peru", "BM": "B.11", "Sector": "Public", "Theme": "Cross-cutting",
-        "Project Size": "Micro", "ESS Category": "Category C", "FA Financing": 6240000,
+        "Entity": "Profonanpe",
+        "Countries": "Peru",
+        "BM": "B.11",
+        "Sector": "Public",
+        "Theme": "Cross-cutting",
+        "Project Size": "Micro",
+        "ESS Category": "Category C",
+        "FA Financing": 6240000,
     }
     assert activities[-1]["Ref #"] == "SAP047"
     assert len({a["Ref #"] for a in activities}) == 286
@@ -122,10 +157,13 @@ def test_adaptecca_xml_items_with_cdata(fixtures_dir: Path) -> None:
     assert len(items) == 96
     first = items[0]
     assert (first["item_id"], first["field_year"]) == ("4014", "2018")
-    assert first["field_title"] == ("Adaptation, restoration and creation of habitats for amphibians threatened "
-                                    "by climate change in the Montes de Valsaín mountain range, Segovia")
-    assert first["field_information"].startswith("<p>Amphibians suffer a global decline."), \
+    assert first["field_title"] == (
+        "Adaptation, restoration and creation of habitats for amphibians threatened "
+        "by climate change in the Montes de Valsaín mountain range, Segovia"
+    )
+    assert first["field_information"].startswith("<p>Amphibians suffer a global decline."), (
         "CDATA markup is kept as text"
+    )
     assert first["field_governance"] == "<ul><li>Local</li>\n</ul>"
     assert len({i["item_id"] for i in items}) == 96
     assert all(i["field_title"] for i in items)
@@ -151,10 +189,10 @@ def reserialise(records: list[dict[str, Any]], delimiter: str, encoding: str = "
     return out.getvalue().encode(encoding)
 
 
-@pytest.mark.parametrize(("delimiter", "encoding"), [(";", "utf-8"), ("\t", "utf-8"), ("|", "utf-8"),
-                                                     (";", "cp1252")])
+@pytest.mark.parametrize(("delimiter", "encoding"), [(";", "utf-8"), ("\t", "utf-8"), ("|", "utf-8"), (";", "cp1252")])
 def test_gef_rows_rewritten_with_another_delimiter_or_encoding(
-        gef_rows: list[dict[str, Any]], delimiter: str, encoding: str) -> None:
+    gef_rows: list[dict[str, Any]], delimiter: str, encoding: str
+) -> None:
     sample = gef_rows[:50]
     body = reserialise(sample, delimiter, encoding)
     assert rows(body, format="csv", delimiter=delimiter, encoding=encoding) == sample
@@ -166,8 +204,7 @@ def test_gef_rows_rewritten_with_another_delimiter_or_encoding(
         assert len(rows(body, format="csv")[0]) == 1, "the default ',' does not split these rows"
 
 
-def test_gzip_compressed_gef_csv_reads_like_the_plain_file(
-        fixtures_dir: Path, gef_rows: list[dict[str, Any]]) -> None:
+def test_gzip_compressed_gef_csv_reads_like_the_plain_file(fixtures_dir: Path, gef_rows: list[dict[str, Any]]) -> None:
     packed = gzip.compress(raw(fixtures_dir, GEF_CSV))
     assert len(packed) < len(raw(fixtures_dir, GEF_CSV)) / 3
     assert rows(packed, format="csv") == gef_rows
@@ -218,14 +255,17 @@ def test_xml_with_an_external_entity_is_refused(body: bytes) -> None:
 
 
 def test_xml_internal_entities_are_not_expanded() -> None:
-    small = (b'<?xml version="1.0"?><!DOCTYPE cases [<!ENTITY org "UNEP">]>'
-             b"<cases><item><item_id>1</item_id><field_title>&org; &org;</field_title></item></cases>")
+    small = (
+        b'<?xml version="1.0"?><!DOCTYPE cases [<!ENTITY org "UNEP">]>'
+        b"<cases><item><item_id>1</item_id><field_title>&org; &org;</field_title></item></cases>"
+    )
     assert rows(small, format="xml", record_tag="item") == [{"item_id": "1", "field_title": ""}]
     # Billion laughs: libxml2 refuses the amplification outright; it is never expanded either way.
-    levels = ['<!ENTITY lol0 "lol">'] + [
-        f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(1, 10)]
-    bomb = (f'<?xml version="1.0"?><!DOCTYPE cases [{"".join(levels)}]>'
-            '<cases><item><item_id>1</item_id><field_title>&lol9;</field_title></item></cases>').encode()
+    levels = ['<!ENTITY lol0 "lol">'] + [f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(1, 10)]
+    bomb = (
+        f'<?xml version="1.0"?><!DOCTYPE cases [{"".join(levels)}]>'
+        "<cases><item><item_id>1</item_id><field_title>&lol9;</field_title></item></cases>"
+    ).encode()
     try:
         items = rows(bomb, format="xml", record_tag="item")
     except StructuredBodyError as exc:
@@ -235,8 +275,10 @@ def test_xml_internal_entities_are_not_expanded() -> None:
 
 
 def test_xml_doctype_naming_an_external_dtd_is_not_fetched() -> None:
-    body = (b'<?xml version="1.0"?>\n<!DOCTYPE cases PUBLIC "-//Test//DTD Cases//EN" '
-            b'"http://127.0.0.1:9/cases.dtd">\n<cases><item><item_id>7</item_id></item></cases>')
+    body = (
+        b'<?xml version="1.0"?>\n<!DOCTYPE cases PUBLIC "-//Test//DTD Cases//EN" '
+        b'"http://127.0.0.1:9/cases.dtd">\n<cases><item><item_id>7</item_id></item></cases>'
+    )
     assert rows(body, format="xml", record_tag="item") == [{"item_id": "7"}]
 
 

@@ -14,10 +14,17 @@ from harvester.registry import load_registry
 from tests.conftest import FIXTURES
 
 # The whole 5,892-row GEF export is slow; every other capture stays in the fast loop.
-CAPTURES = [pytest.param(spec.id, ref.fixture, id=f"{spec.id}:{Path(ref.fixture).name}",
-                         marks=[pytest.mark.slow] if (FIXTURES / ref.fixture).stat().st_size > 1_000_000 else [])
-            for spec in load_registry().values() for ref in spec.replay
-            if not (spec.kind == "listing" and "index" in ref.fixture)]
+CAPTURES = [
+    pytest.param(
+        spec.id,
+        ref.fixture,
+        id=f"{spec.id}:{Path(ref.fixture).name}",
+        marks=[pytest.mark.slow] if (FIXTURES / ref.fixture).stat().st_size > 1_000_000 else [],
+    )
+    for spec in load_registry().values()
+    for ref in spec.replay
+    if not (spec.kind == "listing" and "index" in ref.fixture)
+]
 
 
 def extract(*args: str) -> tuple[int, str]:
@@ -31,19 +38,38 @@ def test_extract_works_on_every_bundled_capture(fixtures_dir: Path, source_id: s
     url = folder_index(path.parent)[path.name]["url"]
     code, output = extract("--source", source_id, "--url", url, "--json", str(path))
     assert code == 0, output
-    candidates = json.loads(output[output.index("["):])
+    candidates = json.loads(output[output.index("[") :])
     assert candidates
     first = candidates[0]
-    assert {"url", "title", "organisations", "countries", "start_date", "end_date", "published", "language",
-            "summary", "text", "criteria", "provenance"} <= set(first)
+    assert {
+        "url",
+        "title",
+        "organisations",
+        "countries",
+        "start_date",
+        "end_date",
+        "published",
+        "language",
+        "summary",
+        "text",
+        "criteria",
+        "provenance",
+    } <= set(first)
     assert first["provenance"]["title"]
 
 
-@pytest.mark.parametrize(("name", "lang", "title"), [
-    ("xinhua_drug-supply_zh.html", "zh", "短缺药品保供稳价 全力保障临床用药需求"),
-    ("assabah_sudan_ar.html", "ar", "الناشط الحقوقي السوداني خالد عبد الكريم ماسا لـ«الصباح»: "
-                                    "كل الشروط متوفرة لثورة سودانية ولا حاجة لنستورد شيئا"),
-])
+@pytest.mark.parametrize(
+    ("name", "lang", "title"),
+    [
+        ("xinhua_drug-supply_zh.html", "zh", "短缺药品保供稳价 全力保障临床用药需求"),
+        (
+            "assabah_sudan_ar.html",
+            "ar",
+            "الناشط الحقوقي السوداني خالد عبد الكريم ماسا لـ«الصباح»: "
+            "كل الشروط متوفرة لثورة سودانية ولا حاجة لنستورد شيئا",
+        ),
+    ],
+)
 def test_extract_arabic_and_chinese_pages(fixtures_dir: Path, name: str, lang: str, title: str) -> None:
     path = fixtures_dir / "formats" / "multilingual" / name
     url = folder_index(path.parent)[name]["url"]
@@ -55,10 +81,13 @@ def test_extract_arabic_and_chinese_pages(fixtures_dir: Path, name: str, lang: s
     assert candidate["provenance"]["text"] == "trafilatura"
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"", "file is empty"),
-    (b"\x00\x01\x02\x03" * 100, "binary body"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "file is empty"),
+        (b"\x00\x01\x02\x03" * 100, "binary body"),
+    ],
+)
 def test_a_bad_file_is_one_clear_error_line(tmp_path: Path, content: bytes, message: str) -> None:
     bad = tmp_path / "bad.html"
     bad.write_bytes(content)

@@ -47,11 +47,14 @@ def test_page_metadata_leaves_the_tree_for_text_extraction_unchanged(fixtures_di
         assert trafilatura.extract(tree, **options) == trafilatura.extract(html, **options), name
 
 
-@pytest.mark.parametrize(("head", "site"), [
-    ('<meta property="og:site_name" content="@wocat">', "Wocat"),
-    ('<meta property="og:site_name" content="cgspace.cgiar.org">', "cgspace.cgiar.org"),
-    ("", "partner.example"),
-])
+@pytest.mark.parametrize(
+    ("head", "site"),
+    [
+        ('<meta property="og:site_name" content="@wocat">', "Wocat"),
+        ('<meta property="og:site_name" content="cgspace.cgiar.org">', "cgspace.cgiar.org"),
+        ("", "partner.example"),
+    ],
+)
 def test_site_name_is_capitalised_or_taken_from_the_url(head: str, site: str) -> None:
     html = f"<html><head>{head}<title>A page</title></head><body><p>Text.</p></body></html>"
     tree = trafilatura.load_html(html)

@@ -285,16 +285,12 @@ def test_parsed_date_is_frozen() -> None:
 Y2019, Y2023 = ParsedDate("2019", "year"), ParsedDate("2023", "year")
 
 
-@pytest.mark.parametrize(
-    "value", ["2019-2023", "2019 \u2013 2023", "2019 to 2023", "2019\u20142023", " 2019 / 2023 "]
-)
+@pytest.mark.parametrize("value", ["2019-2023", "2019 \u2013 2023", "2019 to 2023", "2019\u20142023", " 2019 / 2023 "])
 def test_year_ranges_give_start_and_end_years(value: str) -> None:
     assert parse_year_range(value) == (Y2019, Y2023)
 
 
-@pytest.mark.parametrize(
-    "value", ["2019", "2019 - ongoing", "2019-present", "2019 to present", "2019 \u2013"]
-)
+@pytest.mark.parametrize("value", ["2019", "2019 - ongoing", "2019-present", "2019 to present", "2019 \u2013"])
 def test_single_year_or_open_end_gives_no_end(value: str) -> None:
     assert parse_year_range(value) == (Y2019, None)
 

@@ -65,18 +65,34 @@ CASES = [
     Case("503 then 200", "main", "/flaky/1", ATTEMPTS, None, title_of("1")),
     Case("404 is not retried", "main", "/404/1", 1, r"^HTTP 404$"),
     Case("redirect loop", "main", "/loop/1", 1, r"^redirect loop: .*/loop/1 redirects back to itself"),
-    Case("over-long redirect chain", "main", "/chain/0", 1,
-         r"^IgnoreRequest: max redirections reached \(redirected from .*/chain/0\)$", final="/chain/10"),
+    Case(
+        "over-long redirect chain",
+        "main",
+        "/chain/0",
+        1,
+        r"^IgnoreRequest: max redirections reached \(redirected from .*/chain/0\)$",
+        final="/chain/10",
+    ),
     Case("two redirects then a page", "main", "/short-redirect/0", 1, None, title_of("redirected")),
-    Case("Content-Length over the cap", "main", "/too-large/1", 1,
-         r"^DownloadCancelledError: Expected to receive 41943040 bytes which is larger than download max size"),
+    Case(
+        "Content-Length over the cap",
+        "main",
+        "/too-large/1",
+        1,
+        r"^DownloadCancelledError: Expected to receive 41943040 bytes which is larger than download max size",
+    ),
     Case("endless body over the cap", "main", "/endless/1", (1, ATTEMPTS), r"^DownloadCancelledError: .*size cap"),
     Case("gzip bomb", "main", "/bomb/1", 1, r"^IgnoreRequest: .* exceeded DOWNLOAD_MAXSIZE .* during decompression"),
     Case("charset says UTF-8, body is cp1252", "main", "/wrong-charset/1", 1, None, title_of("wrong-charset")),
     Case("no charset anywhere", "main", "/missing-charset/1", 1, None, title_of("missing-charset")),
     Case("truncated HTML", "main", "/truncated-html/1", 1, None, title_of("truncated-html")),
-    Case("body shorter than Content-Length", "main", "/truncated-body/1", ATTEMPTS,
-         r"^ResponseDataLossError: connection closed before the whole body arrived"),
+    Case(
+        "body shorter than Content-Length",
+        "main",
+        "/truncated-body/1",
+        ATTEMPTS,
+        r"^ResponseDataLossError: connection closed before the whole body arrived",
+    ),
     Case("robots.txt disallows", "main", "/ok/private", 0, r"^IgnoreRequest: Forbidden by robots\.txt$"),
     Case("unroutable port", "closed", "/ok/nobody-home", 0, r"^DownloadConnectionRefusedError: Connection was refused"),
     Case("429 with Retry-After", "slow", "/429/1", ATTEMPTS, r"^HttpError: Ignoring non-200 response$"),
@@ -105,7 +121,8 @@ class Matrix:
 
 
 def write_source(registry: Path, index_url: str) -> None:
-    (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
+    (registry / f"{SOURCE}.yaml").write_text(
+        textwrap.dedent(f"""\
         id: {SOURCE}
         name: Fault matrix source
         kind: listing
@@ -116,7 +133,9 @@ def write_source(registry: Path, index_url: str) -> None:
         listing: {{item_links: "a.rec::attr(href)", max_pages: 1}}
         selectors: {{title: "main h1::text", text: "main"}}
         politeness: {{download_delay: 0, autothrottle: false, concurrent_requests_per_host: 8}}
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -125,10 +144,16 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
     base = tmp_path_factory.mktemp("faults")
     registry = base / "registry"
     registry.mkdir()
-    env = {"HARVESTER_DATA_DIR": str(base / "var"), "HARVESTER_REGISTRY_DIR": str(registry),
-           "HARVESTER_DOWNLOAD_TIMEOUT": str(TIMEOUT)}
-    with pytest.MonkeyPatch.context() as mp, FaultServer(robots="User-agent: *\nDisallow: /ok/private\n") as main, \
-            FaultServer(robots_stall=True) as slow:
+    env = {
+        "HARVESTER_DATA_DIR": str(base / "var"),
+        "HARVESTER_REGISTRY_DIR": str(registry),
+        "HARVESTER_DOWNLOAD_TIMEOUT": str(TIMEOUT),
+    }
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        FaultServer(robots="User-agent: *\nDisallow: /ok/private\n") as main,
+        FaultServer(robots_stall=True) as slow,
+    ):
         for name, value in env.items():
             mp.setenv(name, value)
         mp.delenv("HARVESTER_DATABASE_URL", raising=False)

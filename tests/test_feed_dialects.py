@@ -82,8 +82,10 @@ def entries(body: bytes) -> list[dict]:
 
 def test_rss_091_items_are_read() -> None:
     got = [(e["title"], e["link"], e["summary"]) for e in entries(RSS_091)]
-    assert got == [("Seed banks in the Sahel", "https://partner.example.org/a/1", "Farmers exchange seeds."),
-                   ("Mangrove nurseries", "https://partner.example.org/a/2", "Coastal restoration.")]
+    assert got == [
+        ("Seed banks in the Sahel", "https://partner.example.org/a/1", "Farmers exchange seeds."),
+        ("Mangrove nurseries", "https://partner.example.org/a/2", "Coastal restoration."),
+    ]
 
 
 def test_rss_10_rdf_items_are_records_not_dropped() -> None:
@@ -98,14 +100,21 @@ def test_rss_10_rdf_items_are_records_not_dropped() -> None:
 def test_atom_03_is_read() -> None:
     [entry] = entries(ATOM_03)
     assert (entry["id"], entry["title"], entry["link"], entry["summary"]) == (
-        "tag:partner.example.org,2005:cf", "Community forests", "https://partner.example.org/cf",
-        "Forest user groups in Nepal.")
+        "tag:partner.example.org,2005:cf",
+        "Community forests",
+        "https://partner.example.org/cf",
+        "Forest user groups in Nepal.",
+    )
 
 
 def test_xml_base_resolves_links_per_entry() -> None:
     got = entries(ATOM_XML_BASE_NO_LINKS)
-    assert [e["link"] for e in got] == ["https://partner.example.org/projects/wetlands/1",
-                                        "https://partner.example.org/other/pollinators", None, None]
+    assert [e["link"] for e in got] == [
+        "https://partner.example.org/projects/wetlands/1",
+        "https://partner.example.org/other/pollinators",
+        None,
+        None,
+    ]
 
 
 def test_html_entities_and_a_stray_ampersand_do_not_refuse_the_feed() -> None:
@@ -123,24 +132,40 @@ def test_an_entry_without_id_or_link_is_keyed_by_its_content() -> None:
     assert entry_key(a).startswith("sha256:")
 
 
-FEED_SPEC = SourceSpec.model_validate({
-    "id": "test_feed", "name": "test feed", "kind": "feed", "start_urls": [FEED_URL], "verified": False,
-    "verification": "test"})
+FEED_SPEC = SourceSpec.model_validate(
+    {
+        "id": "test_feed",
+        "name": "test feed",
+        "kind": "feed",
+        "start_urls": [FEED_URL],
+        "verified": False,
+        "verification": "test",
+    }
+)
 
 
-@pytest.mark.parametrize(("body", "expected"), [
-    (ATOM_XML_BASE_NO_LINKS, 4), (JSON_FEED_NO_URLS, 2), (RSS_10_RDF, 2), (ATOM_03, 1), (RSS_ENTITIES, 1)],
-    ids=["atom-without-links", "json-feed-without-urls", "rss-1.0", "atom-0.3", "entities"])
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [(ATOM_XML_BASE_NO_LINKS, 4), (JSON_FEED_NO_URLS, 2), (RSS_10_RDF, 2), (ATOM_03, 1), (RSS_ENTITIES, 1)],
+    ids=["atom-without-links", "json-feed-without-urls", "rss-1.0", "atom-0.3", "entities"],
+)
 def test_each_entry_is_its_own_candidate_even_without_a_link(db_engine: Engine, body: bytes, expected: int) -> None:
     result = candidates_from_response(FEED_SPEC, RecordedResponse(FEED_URL, 200, [], body))
     assert len(result.items) == expected and result.failures == []
     with transaction(db_engine) as session:
         ensure_source(session, "test_feed", "test feed", "feed", False, True, "h")
-        outcomes = [upsert_candidate(
-            session, source_id=item.source_id, url=item.canonical_url or canonical_url(item.url),
-            record_hash=item.record_hash or "", run_id=None, initial_status=CandidateStatus.PENDING,
-            values={"record_key": item.record_key, "title": item.title, "fetched_url": item.fetched_url}).outcome
-            for item in result.items]
+        outcomes = [
+            upsert_candidate(
+                session,
+                source_id=item.source_id,
+                url=item.canonical_url or canonical_url(item.url),
+                record_hash=item.record_hash or "",
+                run_id=None,
+                initial_status=CandidateStatus.PENDING,
+                values={"record_key": item.record_key, "title": item.title, "fetched_url": item.fetched_url},
+            ).outcome
+            for item in result.items
+        ]
         stored = session.scalars(select(Candidate.title)).all()
     assert outcomes == [Outcome.NEW] * expected, "a first run has only new records, none 'updated'"
     assert sorted(stored) == sorted(item.title for item in result.items)

@@ -61,8 +61,13 @@ def test_cip_file_maps_each_initiative_and_a_reimport_changes_nothing(harvester_
 
     fcpf = candidate("Forest Carbon Partnership Facility (FCPF)")
     assert fcpf.url == CIP_URL + "Forest Carbon Partnership Facility (FCPF)"
-    assert fcpf.extra["function"] == ["Capacity building", "Technical dialogue", "Implementation", "Funding",
-                                      "Political dialogue"]
+    assert fcpf.extra["function"] == [
+        "Capacity building",
+        "Technical dialogue",
+        "Implementation",
+        "Funding",
+        "Political dialogue",
+    ]
     assert fcpf.regions == ["Global", "Africa", "Asia and the Pacific", "Latin America and The Caribbean"]
     assert (fcpf.start_date, fcpf.end_date) == ("2008", "2025")
     assert fcpf.organisations == ["The World Bank"]
@@ -77,11 +82,18 @@ def test_cip_file_maps_each_initiative_and_a_reimport_changes_nothing(harvester_
     assert pacmun.extra["lead_organisation_location"] == "Mexico"
 
     sha256 = hashlib.sha256((fixtures_dir / CIP).read_bytes()).hexdigest()
-    assert (pacmun.provenance["file"], pacmun.provenance["file_sha256"], pacmun.provenance["file_captured"],
-            pacmun.provenance["file_record"]) == ("dump-initiatives-20230611.csv", sha256, "2023-06-11", "198")
+    assert (
+        pacmun.provenance["file"],
+        pacmun.provenance["file_sha256"],
+        pacmun.provenance["file_captured"],
+        pacmun.provenance["file_record"],
+    ) == ("dump-initiatives-20230611.csv", sha256, "2023-06-11", "198")
     # The CIP lists the same alliance under two names: the import links them as near-duplicates.
-    assert candidate("Net-Zero Asset Owner Alliance").duplicate_cluster == \
-        candidate("United Nations-Convened Net Zero Asset Owner Alliance").duplicate_cluster is not None
+    assert (
+        candidate("Net-Zero Asset Owner Alliance").duplicate_cluster
+        == candidate("United Nations-Convened Net Zero Asset Owner Alliance").duplicate_cluster
+        is not None
+    )
 
     with session_factory()() as session:
         source = session.get(Source, "unfccc_cip_initiatives")
@@ -127,8 +139,9 @@ def test_wipo_green_and_worldfish_files_are_keyed_by_article_id_and_handle(harve
     assert black_box.extra["doi"] == "https://doi.org/10.1016/j.gloenvcha.2019.101934"
 
 
-def test_a_record_without_its_key_refuses_the_whole_file(harvester_env: Path, fixtures_dir: Path,
-                                                          tmp_path: Path) -> None:
+def test_a_record_without_its_key_refuses_the_whole_file(
+    harvester_env: Path, fixtures_dir: Path, tmp_path: Path
+) -> None:
     header, rows = cip_rows(fixtures_dir)
     rows = [list(r) for r in rows[:5]]
     rows[3][header.index("Name of initiative")] = ""
@@ -136,12 +149,14 @@ def test_a_record_without_its_key_refuses_the_whole_file(harvester_env: Path, fi
     result = harvester("import", "unfccc_cip_initiatives", str(bad), "--captured", "2023-06-11")
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        f"error: {bad}: record 4 has no 'Name of initiative' (the record key)"]
+        f"error: {bad}: record 4 has no 'Name of initiative' (the record key)"
+    ]
     assert counts() == (0, 0, 0)
 
 
-def test_a_malformed_file_is_one_error_line_and_nothing_is_stored(harvester_env: Path, fixtures_dir: Path,
-                                                                  tmp_path: Path) -> None:
+def test_a_malformed_file_is_one_error_line_and_nothing_is_stored(
+    harvester_env: Path, fixtures_dir: Path, tmp_path: Path
+) -> None:
     assert harvester("import", "worldfish_articles").exit_code == 0
     stored = counts()
     body = (fixtures_dir / WIPO).read_bytes()
@@ -164,7 +179,8 @@ def test_a_repeated_key_refuses_the_file(harvester_env: Path, fixtures_dir: Path
 
 
 def test_a_record_missing_from_the_next_file_is_gone_only_when_the_file_is_complete(
-        harvester_env: Path, fixtures_dir: Path, tmp_path: Path) -> None:
+    harvester_env: Path, fixtures_dir: Path, tmp_path: Path
+) -> None:
     header, rows = cip_rows(fixtures_dir)
     first = write_csv(tmp_path / "cip-2023-06.csv", header, rows[:5])
     later = write_csv(tmp_path / "cip-2023-07.csv", header, rows[:4])
@@ -175,8 +191,9 @@ def test_a_record_missing_from_the_next_file_is_gone_only_when_the_file_is_compl
     assert partial.exit_code == 0 and '"gone": 0' in partial.output
     assert candidate(fifth).gone_at_source is False
 
-    complete = harvester("import", "unfccc_cip_initiatives", str(later), "--captured", "2023-07-01", "--complete",
-                         "--json")
+    complete = harvester(
+        "import", "unfccc_cip_initiatives", str(later), "--captured", "2023-07-01", "--complete", "--json"
+    )
     assert complete.exit_code == 0 and '"gone": 1' in complete.output and '"not_modified": 4' in complete.output
     gone = candidate(fifth)
     assert gone.gone_at_source is True
@@ -205,8 +222,9 @@ def test_a_file_source_is_never_verified_and_never_crawled(harvester_env: Path, 
 
 
 @pytest.mark.postgres
-def test_a_reimport_on_postgresql_changes_nothing(harvester_env: Path, postgres_url: str, fixtures_dir: Path,
-                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_reimport_on_postgresql_changes_nothing(
+    harvester_env: Path, postgres_url: str, fixtures_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     reset_postgres(postgres_url).dispose()
     monkeypatch.setenv("HARVESTER_DATABASE_URL", postgres_url)
     get_settings.cache_clear()
@@ -224,10 +242,12 @@ def test_a_reimport_on_postgresql_changes_nothing(harvester_env: Path, postgres_
 
 
 @pytest.mark.slow
-def test_xlsx_and_json_lines_files_import_with_the_same_mapping(registry: Path, fixtures_dir: Path,
-                                                                tmp_path: Path) -> None:
+def test_xlsx_and_json_lines_files_import_with_the_same_mapping(
+    registry: Path, fixtures_dir: Path, tmp_path: Path
+) -> None:
     """The GCF funded-activities XLSX export, and the WIPO GREEN records rewritten one JSON object a line."""
-    (registry / "gcf_file.yaml").write_text(textwrap.dedent("""\
+    (registry / "gcf_file.yaml").write_text(
+        textwrap.dedent("""\
         id: gcf_file
         name: GCF funded activities as a file
         kind: file
@@ -239,8 +259,10 @@ def test_xlsx_and_json_lines_files_import_with_the_same_mapping(registry: Path, 
           key: "Ref #"
           url: "https://www.greenclimate.fund/projects/{Ref #}"
           fields: {title: Project Name, organisations: Entity, countries: {path: Countries, split: ","}}
-        """))
-    (registry / "wipo_lines.yaml").write_text(textwrap.dedent("""\
+        """)
+    )
+    (registry / "wipo_lines.yaml").write_text(
+        textwrap.dedent("""\
         id: wipo_lines
         name: WIPO GREEN records as JSON Lines
         kind: file
@@ -252,7 +274,8 @@ def test_xlsx_and_json_lines_files_import_with_the_same_mapping(registry: Path, 
           key: id
           url: "https://wipogreen.wipo.int/wipogreen-database/articles/{id}"
           fields: {title: technologyNameEN, text: description, organisations: companyName}
-        """))
+        """)
+    )
     assert harvester("import", "gcf_file").exit_code == 0
     wetlands = candidate("FP001")
     assert wetlands.title == "Building the Resilience of Wetlands in the Province of Datem del Marañón, Peru"
@@ -277,8 +300,9 @@ def test_every_bundled_file_source_names_a_file_in_the_fixtures(fixtures_dir: Pa
         assert (fixtures_dir / options.fixture).is_file(), source_id
 
 
-def test_the_candidate_page_says_which_file_a_record_came_from(harvester_env: Path, fixtures_dir: Path,
-                                                               tmp_path: Path) -> None:
+def test_the_candidate_page_says_which_file_a_record_came_from(
+    harvester_env: Path, fixtures_dir: Path, tmp_path: Path
+) -> None:
     from fastapi.testclient import TestClient
 
     from harvester.web.app import create_app
@@ -292,9 +316,13 @@ def test_the_candidate_page_says_which_file_a_record_came_from(harvester_env: Pa
         add_user(session, "ada", "curator", "curator-pass-1")
     sha256 = hashlib.sha256(three.read_bytes()).hexdigest()
     with TestClient(create_app(get_engine()), follow_redirects=False) as client:
-        assert client.post("/login", data={"name": "ada", "password": "curator-pass-1", "next": "/queue"}
-                           ).status_code == 303
+        assert (
+            client.post("/login", data={"name": "ada", "password": "curator-pass-1", "next": "/queue"}).status_code
+            == 303
+        )
         page = client.get(f"/candidates/{candidate('2050 Pathways Platform').id}")
     assert page.status_code == 200
-    assert (f"cip-three.csv, record 2, sha256 <code>{sha256}</code>, captured 2023-06-11 "
-            "(a partner's file, not a page the harvester fetched)") in page.text
+    assert (
+        f"cip-three.csv, record 2, sha256 <code>{sha256}</code>, captured 2023-06-11 "
+        "(a partner's file, not a page the harvester fetched)"
+    ) in page.text

@@ -38,6 +38,7 @@ def captured(tmp_path: Path, fixtures_dir: Path) -> tuple[Path, str, bytes]:
     headers = {"Content-Type": "application/rss+xml; charset=utf-8", "Content-Encoding": "gzip"}
     folder = tmp_path / "warcs"
     folder.mkdir()
+
     class Gzipped(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             self.send_response(200)
@@ -55,8 +56,10 @@ def captured(tmp_path: Path, fixtures_dir: Path) -> tuple[Path, str, bytes]:
     thread.start()
     try:
         url = f"http://127.0.0.1:{httpd.server_address[1]}/rss"
-        with capture_http(str(folder / "capture.warc.gz")), urlopen(
-                Request(url, headers={"Accept-Encoding": "gzip"}), timeout=10) as answer:
+        with (
+            capture_http(str(folder / "capture.warc.gz")),
+            urlopen(Request(url, headers={"Accept-Encoding": "gzip"}), timeout=10) as answer,
+        ):
             assert gzip.decompress(answer.read()) == body
     finally:
         httpd.shutdown()
@@ -70,8 +73,10 @@ def test_a_gzip_encoded_response_recorded_by_warcio_is_stored_encoded(captured: 
 
     folder, _, body = captured
     with (folder / "capture.warc.gz").open("rb") as fh:
-        records = [(r.rec_type, r.http_headers.get_header("Content-Encoding") if r.http_headers else None,
-                    r.raw_stream.read()) for r in ArchiveIterator(fh)]
+        records = [
+            (r.rec_type, r.http_headers.get_header("Content-Encoding") if r.http_headers else None, r.raw_stream.read())
+            for r in ArchiveIterator(fh)
+        ]
     response = next(r for r in records if r[0] == "response")
     assert response[1] == "gzip" and response[2][:2] == b"\x1f\x8b", "the WARC holds what the server sent"
     assert sorted(r[0] for r in records) == ["request", "response"]
@@ -84,7 +89,8 @@ def test_a_gzip_encoded_response_recorded_by_warcio_is_stored_encoded(captured: 
 @pytest.mark.slow
 def test_replay_of_a_foreign_gzip_warc_stores_every_entry(registry: Path, captured: tuple[Path, str, bytes]) -> None:
     folder, url, body = captured
-    (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
+    (registry / f"{SOURCE}.yaml").write_text(
+        textwrap.dedent(f"""\
         id: {SOURCE}
         name: feed captured by warcio
         kind: feed
@@ -92,7 +98,9 @@ def test_replay_of_a_foreign_gzip_warc_stores_every_entry(registry: Path, captur
         verified: false
         verification: "local capture"
         politeness: {{download_delay: 0, autothrottle: false}}
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     result = run_crawl(SOURCE, replay=folder, env={"HARVESTER_REGISTRY_DIR": str(registry)}, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     expected = {entry_key(e): " ".join(e["title"].split()) for e in iter_feed(body, base_url=url)}  # spaces folded
@@ -106,7 +114,8 @@ def test_replay_of_a_foreign_gzip_warc_stores_every_entry(registry: Path, captur
 
 @pytest.mark.slow
 def test_a_url_missing_from_the_recording_is_an_error_not_a_gone_record(
-        registry: Path, captured: tuple[Path, str, bytes]) -> None:
+    registry: Path, captured: tuple[Path, str, bytes]
+) -> None:
     """The replay answers 404 for what it never recorded: that must not read as the partner's 404."""
     from harvester.dedupe import canonical_url
     from storage.db import transaction
@@ -116,7 +125,8 @@ def test_a_url_missing_from_the_recording_is_an_error_not_a_gone_record(
 
     folder, url, _ = captured
     missing = url.replace("/rss", "/news/42")  # a record page that was never recorded
-    (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
+    (registry / f"{SOURCE}.yaml").write_text(
+        textwrap.dedent(f"""\
         id: {SOURCE}
         name: feed captured by warcio
         kind: feed
@@ -124,11 +134,20 @@ def test_a_url_missing_from_the_recording_is_an_error_not_a_gone_record(
         verified: false
         verification: "local capture"
         politeness: {{download_delay: 0, autothrottle: false}}
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     with transaction() as session:
         ensure_source(session, SOURCE, "feed", "feed", False, True, "h")
-        upsert_candidate(session, source_id=SOURCE, url=canonical_url(missing), record_hash="h", run_id=None,
-                         initial_status=CandidateStatus.ACCEPTED, values={"title": "Curated", "fetched_url": missing})
+        upsert_candidate(
+            session,
+            source_id=SOURCE,
+            url=canonical_url(missing),
+            record_hash="h",
+            run_id=None,
+            initial_status=CandidateStatus.ACCEPTED,
+            values={"title": "Curated", "fetched_url": missing},
+        )
     result = run_crawl(SOURCE, replay=folder, env={"HARVESTER_REGISTRY_DIR": str(registry)}, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     with session_factory()() as session:
@@ -137,7 +156,8 @@ def test_a_url_missing_from_the_recording_is_an_error_not_a_gone_record(
     assert (kept.gone_at_source, kept.status) == (False, "accepted")
     assert run.stats["gone"] == 0 and run.stats["replay_missing"] >= 1  # robots.txt is not recorded either
     assert [(f["url"], f["gone"], f["error"]) for f in run.stats["failed_urls"]] == [
-        (missing, False, "not in the recording (replay has no response for this URL)")]
+        (missing, False, "not in the recording (replay has no response for this URL)")
+    ]
 
 
 class ConditionalGzipFeed(BaseHTTPRequestHandler):
@@ -178,7 +198,8 @@ class ConditionalGzipFeed(BaseHTTPRequestHandler):
 
 @pytest.mark.slow
 def test_own_recordings_are_standard_warcs_that_replay_to_the_same_candidates(
-        registry: Path, fixtures_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry: Path, fixtures_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``--record`` writes request + response records with the bytes as sent (gzip kept), the redirect hop,
     a revisit for a 304; ``warcio check`` passes; replaying the recording stores the same candidates."""
     import os
@@ -195,7 +216,8 @@ def test_own_recordings_are_standard_warcs_that_replay_to_the_same_candidates(
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
+    (registry / f"{SOURCE}.yaml").write_text(
+        textwrap.dedent(f"""\
         id: {SOURCE}
         name: recorded feed
         kind: feed
@@ -203,27 +225,40 @@ def test_own_recordings_are_standard_warcs_that_replay_to_the_same_candidates(
         verified: false
         verification: "local server"
         politeness: {{download_delay: 0, autothrottle: false}}
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     env = {"HARVESTER_REGISTRY_DIR": str(registry)}
 
     def crawl(*args: str) -> None:
         cmd = [sys.executable, "-m", "harvester", "crawl", SOURCE, *args]
-        done = subprocess.run(cmd, env={**os.environ, **env, "HARVESTER_ALLOW_PRIVATE_HOSTS": "1"},
-                              capture_output=True, text=True, timeout=300, check=False, cwd=PROJECT_ROOT)
+        done = subprocess.run(
+            cmd,
+            env={**os.environ, **env, "HARVESTER_ALLOW_PRIVATE_HOSTS": "1"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            cwd=PROJECT_ROOT,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
 
     def records(folder: Path) -> list[tuple[str, str, str | None, str | None, bytes]]:
         out = []
         for path in sorted(folder.glob("*.warc.gz")):
-            check = subprocess.run([str(Path(sys.executable).parent / "warcio"), "check", str(path)],
-                                   capture_output=True, text=True, check=False)
+            check = subprocess.run(
+                [str(Path(sys.executable).parent / "warcio"), "check", str(path)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             assert check.returncode == 0, check.stdout + check.stderr
             with path.open("rb") as fh:
                 for r in ArchiveIterator(fh):
                     uri = r.rec_headers.get_header("WARC-Target-URI")
                     status = r.http_headers.get_statuscode() if r.rec_type != "request" else None
                     encoding = r.http_headers.get_header("Content-Encoding") if r.http_headers else None
-                    out.append((r.rec_type, uri[len(base):], status, encoding, r.raw_stream.read()))
+                    out.append((r.rec_type, uri[len(base) :], status, encoding, r.raw_stream.read()))
         return out
 
     try:
@@ -237,8 +272,14 @@ def test_own_recordings_are_standard_warcs_that_replay_to_the_same_candidates(
         thread.join(timeout=5)
 
     kinds = sorted((t, p, s) for t, p, s, _, _ in first)
-    assert kinds == [("request", "/old", None), ("request", "/robots.txt", None), ("request", "/rss", None),
-                     ("response", "/old", "301"), ("response", "/robots.txt", "404"), ("response", "/rss", "200")]
+    assert kinds == [
+        ("request", "/old", None),
+        ("request", "/robots.txt", None),
+        ("request", "/rss", None),
+        ("response", "/old", "301"),
+        ("response", "/robots.txt", "404"),
+        ("response", "/rss", "200"),
+    ]
     feed = next(r for r in first if r[0] == "response" and r[1] == "/rss")
     assert feed[3] == "gzip" and gzip.decompress(feed[4]) == ConditionalGzipFeed.body, "the bytes as sent"
     assert ("revisit", "/rss", "304", None, b"") in second, "the unchanged feed is a revisit, not a copy"

@@ -34,17 +34,27 @@ def raw_stats(records: int = 200, new: int = 0, updated: int = 0, errors: int = 
     """Scrapy's own stats keys plus the harvester's, as a crawl leaves them (run_stats turns them into the row)."""
     start = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
     return {
-        "downloader/request_count": requests, "downloader/response_status_count/200": requests - errors,
-        "downloader/response_status_count/503": errors, "item_scraped_count": records,
-        "harvester/store/new": new, "harvester/store/updated": updated,
-        "harvester/store/not_modified": records - new - updated, "harvester/pages/parsed": 1,
+        "downloader/request_count": requests,
+        "downloader/response_status_count/200": requests - errors,
+        "downloader/response_status_count/503": errors,
+        "item_scraped_count": records,
+        "harvester/store/new": new,
+        "harvester/store/updated": updated,
+        "harvester/store/not_modified": records - new - updated,
+        "harvester/pages/parsed": 1,
         "harvester/errors": errors,
-        "start_time": start, "finish_time": start + timedelta(seconds=42),
+        "start_time": start,
+        "finish_time": start + timedelta(seconds=42),
     }
 
 
-def add_run(engine: Engine, raw: dict[str, Any] | None = None, status: str = RunStatus.FINISHED,
-            reason: str = "finished", source: str = SOURCE) -> int:
+def add_run(
+    engine: Engine,
+    raw: dict[str, Any] | None = None,
+    status: str = RunStatus.FINISHED,
+    reason: str = "finished",
+    source: str = SOURCE,
+) -> int:
     with transaction(engine) as session:
         ensure_source(session, source, source, "export", True, True, "h")
         run_id = start_run(session, source, "schedule", replay=True).id
@@ -119,8 +129,10 @@ def test_repeated_failures_raise_an_alert_that_a_finished_run_resolves(db_engine
     add_run(db_engine, raw_stats(records=0), RunStatus.INTERRUPTED, "stale heartbeat")
     [alert] = check(db_engine)
     assert alert.kind == AlertKind.REPEATED_FAILURES
-    assert alert.message == (f"2 runs in a row failed or were interrupted on {SOURCE} since run 3 (last: interrupted, "
-                             "stale heartbeat); still scheduled, with back-off")
+    assert alert.message == (
+        f"2 runs in a row failed or were interrupted on {SOURCE} since run 3 (last: interrupted, "
+        "stale heartbeat); still scheduled, with back-off"
+    )
     add_run(db_engine, raw_stats(records=201, new=1))
     [alert] = check(db_engine)
     assert alert.resolved_at is not None
@@ -130,8 +142,14 @@ def test_a_running_crawl_without_heartbeat_is_reported_stuck_until_it_ends(db_en
     steady(db_engine, 2)
     with transaction(db_engine) as session:
         run = start_run(session, SOURCE, "schedule", replay=False)
-        session.execute(update(CrawlRun).where(CrawlRun.id == run.id).values(
-            started_at=datetime.now(UTC) - timedelta(hours=3), heartbeat_at=datetime.now(UTC) - timedelta(minutes=95)))
+        session.execute(
+            update(CrawlRun)
+            .where(CrawlRun.id == run.id)
+            .values(
+                started_at=datetime.now(UTC) - timedelta(hours=3),
+                heartbeat_at=datetime.now(UTC) - timedelta(minutes=95),
+            )
+        )
     [alert] = check(db_engine)
     assert (alert.kind, alert.run_id) == (AlertKind.STUCK_RUN, run.id)
     assert alert.message.startswith(f"run {run.id} on {SOURCE} has had no heartbeat for 95 min")
@@ -143,6 +161,7 @@ def test_a_running_crawl_without_heartbeat_is_reported_stuck_until_it_ends(db_en
 
 
 # -- field drift on real GCF records ---------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def gcf_records(fixtures_dir: Path) -> list[dict[str, Any]]:
@@ -162,13 +181,23 @@ def crawl_gcf(engine: Engine, records: list[dict[str, Any]], drop_titles: bool =
         if drop_titles:  # the API renamed ProjectName: the mapping now finds no title
             item.title = None
         with transaction(engine) as session:
-            result = upsert_candidate(session, source_id=spec.id, url=url, record_hash=record_hash(
-                item.harvested_fields()), run_id=run_id, initial_status=CandidateStatus.PENDING,
-                values=candidate_values(item))
+            result = upsert_candidate(
+                session,
+                source_id=spec.id,
+                url=url,
+                record_hash=record_hash(item.harvested_fields()),
+                run_id=run_id,
+                initial_status=CandidateStatus.PENDING,
+                values=candidate_values(item),
+            )
         outcomes[result.outcome.value] += 1
-    raw = {"downloader/request_count": 1, "downloader/response_status_count/200": 1,
-           "item_scraped_count": len(records), "harvester/pages/parsed": 1,
-           **{f"harvester/store/{k}": v for k, v in outcomes.items()}}
+    raw = {
+        "downloader/request_count": 1,
+        "downloader/response_status_count/200": 1,
+        "item_scraped_count": len(records),
+        "harvester/pages/parsed": 1,
+        **{f"harvester/store/{k}": v for k, v in outcomes.items()},
+    }
     with transaction(engine) as session:
         finish_run(session, run_id, RunStatus.FINISHED, "finished", run_stats(raw) | field_fill_stats(session, run_id))
     return run_id
@@ -185,7 +214,8 @@ def test_fill_rates_per_field_are_kept_in_the_run_stats(db_engine: Engine, gcf_r
 
 
 def test_a_field_emptied_across_a_run_raises_one_alert_until_it_comes_back(
-        db_engine: Engine, gcf_records: list[dict[str, Any]]) -> None:
+    db_engine: Engine, gcf_records: list[dict[str, Any]]
+) -> None:
     crawl_gcf(db_engine, gcf_records)
     assert check(db_engine, "gcf_projects") == []
 
@@ -198,7 +228,8 @@ def test_a_field_emptied_across_a_run_raises_one_alert_until_it_comes_back(
     crawl_gcf(db_engine, gcf_records, drop_titles=True)  # still broken the next night: same alert, same "since"
     alerts = check(db_engine, "gcf_projects")
     assert [(a.id, a.message, a.resolved_at) for a in alerts] == [
-        (alert.id, f"field title empty on source gcf_projects since run {drifted}", None)]
+        (alert.id, f"field title empty on source gcf_projects since run {drifted}", None)
+    ]
     assert check(db_engine, "gcf_projects")[0].id == alert.id  # re-checking does not duplicate it
 
     crawl_gcf(db_engine, gcf_records)  # selector fixed
@@ -208,8 +239,11 @@ def test_a_field_emptied_across_a_run_raises_one_alert_until_it_comes_back(
 
 def test_a_field_empty_for_several_runs_still_reports_the_run_it_broke_in() -> None:
     def run(run_id: int, title: float) -> RunView:
-        return RunView(run_id, "finished", {"new": 0, "not_modified": 50, "field_fill_candidates": 50,
-                                            "field_fill": {"title": title, "summary": 0.0}})
+        return RunView(
+            run_id,
+            "finished",
+            {"new": 0, "not_modified": 50, "field_fill_candidates": 50, "field_fill": {"title": title, "summary": 0.0}},
+        )
 
     history = [run(7, 0.0), run(6, 0.0), run(5, 0.0), run(4, 1.0), run(3, 0.98), run(2, 1.0)]  # newest first
     [finding] = evaluate_run("gef_projects", run(8, 0.0), history)
@@ -232,7 +266,8 @@ def test_sources_health_shows_open_alerts(harvester_env: Path, fixtures_dir: Pat
     gcf = report["gcf_projects"]
     assert (gcf["status"], gcf["last_run"]["id"], gcf["last_run"]["status"]) == ("alert", 2, "finished")
     assert [(a["kind"], a["subject"], a["message"]) for a in gcf["alerts"]] == [
-        ("field_empty", "title", "field title empty on source gcf_projects since run 2")]
+        ("field_empty", "title", "field title empty on source gcf_projects since run 2")
+    ]
 
     table = CliRunner().invoke(cli, ["sources", "health"])
     assert "field title empty on source gcf_projects since run 2" in table.output

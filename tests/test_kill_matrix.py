@@ -89,8 +89,14 @@ def harvester_cmd(*args: str) -> list[str]:
 
 
 def start(db: Database, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(harvester_cmd(*args), cwd=PROJECT_ROOT, env=db.env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        harvester_cmd(*args),
+        cwd=PROJECT_ROOT,
+        env=db.env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def kill_group(child: subprocess.Popen[bytes]) -> None:
@@ -100,8 +106,15 @@ def kill_group(child: subprocess.Popen[bytes]) -> None:
 
 
 def crawl(db: Database) -> None:
-    result = subprocess.run(harvester_cmd("harvester.crawl", "--quiet", SOURCE), cwd=PROJECT_ROOT, env=db.env,
-                            capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        harvester_cmd("harvester.crawl", "--quiet", SOURCE),
+        cwd=PROJECT_ROOT,
+        env=db.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -110,7 +123,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     registry = tmp_path_factory.mktemp("kill-registry")
     with FaultServer() as server:
         server.index_links = [f"{server.url}/ok/page-{i:02d}" for i in range(PAGES)]
-        (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
+        (registry / f"{SOURCE}.yaml").write_text(
+            textwrap.dedent(f"""\
             id: {SOURCE}
             name: Kill matrix site
             kind: listing
@@ -120,17 +134,25 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             listing: {{item_links: "a.rec::attr(href)", max_pages: 1}}
             selectors: {{title: "main h1::text", text: "main"}}
             politeness: {{download_delay: 0.1, autothrottle: false, concurrent_requests_per_host: 1}}
-            """), encoding="utf-8")
+            """),
+            encoding="utf-8",
+        )
         yield Site(server, registry)
 
 
 def new_database(site: Site, base: Path, **extra: str) -> Database:
-    env = {**os.environ, "HARVESTER_DATA_DIR": str(base), "HARVESTER_REGISTRY_DIR": str(site.registry),
-           "HARVESTER_ALLOW_PRIVATE_HOSTS": "1", **extra}
+    env = {
+        **os.environ,
+        "HARVESTER_DATA_DIR": str(base),
+        "HARVESTER_REGISTRY_DIR": str(site.registry),
+        "HARVESTER_ALLOW_PRIVATE_HOSTS": "1",
+        **extra,
+    }
     env.pop("HARVESTER_DATABASE_URL", None)
     db = Database(base, env)
-    subprocess.run(harvester_cmd("harvester", "db", "upgrade"), cwd=PROJECT_ROOT, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        harvester_cmd("harvester", "db", "upgrade"), cwd=PROJECT_ROOT, env=env, check=True, capture_output=True
+    )
     return db
 
 
@@ -150,8 +172,11 @@ def accept_one(db: Database) -> tuple[int, str]:
         with Session(engine) as session, session.begin():
             row = session.scalars(select(Candidate).order_by(Candidate.id).limit(1)).one()
             row.status = "accepted"
-            session.add(Decision(candidate_id=row.id, actor="curator", from_status="pending",
-                                 to_status="accepted", field_diff={}))
+            session.add(
+                Decision(
+                    candidate_id=row.id, actor="curator", from_status="pending", to_status="accepted", field_diff={}
+                )
+            )
             return row.id, row.url
     finally:
         engine.dispose()
@@ -164,8 +189,15 @@ def assert_consistent_with(db: Database, reference: Snapshot) -> Snapshot:
     return snap
 
 
-def kill_series(db: Database, reference: Snapshot, rng: random.Random, kills: int, *cmd: str,
-                decide: bool = True, progress_timeout: float = 90) -> tuple[int, str] | None:
+def kill_series(
+    db: Database,
+    reference: Snapshot,
+    rng: random.Random,
+    kills: int,
+    *cmd: str,
+    decide: bool = True,
+    progress_timeout: float = 90,
+) -> tuple[int, str] | None:
     """Start ``cmd`` again and again, SIGKILL each at a random point, until ``kills`` kills landed
     (counted over the database's whole history). ``decide``: a curator accepts a candidate after
     the first kill that left one stored."""
@@ -210,7 +242,8 @@ def assert_decision_untouched(db: Database, decided: tuple[int, str] | None) -> 
 
 
 def test_crawl_killed_twenty_times_then_rerun_loses_and_doubles_nothing(
-        site: Site, reference: Snapshot, tmp_path: Path) -> None:
+    site: Site, reference: Snapshot, tmp_path: Path
+) -> None:
     # Stages in the crawl process (no stage pool) keep each start-up short; the scheduler test below
     # and the reference crawl run with the default pool, so both paths are killed.
     db = new_database(site, tmp_path / "var", HARVESTER_STAGE_POOL="0")
@@ -229,15 +262,30 @@ def test_crawl_killed_twenty_times_then_rerun_loses_and_doubles_nothing(
 
 
 def test_scheduler_killed_with_its_crawl_catches_up_at_the_next_start(
-        site: Site, reference: Snapshot, tmp_path: Path) -> None:
+    site: Site, reference: Snapshot, tmp_path: Path
+) -> None:
     db = new_database(site, tmp_path / "var")
     rng = random.Random(SEED + 1)
     # A first crawl killed mid-way leaves an interrupted run: every scheduler start queues a catch-up.
     decided = kill_series(db, reference, rng, 1, "harvester.crawl", "--quiet", SOURCE)
-    kill_series(db, reference, rng, 1 + SCHEDULER_KILLS, "harvester", "schedule", "run", "--log-level", "WARNING",
-                decide=decided is None)
-    decided = decided or db.query(lambda s: s.execute(
-        select(Candidate.id, Candidate.url).where(Candidate.status == "accepted")).one()).tuple()
+    kill_series(
+        db,
+        reference,
+        rng,
+        1 + SCHEDULER_KILLS,
+        "harvester",
+        "schedule",
+        "run",
+        "--log-level",
+        "WARNING",
+        decide=decided is None,
+    )
+    decided = (
+        decided
+        or db.query(
+            lambda s: s.execute(select(Candidate.id, Candidate.url).where(Candidate.status == "accepted")).one()
+        ).tuple()
+    )
     assert len(db.kills) == 1 + SCHEDULER_KILLS, db.kills
 
     daemon = start(db, "harvester", "schedule", "run", "--log-level", "WARNING")
@@ -264,9 +312,12 @@ def test_a_killed_crawl_leaves_no_worker_processes_behind(site: Site, tmp_path: 
         assert child.poll() is None, "the crawl ended before the kill"
         child.kill()  # the crawl process only, as the OOM killer would
         child.wait()
-        survivors = lambda: subprocess.run(["pgrep", "-g", str(child.pid)], capture_output=True,  # noqa: E731
-                                           text=True, check=False).stdout.split()
+
+        def survivors() -> list[str]:
+            return subprocess.run(
+                ["pgrep", "-g", str(child.pid)], capture_output=True, text=True, check=False
+            ).stdout.split()
+
         assert wait_for(lambda: not survivors(), 10, step=0.5), f"orphans: {survivors()}"
     finally:
         kill_group(child)
-

@@ -30,8 +30,10 @@ EDGE_CASES = [
 
 def recorded_texts() -> list[str]:
     folder = fixtures_dir() / "formats" / "multilingual"
-    texts = [trafilatura.extract(path.read_bytes().decode("utf-8", errors="replace"))
-             for path in sorted(folder.glob("*.html"))]
+    texts = [
+        trafilatura.extract(path.read_bytes().decode("utf-8", errors="replace"))
+        for path in sorted(folder.glob("*.html"))
+    ]
     return [t for t in texts if t]
 
 
@@ -56,8 +58,9 @@ def assert_same_reading(text: str, seed: int = 0) -> None:
     assert ours._extract_ngrams() == theirs._extract_ngrams()
     fresh_ours, fresh_theirs = SeededDetector(seed), stock(text, seed)
     fresh_ours.append(text)
-    assert [(p.lang, p.prob) for p in fresh_ours.get_probabilities()] == \
-           [(p.lang, p.prob) for p in fresh_theirs.get_probabilities()]
+    assert [(p.lang, p.prob) for p in fresh_ours.get_probabilities()] == [
+        (p.lang, p.prob) for p in fresh_theirs.get_probabilities()
+    ]
 
 
 @pytest.mark.parametrize("text", EDGE_CASES)

@@ -31,14 +31,17 @@ def crawl(site: PartnerSite) -> dict:
     result = run_crawl(SOURCE, env={"HARVESTER_STAGE_POOL": "0"}, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     with session_factory()() as session:
-        return session.scalars(select(CrawlRun.stats).where(CrawlRun.source_id == SOURCE)
-                               .order_by(CrawlRun.id.desc()).limit(1)).one()
+        return session.scalars(
+            select(CrawlRun.stats).where(CrawlRun.source_id == SOURCE).order_by(CrawlRun.id.desc()).limit(1)
+        ).one()
 
 
 def test_pages_fetched_within_the_window_are_not_requested_and_older_ones_are(
-        registry: Path, fixtures_dir: Path, harvester_env: Path) -> None:
+    registry: Path, fixtures_dir: Path, harvester_env: Path
+) -> None:
     with PartnerSite(load_templates(fixtures_dir), PAGES, log_paths=True) as site:
-        (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
+        (registry / f"{SOURCE}.yaml").write_text(
+            textwrap.dedent(f"""\
             id: {SOURCE}
             name: Generated listing site
             kind: listing
@@ -48,7 +51,9 @@ def test_pages_fetched_within_the_window_are_not_requested_and_older_ones_are(
             politeness: {{download_delay: 0, autothrottle: false, concurrent_requests_per_host: 8}}
             listing: {{item_links: "a.record::attr(href)", next_page: "a[rel=next]::attr(href)", revisit_days: 7}}
             selectors: {{title: "title::text"}}
-            """), encoding="utf-8")
+            """),
+            encoding="utf-8",
+        )
 
         first = crawl(site)
         assert first["new"] == PAGES and len(served_records(site)) == PAGES
@@ -62,13 +67,18 @@ def test_pages_fetched_within_the_window_are_not_requested_and_older_ones_are(
 
         aged = [f"{site.url}/record/{i}.html" for i in (3, 17, 59)]
         with transaction() as session:
-            session.execute(update(FetchedPage).where(FetchedPage.url.in_(aged))
-                            .values(last_seen=now() - timedelta(days=8)))
+            session.execute(
+                update(FetchedPage).where(FetchedPage.url.in_(aged)).values(last_seen=now() - timedelta(days=8))
+            )
         third = crawl(site)
         assert served_records(site) == {"/record/3.html", "/record/17.html", "/record/59.html"}
         assert third["pages_not_modified"] == 3, "asked for with the stored ETag: 304"
         assert third["new"] == 0
 
     with session_factory()() as session:
-        assert session.scalar(select(Candidate.id).where(Candidate.source_id == SOURCE,
-                                                         Candidate.gone_at_source.is_(True))) is None
+        assert (
+            session.scalar(
+                select(Candidate.id).where(Candidate.source_id == SOURCE, Candidate.gone_at_source.is_(True))
+            )
+            is None
+        )

@@ -31,8 +31,13 @@ def test_trimming_hands_back_the_free_holes_of_a_fragmented_heap() -> None:
         released = malloc_trim()
         print(before, rss(), released)
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.dirname(__file__))).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    ).stdout.split()
     before, after, released = int(out[0]), int(out[1]), out[2]
     assert released == "True"
     assert before - after >= 60  # about half of the 180 MB was free holes

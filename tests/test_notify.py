@@ -151,12 +151,20 @@ def health(engine: Engine) -> None:
         check_source(session, SOURCE)
 
 
-def test_a_new_alert_is_mailed_and_posted_once(db: Engine, smtp: SmtpSink, webhook: Receiver,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    configure(monkeypatch, alert_smtp_host="127.0.0.1", alert_smtp_port=str(smtp.server_address[1]),
-              alert_smtp_starttls="false", alert_smtp_user="alerts", alert_smtp_password="s3cret pass",
-              alert_email_from="harvester@example.org", alert_email_to="ops@example.org, curator@example.org",
-              alert_webhook_url=webhook.url)
+def test_a_new_alert_is_mailed_and_posted_once(
+    db: Engine, smtp: SmtpSink, webhook: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(
+        monkeypatch,
+        alert_smtp_host="127.0.0.1",
+        alert_smtp_port=str(smtp.server_address[1]),
+        alert_smtp_starttls="false",
+        alert_smtp_user="alerts",
+        alert_smtp_password="s3cret pass",
+        alert_email_from="harvester@example.org",
+        alert_email_to="ops@example.org, curator@example.org",
+        alert_webhook_url=webhook.url,
+    )
     empty_run(db)
     health(db)
     [delivery] = deliver_new_alerts()
@@ -171,10 +179,10 @@ def test_a_new_alert_is_mailed_and_posted_once(db: Engine, smtp: SmtpSink, webho
     [(content_type, payload)] = webhook.posts
     assert content_type == "application/json"
     assert payload["event"] == "alert"
-    assert payload["text"] == ("[CHM Harvester] zero_items on gcf_projects: run 1 on gcf_projects finished with "
-                               "no records")
-    assert (payload["alert"]["kind"], payload["alert"]["source"], payload["alert"]["run"]) == (
-        "zero_items", SOURCE, 1)
+    assert payload["text"] == (
+        "[CHM Harvester] zero_items on gcf_projects: run 1 on gcf_projects finished with no records"
+    )
+    assert (payload["alert"]["kind"], payload["alert"]["source"], payload["alert"]["run"]) == ("zero_items", SOURCE, 1)
 
     empty_run(db)  # the problem persists: the open alert is refreshed, not sent again
     health(db)
@@ -186,11 +194,18 @@ def test_a_new_alert_is_mailed_and_posted_once(db: Engine, smtp: SmtpSink, webho
 
 
 def test_a_failing_channel_is_logged_and_recorded_but_never_raised(
-        db: Engine, smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    db: Engine, smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     broken = Receiver(500)
     for _ in serving(broken):
-        configure(monkeypatch, alert_smtp_host="127.0.0.1", alert_smtp_port=str(smtp.server_address[1]),
-                  alert_smtp_starttls="false", alert_email_to="ops@example.org", alert_webhook_url=broken.url)
+        configure(
+            monkeypatch,
+            alert_smtp_host="127.0.0.1",
+            alert_smtp_port=str(smtp.server_address[1]),
+            alert_smtp_starttls="false",
+            alert_email_to="ops@example.org",
+            alert_webhook_url=broken.url,
+        )
         empty_run(db)
         health(db)
         with caplog.at_level(logging.WARNING, logger="harvester.health.notify"):
@@ -207,9 +222,16 @@ def test_a_failing_channel_is_logged_and_recorded_but_never_raised(
 
 
 def test_the_daily_health_job_sends_new_alerts_even_when_the_mail_server_is_down(
-        db: Engine, webhook: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
-    configure(monkeypatch, alert_smtp_host="127.0.0.1", alert_smtp_port="9", alert_smtp_starttls="false",
-              alert_email_to="ops@example.org", alert_webhook_url=webhook.url)
+    db: Engine, webhook: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(
+        monkeypatch,
+        alert_smtp_host="127.0.0.1",
+        alert_smtp_port="9",
+        alert_smtp_starttls="false",
+        alert_email_to="ops@example.org",
+        alert_webhook_url=webhook.url,
+    )
     monkeypatch.setattr(jobs, "load_registry_partly", lambda: ({}, {}))
     empty_run(db)
     assert jobs.health_check() == "health check of 1 sources: 1 new alert(s), 0 still open, 0 resolved"

@@ -41,14 +41,20 @@ def generated_records(count: int = 64) -> list[dict[str, Any]]:
     records = []
     for n in range(count):
         stamp = datetime(1991, 1, 1) + timedelta(days=190 * n, hours=n % 24)
-        record: dict[str, Any] = {"identifier": f"oai:repo.example.org:{n:04d}",
-                                  "datestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"), "deleted": n in (5, 33, 50)}
+        record: dict[str, Any] = {
+            "identifier": f"oai:repo.example.org:{n:04d}",
+            "datestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "deleted": n in (5, 33, 50),
+        }
         if not record["deleted"]:
             link = SHARED_LINK if n in (19, 20, 21) else f"https://repo.example.org/item/{n}"
             record["dc"] = {
-                "title": [] if n % 9 == 4 else [f"Seed exchange network {n}"], "identifier": [link],
+                "title": [] if n % 9 == 4 else [f"Seed exchange network {n}"],
+                "identifier": [link],
                 "description": [f"Community seed bank {n} trains farmers to exchange varieties across borders."],
-                "subject": ["agrobiodiversity"], "date": [stamp.strftime("%Y-%m-%d")]}
+                "subject": ["agrobiodiversity"],
+                "date": [stamp.strftime("%Y-%m-%d")],
+            }
         records.append(record)
     return records
 
@@ -83,9 +89,12 @@ def provider(tmp_path: Path) -> Iterator[tuple[Provider, str]]:
     prov.faults()
     port_file = folder / "port"
     with (folder / "provider.log").open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "tests.oai_provider", str(prov.records_path),
-                                    str(prov.faults_path), str(port_file)], cwd=PROJECT_ROOT,
-                                   stdout=subprocess.DEVNULL, stderr=log)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.oai_provider", str(prov.records_path), str(prov.faults_path), str(port_file)],
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     try:
         for _ in range(100):
             if port_file.exists() and port_file.read_text():
@@ -100,7 +109,8 @@ def provider(tmp_path: Path) -> Iterator[tuple[Provider, str]]:
 
 
 def write_source(registry: Path, base_url: str) -> None:
-    (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
+    (registry / f"{SOURCE}.yaml").write_text(
+        textwrap.dedent(f"""\
         id: {SOURCE}
         name: pyoai test repository
         kind: oai
@@ -109,14 +119,23 @@ def write_source(registry: Path, base_url: str) -> None:
         verification: "local pyoai data provider"
         politeness: {{download_delay: 0, autothrottle: false, concurrent_requests_per_host: 1}}
         oai: {{metadata_prefix: oai_dc, window_days: 4000}}
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
 
 
 def harvester_crawl(registry: Path) -> subprocess.CompletedProcess[str]:
     """``harvester crawl SOURCE`` as an operator runs it."""
     env = {**os.environ, "HARVESTER_REGISTRY_DIR": str(registry), "HARVESTER_ALLOW_PRIVATE_HOSTS": "1"}
-    return subprocess.run([sys.executable, "-m", "harvester", "crawl", SOURCE], env=env, capture_output=True,
-                          text=True, timeout=300, check=False, cwd=PROJECT_ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "harvester", "crawl", SOURCE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=PROJECT_ROOT,
+    )
 
 
 def sickle_records(base_url: str) -> dict[str, dict[str, Any]]:
@@ -126,8 +145,11 @@ def sickle_records(base_url: str) -> dict[str, dict[str, Any]]:
     out = {}
     for record in client.ListRecords(metadataPrefix="oai_dc", ignore_deleted=False, **{"from": earliest}):
         fields = getattr(record, "metadata", None) or {}  # a deleted record has none
-        out[record.header.identifier] = {"deleted": record.header.deleted, "title": fields.get("title", [None])[0],
-                                         "links": fields.get("identifier", [])}
+        out[record.header.identifier] = {
+            "deleted": record.header.deleted,
+            "title": fields.get("title", [None])[0],
+            "links": fields.get("identifier", []),
+        }
     return out
 
 
@@ -173,8 +195,15 @@ def test_first_harvest_matches_sickle_record_by_record(registry: Path, provider:
     assert "from=1990-01-01T00%3A00%3A00Z" in asked[1], "the first window starts at earliestDatestamp"
 
     env = {**os.environ, "HARVESTER_REGISTRY_DIR": str(registry)}
-    table = subprocess.run([sys.executable, "-m", "harvester", "runs", "--source", SOURCE], env=env,
-                           capture_output=True, text=True, timeout=120, check=True, cwd=PROJECT_ROOT).stdout
+    table = subprocess.run(
+        [sys.executable, "-m", "harvester", "runs", "--source", SOURCE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=PROJECT_ROOT,
+    ).stdout
     assert f"7 {NO_TITLE}" in table
 
 
@@ -207,7 +236,8 @@ def test_broken_chain_and_a_changed_record_mark_nothing_gone(registry: Path, pro
 
 
 def test_incremental_run_reads_only_what_came_after_and_applies_deletions(
-        registry: Path, provider: tuple[Provider, str]) -> None:
+    registry: Path, provider: tuple[Provider, str]
+) -> None:
     prov, base_url = provider
     write_source(registry, base_url)
     assert harvester_crawl(registry).returncode == 0
@@ -216,9 +246,17 @@ def test_incremental_run_reads_only_what_came_after_and_applies_deletions(
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     records = generated_records()
     records[7] = {"identifier": records[7]["identifier"], "datestamp": stamp, "deleted": True}
-    records.append({"identifier": "oai:repo.example.org:9000", "datestamp": stamp, "dc": {
-        "title": ["Pollinator corridors"], "identifier": ["https://repo.example.org/item/9000"],
-        "description": ["Hedgerows connect habitats across the border region."]}})
+    records.append(
+        {
+            "identifier": "oai:repo.example.org:9000",
+            "datestamp": stamp,
+            "dc": {
+                "title": ["Pollinator corridors"],
+                "identifier": ["https://repo.example.org/item/9000"],
+                "description": ["Hedgerows connect habitats across the border region."],
+            },
+        }
+    )
     prov.publish(records)
     prov.clear_requests()
     time.sleep(1.5)

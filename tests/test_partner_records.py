@@ -37,13 +37,18 @@ def test_gef_project_10233_from_the_csv_export() -> None:
     assert item.url == "https://www.thegef.org/projects-operations/projects/10233"
     assert fields(item) == {
         "title": "Sustainable Management of Conservation Areas and Improved Livelihoods to Combat Wildlife "
-                 "Trafficking in Madagascar",
+        "Trafficking in Madagascar",
         "organisations": ["United Nations Environment Programme"],
         "countries": ["MG"],
         "keywords": ["Biodiversity"],
         "published": "2021",
-        "extra": {"status": "Project Approved", "record_type": "Full-size Project", "amount": 5763303.0,
-                  "cofinancing": 14642944.0, "published_precision": "year"},
+        "extra": {
+            "status": "Project Approved",
+            "record_type": "Full-size Project",
+            "amount": 5763303.0,
+            "cofinancing": 14642944.0,
+            "published_precision": "year",
+        },
     }
 
 
@@ -88,7 +93,7 @@ def test_gcf_funded_activity_fp003_from_the_xlsx_export() -> None:
     assert item.url == "https://www.greenclimate.fund/projects/FP003"
     assert fields(item) == {
         "title": "Increasing the resilience of ecosystems and communities through\nthe restoration of the "
-                 "productive bases of salinized lands",
+        "productive bases of salinized lands",
         "organisations": ["CSE"],
         "countries": ["SN"],
         "keywords": ["Adaptation", "Public"],
@@ -97,16 +102,20 @@ def test_gcf_funded_activity_fp003_from_the_xlsx_export() -> None:
 
 
 def test_climate_adapt_case_by_url_drops_the_eu_banner() -> None:
-    url = ("https://climate-adapt.eea.europa.eu/en/metadata/case-studies/online-training-in-climate-change-and-"
-           "health-for-the-public-health-and-wider-health-workforce-in-europe")
+    url = (
+        "https://climate-adapt.eea.europa.eu/en/metadata/case-studies/online-training-in-climate-change-and-"
+        "health-for-the-public-health-and-wider-health-workforce-in-europe"
+    )
     items = harvest("climate_adapt_cases")
     assert len(items) == 146
     item = items[url]
-    assert item.title == ("Online training in climate change and health for the public health and wider health "
-                          "workforce in Europe")
+    assert item.title == (
+        "Online training in climate change and health for the public health and wider health workforce in Europe"
+    )
     assert item.text is not None and item.text.startswith(
         "An open online course on the interplay between climate change and health, by the Association of "
-        "Schools of Public Health in the European Region (ASPHER)")
+        "Schools of Public Health in the European Region (ASPHER)"
+    )
     assert item.published == "2024-10-23"
     assert item.keywords[:3] == ["Health", "Health professionals", "Education"]
     assert not any("europa.eu domain" in (i.text or "") for i in items.values())
@@ -117,8 +126,10 @@ def test_adaptecca_case_4014_from_the_xml_feed() -> None:
     assert len(items) == 96
     item = items["4014"]
     assert item.url == "http://bio.devplx.com/adaptecca/cases_en.xml#4014"
-    assert item.title == ("Adaptation, restoration and creation of habitats for amphibians threatened by climate "
-                          "change in the Montes de Valsaín mountain range, Segovia")
+    assert item.title == (
+        "Adaptation, restoration and creation of habitats for amphibians threatened by climate "
+        "change in the Montes de Valsaín mountain range, Segovia"
+    )
     assert item.summary is not None and item.summary.startswith("Amphibians suffer a global decline.")
     assert item.regions == ["Mediterranean"]
     assert item.published == "2018"
@@ -138,9 +149,14 @@ def test_bhl_record_from_oai_dc() -> None:
     assert item.language == "en"
 
 
-@pytest.mark.parametrize(("lang", "title"), [("fr", "Un Exemple de Flux de Travail ELSA"),
-                                             ("es", "Un Ejemplo de Flujo de Trabajo ELSA"),
-                                             ("ru", "Пример Рабочего Процесса ELSA")])
+@pytest.mark.parametrize(
+    ("lang", "title"),
+    [
+        ("fr", "Un Exemple de Flux de Travail ELSA"),
+        ("es", "Un Ejemplo de Flujo de Trabajo ELSA"),
+        ("ru", "Пример Рабочего Процесса ELSA"),
+    ],
+)
 def test_elsa_article_in_three_languages(lang: str, title: str) -> None:
     items = harvest("elsa_undp")
     assert len(items) == 3
@@ -163,9 +179,14 @@ def test_wocat_questionnaire_detail_through_the_partner_class(fixtures_dir) -> N
     assert item.title == "Slope erosion control using wooden pile walls"
     assert item.countries == ["AM"]
     assert item.regions == ["Aragatsotn and Shirak Marzes (Provinces)"]
-    assert item.organisations == ["GIZ", "ESAC NGO", "Armenian National Agrarian Univercity",
-                                  "E.C.O. Institute of Ecology"]
+    assert item.organisations == [
+        "GIZ",
+        "ESAC NGO",
+        "Armenian National Agrarian Univercity",
+        "E.C.O. Institute of Ecology",
+    ]
     assert item.published == "2018-10-03"
     assert item.summary is not None and item.summary.startswith(
-        "Small horizontal wooden structures and terraces on eroded slopes built to mitigate sheet or rill erosion")
+        "Small horizontal wooden structures and terraces on eroded slopes built to mitigate sheet or rill erosion"
+    )
     assert item.language == "en"

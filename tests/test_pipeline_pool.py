@@ -36,11 +36,22 @@ ELSA_FR = "formats/multilingual/elsa-undp_article-elsaR_fr.html"
 ELSA_URL = "https://elsa-undp.github.io/elsar/fr/articles/elsaR.html"
 
 
-@pytest.mark.parametrize(("value", "cpus", "size"), [
-    (None, 2, 0), ("", 2, 0), ("auto", 2, 2), ("auto", 1, 0), ("auto", 8, 8), ("0", 2, 0), ("3", 1, 3), (2, 2, 2),
-])
+@pytest.mark.parametrize(
+    ("value", "cpus", "size"),
+    [
+        (None, 2, 0),
+        ("", 2, 0),
+        ("auto", 2, 2),
+        ("auto", 1, 0),
+        ("auto", 8, 8),
+        ("0", 2, 0),
+        ("3", 1, 3),
+        (2, 2, 2),
+    ],
+)
 def test_pool_size_is_one_per_cpu_on_auto_and_off_outside_a_harvester_crawl(
-        monkeypatch: pytest.MonkeyPatch, value: object, cpus: int, size: int) -> None:
+    monkeypatch: pytest.MonkeyPatch, value: object, cpus: int, size: int
+) -> None:
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
     settings = Settings({} if value is None else {"HARVESTER_STAGE_POOL": value})
     assert stage_pool_size(settings) == size
@@ -94,16 +105,28 @@ def test_store_records_a_parsed_page_only_after_its_items_are_stored(harvester_e
     response = HtmlResponse(page_url, body=b"<html></html>", headers={"ETag": '"v1"'}, request=Request(page_url))
     items = []
     for i in range(2):
-        item = CandidateItem("elsa_undp", f"{page_url[:-5]}/{i}.html", page_url, title=f"Fiche {i}",
-                             text="Les zones essentielles au maintien de la vie. " * 5)
+        item = CandidateItem(
+            "elsa_undp",
+            f"{page_url[:-5]}/{i}.html",
+            page_url,
+            title=f"Fiche {i}",
+            text="Les zones essentielles au maintien de la vie. " * 5,
+        )
         items.append(process_offline(item, spec))
 
     def page_rows() -> list[FetchedPage]:
         with session_factory()() as session:
             return list(session.scalars(select(FetchedPage).where(FetchedPage.url == page_url)))
 
-    crawler.signals.send_catch_log(signals.page_parsed, spider=crawler.spider, response=response, record_count=2,
-                                   not_modified=False, complete=True, content_hash="abc")
+    crawler.signals.send_catch_log(
+        signals.page_parsed,
+        spider=crawler.spider,
+        response=response,
+        record_count=2,
+        not_modified=False,
+        complete=True,
+        content_hash="abc",
+    )
     assert page_rows() == []  # both items still in the CPU stages
     store.process_item(items[0])
     assert page_rows() == []
@@ -114,11 +137,13 @@ def test_store_records_a_parsed_page_only_after_its_items_are_stored(harvester_e
 
 @pytest.mark.slow
 def test_a_pool_renewed_every_few_items_stores_the_same_candidates_as_in_line(
-        registry: Path, fixtures_dir: Path) -> None:
+    registry: Path, fixtures_dir: Path
+) -> None:
     results = {}
     with PartnerSite(load_templates(fixtures_dir), 40) as site:
         for source, pool in (("pool_on", "2"), ("pool_off", "0")):
-            (registry / f"{source}.yaml").write_text(textwrap.dedent(f"""\
+            (registry / f"{source}.yaml").write_text(
+                textwrap.dedent(f"""\
                 id: {source}
                 name: Generated partner site
                 kind: sitemap
@@ -126,15 +151,27 @@ def test_a_pool_renewed_every_few_items_stores_the_same_candidates_as_in_line(
                 verified: false
                 verification: "local test server"
                 politeness: {{download_delay: 0, autothrottle: false, concurrent_requests_per_host: 8}}
-                """), encoding="utf-8")
+                """),
+                encoding="utf-8",
+            )
             # 4 items per worker: the pool is renewed 4 times over the 40 pages
-            result = run_crawl(source, env={"HARVESTER_STAGE_POOL": pool, "HARVESTER_STAGE_POOL_MAX_TASKS": "4"},
-                               timeout=180)
+            result = run_crawl(
+                source, env={"HARVESTER_STAGE_POOL": pool, "HARVESTER_STAGE_POOL_MAX_TASKS": "4"}, timeout=180
+            )
             assert result.returncode == 0, result.stderr[-3000:]
             with session_factory()() as session:
-                rows = session.execute(select(Candidate.url, Candidate.title, Candidate.language, Candidate.score,
-                                              Candidate.text_hash, Candidate.criteria)
-                                       .where(Candidate.source_id == source).order_by(Candidate.url)).all()
+                rows = session.execute(
+                    select(
+                        Candidate.url,
+                        Candidate.title,
+                        Candidate.language,
+                        Candidate.score,
+                        Candidate.text_hash,
+                        Candidate.criteria,
+                    )
+                    .where(Candidate.source_id == source)
+                    .order_by(Candidate.url)
+                ).all()
                 stats = session.scalars(select(CrawlRun.stats).where(CrawlRun.source_id == source)).one()
             results[pool] = ([tuple(r) for r in rows], stats)
     assert len(results["2"][0]) == 40
@@ -180,13 +217,20 @@ def test_a_killed_stage_worker_restarts_the_pool_and_loses_no_item(harvester_env
 
 
 def test_an_item_stuck_in_the_stages_is_dropped_at_the_timeout_and_the_crawl_goes_on(
-        harvester_env: Path, fixtures_dir: Path) -> None:
+    harvester_env: Path, fixtures_dir: Path
+) -> None:
     upgrade()
     pipeline = pooled_pipeline(HARVESTER_STAGE_TIMEOUT=1)
-    paragraphs = "".join(f"<div><p>Paragraph {i} on mangrove restoration and seed banks.</p></div>"
-                         for i in range(100_000))
-    huge = CandidateItem("elsa_undp", "https://example.org/huge", "https://example.org/huge",
-                         body=f"<html><body>{paragraphs}</body></html>".encode(), content_type="text/html")
+    paragraphs = "".join(
+        f"<div><p>Paragraph {i} on mangrove restoration and seed banks.</p></div>" for i in range(100_000)
+    )
+    huge = CandidateItem(
+        "elsa_undp",
+        "https://example.org/huge",
+        "https://example.org/huge",
+        body=f"<html><body>{paragraphs}</body></html>".encode(),
+        content_type="text/html",
+    )
 
     async def crawl() -> CandidateItem:
         with pytest.raises(DropItem, match=r"CPU stages took over 1 s for https://example.org/huge"):

@@ -25,12 +25,18 @@ def page(fixtures_dir: Path, name: str) -> bytes:
     return (fixtures_dir / name).read_bytes()
 
 
-@pytest.mark.parametrize(("name", "lang"), [
-    (f"{ML}/assabah_sudan_ar.html", "ar"), (f"{ML}/xinhua_drug-supply_zh.html", "zh"),
-    (f"{ML}/tass_moskva-tskad_ru.html", "ru"), (f"{ML}/elpais_ciencia_es.html", "es"),
-    (f"{ML}/lopinion_glyphosate_fr.html", "fr"), (f"{ML}/natgeo-uk_wild-goats-island_en.html", "en"),
-    ("formats/odd/elsol-sanjuan_pescadores_lang-en-but-spanish.html", "es"),
-])
+@pytest.mark.parametrize(
+    ("name", "lang"),
+    [
+        (f"{ML}/assabah_sudan_ar.html", "ar"),
+        (f"{ML}/xinhua_drug-supply_zh.html", "zh"),
+        (f"{ML}/tass_moskva-tskad_ru.html", "ru"),
+        (f"{ML}/elpais_ciencia_es.html", "es"),
+        (f"{ML}/lopinion_glyphosate_fr.html", "fr"),
+        (f"{ML}/natgeo-uk_wild-goats-island_en.html", "en"),
+        ("formats/odd/elsol-sanjuan_pescadores_lang-en-but-spanish.html", "es"),
+    ],
+)
 def test_language_of_extracted_text_in_the_six_un_languages(fixtures_dir: Path, name: str, lang: str) -> None:
     found = extract_html(page(fixtures_dir, name), "https://example.org/", {})
     text = found.values["text"]
@@ -61,10 +67,15 @@ def test_gb2312_page_is_decoded(fixtures_dir: Path) -> None:
     assert detect_language(text).code == "zh"
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    (b"", "empty body"), (b"   \n ", "empty body"), (b"\x00\x01\x02PK\x03\x04" * 50, "binary body"),
-    (b"<html><body><script>var a = 1;</script></body></html>", "no text extracted"),
-])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"", "empty body"),
+        (b"   \n ", "empty body"),
+        (b"\x00\x01\x02PK\x03\x04" * 50, "binary body"),
+        (b"<html><body><script>var a = 1;</script></body></html>", "no text extracted"),
+    ],
+)
 def test_pages_without_text_are_extraction_failures(body: bytes, reason: str) -> None:
     with pytest.raises(ExtractionError, match=reason):
         extract_html(body, "https://e.org/", {})
@@ -83,8 +94,10 @@ def test_extract_stage_drops_an_empty_page_with_a_readable_reason() -> None:
 
 
 def test_canonical_url_drops_noise_but_keeps_identity() -> None:
-    assert canonical_url("HTTPS://WWW.TheGEF.org:443/projects//10233?utm_source=x&b=2&a=1#top") == \
-        "https://www.thegef.org/projects/10233?a=1&b=2"
+    assert (
+        canonical_url("HTTPS://WWW.TheGEF.org:443/projects//10233?utm_source=x&b=2&a=1#top")
+        == "https://www.thegef.org/projects/10233?a=1&b=2"
+    )
     assert canonical_url("https://x.org/Case/AbC") == "https://x.org/Case/AbC"
     assert canonical_url("http://bio.devplx.com/adaptecca/cases_en.xml#4014", keep_fragment=True).endswith("#4014")
 
@@ -97,8 +110,13 @@ def test_text_hash_ignores_spacing_and_case_and_record_hash_ignores_key_order() 
 
 
 def test_rows_without_their_own_page_keep_the_row_key_in_the_canonical_url() -> None:
-    item = CandidateItem("adaptecca_cases", "http://bio.devplx.com/adaptecca/cases_en.xml#4014", "f",
-                         record_key="4014", title="Amphibians")
+    item = CandidateItem(
+        "adaptecca_cases",
+        "http://bio.devplx.com/adaptecca/cases_en.xml#4014",
+        "f",
+        record_key="4014",
+        title="Amphibians",
+    )
     apply_hashes(item)
     assert item.canonical_url == "http://bio.devplx.com/adaptecca/cases_en.xml#4014"
     assert item.record_hash is not None and item.text_hash == text_hash("Amphibians")
@@ -112,8 +130,14 @@ def test_dedupe_stage_counts_the_same_text_under_another_url_once_per_repeat(fix
     found = extract_html(page(fixtures_dir, f"{ML}/elsa-undp_article-elsaR_fr.html"), "u", {})
     other = extract_html(page(fixtures_dir, f"{ML}/elsa-undp_article-elsaR_es.html"), "u", {})
     base = "https://elsa-undp.github.io/elsar/"
-    for url, values in ((f"{base}fr/a.html", found), (f"{base}fr/a.html?utm_source=x", found),
-                        (f"{base}es/a.html", other), (f"{base}fr/b.html", found), (f"{base}fr/c.html", found)):
-        stage.process_item(CandidateItem("elsa_undp", url, url, title=str(values.values["title"]),
-                                         text=str(values.values["text"])))
+    for url, values in (
+        (f"{base}fr/a.html", found),
+        (f"{base}fr/a.html?utm_source=x", found),
+        (f"{base}es/a.html", other),
+        (f"{base}fr/b.html", found),
+        (f"{base}fr/c.html", found),
+    ):
+        stage.process_item(
+            CandidateItem("elsa_undp", url, url, title=str(values.values["title"]), text=str(values.values["text"]))
+        )
     assert crawler.stats.get_value("harvester/dedupe/same_text") == 2, "b and c repeat a; a's tracking URL is a"

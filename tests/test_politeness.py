@@ -120,7 +120,8 @@ def page_route(html_dir: Path) -> Route:
 
 def write_listing(registry: Path, start_urls: list[str], item_links: str, politeness: str) -> None:
     urls = ", ".join(f'"{u}"' for u in start_urls)
-    (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
+    (registry / f"{SOURCE}.yaml").write_text(
+        textwrap.dedent(f"""\
         id: {SOURCE}
         name: Politeness test source
         kind: listing
@@ -130,7 +131,9 @@ def write_listing(registry: Path, start_urls: list[str], item_links: str, polite
         listing: {{item_links: "{item_links}", max_pages: 1}}
         selectors: {{title: "main h1::text", text: "main"}}
         politeness: {politeness}
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
 
 
 def crawl(registry: Path) -> None:
@@ -150,13 +153,19 @@ def the_run() -> CrawlRun:
 
 @pytest.mark.slow
 def test_robots_disallow_is_obeyed_and_the_user_agent_identifies_us(
-        registry: Path, html_dir: Path, start_server) -> None:
+    registry: Path, html_dir: Path, start_server
+) -> None:
     """``/private`` is disallowed except its listing page (``Allow`` is the longer match): the
     article that listing links to is never requested; the French listing and its article are."""
-    server = start_server(page_route(html_dir),
-                          robots="User-agent: *\nAllow: /private/index.html\nDisallow: /private\n")
-    write_listing(registry, [server.url + "/fr/index.html", server.url + "/private/index.html"], ELSAR,
-                  "{download_delay: 0, autothrottle: false}")
+    server = start_server(
+        page_route(html_dir), robots="User-agent: *\nAllow: /private/index.html\nDisallow: /private\n"
+    )
+    write_listing(
+        registry,
+        [server.url + "/fr/index.html", server.url + "/private/index.html"],
+        ELSAR,
+        "{download_delay: 0, autothrottle: false}",
+    )
 
     crawl(registry)
     paths = [h.path for h in server.hits]
@@ -173,8 +182,9 @@ def test_robots_disallow_is_obeyed_and_the_user_agent_identifies_us(
 @pytest.mark.slow
 def test_robots_crawl_delay_spaces_requests(registry: Path, html_dir: Path, start_server) -> None:
     server = start_server(page_route(html_dir), robots="User-agent: *\nCrawl-delay: 2\n")
-    write_listing(registry, [server.url + "/fr/index.html"], ELSAR_AND_DATA_INFO,
-                  "{download_delay: 0, autothrottle: false}")
+    write_listing(
+        registry, [server.url + "/fr/index.html"], ELSAR_AND_DATA_INFO, "{download_delay: 0, autothrottle: false}"
+    )
 
     crawl(registry)
     paths = [h.path for h in server.hits]
@@ -192,8 +202,12 @@ def test_robots_crawl_delay_spaces_requests(registry: Path, html_dir: Path, star
 @pytest.mark.slow
 def test_crawl_delay_is_capped_by_the_registry(registry: Path, html_dir: Path, start_server) -> None:
     server = start_server(page_route(html_dir), robots="User-agent: *\nCrawl-delay: 100\n")
-    write_listing(registry, [server.url + "/fr/index.html"], ELSAR_AND_DATA_INFO,
-                  "{download_delay: 0, autothrottle: false, crawl_delay_cap: 1}")
+    write_listing(
+        registry,
+        [server.url + "/fr/index.html"],
+        ELSAR_AND_DATA_INFO,
+        "{download_delay: 0, autothrottle: false, crawl_delay_cap: 1}",
+    )
 
     started = time.monotonic()
     crawl(registry)
@@ -205,8 +219,7 @@ def test_crawl_delay_is_capped_by_the_registry(registry: Path, html_dir: Path, s
 
 
 @pytest.mark.slow
-def test_retry_after_on_503_waits_then_stores_the_page_once(
-        registry: Path, html_dir: Path, start_server) -> None:
+def test_retry_after_on_503_waits_then_stores_the_page_once(registry: Path, html_dir: Path, start_server) -> None:
     lock = threading.Lock()
     answered: list[int] = []
     pages = page_route(html_dir)
@@ -251,8 +264,9 @@ def test_retry_after_delays_only_the_retried_request(registry: Path, html_dir: P
         return pages(path)
 
     server = start_server(route)
-    write_listing(registry, [server.url + "/fr/index.html"], ELSAR_AND_DATA_INFO,
-                  "{download_delay: 0, autothrottle: false}")
+    write_listing(
+        registry, [server.url + "/fr/index.html"], ELSAR_AND_DATA_INFO, "{download_delay: 0, autothrottle: false}"
+    )
     crawl(registry)
     elsar = [h.at for h in server.hits if h.path == "/fr/articles/elsaR.html"]
     other = [h.at for h in server.hits if h.path == "/fr/articles/data-info.html"]
@@ -265,27 +279,43 @@ def test_retry_after_delays_only_the_retried_request(registry: Path, html_dir: P
 def test_sources_check_shows_per_source_politeness_overrides(registry: Path) -> None:
     from harvester.cli import cli
 
-    for source_id, politeness in (("polite_custom", "{download_delay: 3.5, concurrent_requests_per_host: 2, "
-                                                    "autothrottle: false, crawl_delay_cap: 7}"),
-                                  ("polite_default", None)):
-        (registry / f"{source_id}.yaml").write_text(textwrap.dedent(f"""\
+    for source_id, politeness in (
+        (
+            "polite_custom",
+            "{download_delay: 3.5, concurrent_requests_per_host: 2, autothrottle: false, crawl_delay_cap: 7}",
+        ),
+        ("polite_default", None),
+    ):
+        (registry / f"{source_id}.yaml").write_text(
+            textwrap.dedent(f"""\
             id: {source_id}
             name: {source_id}
             kind: sitemap
             start_urls: ["https://example.org/sitemap.xml"]
             verified: false
             verification: "test entry"
-            """) + (f"politeness: {politeness}\n" if politeness else ""), encoding="utf-8")
+            """)
+            + (f"politeness: {politeness}\n" if politeness else ""),
+            encoding="utf-8",
+        )
 
     result = CliRunner().invoke(cli, ["sources", "check", "--json"])
     assert result.exit_code == 0, result.output
     report = {entry["id"]: entry["politeness"] for entry in json.loads(result.output)}
     assert set(report) == {"polite_custom", "polite_default"}
     custom, default = report["polite_custom"], report["polite_default"]
-    assert (custom["download_delay_s"], custom["concurrent_requests_per_host"], custom["autothrottle"],
-            custom["crawl_delay_cap_s"]) == (3.5, 2, False, 7)
-    assert (default["download_delay_s"], default["concurrent_requests_per_host"], default["autothrottle"],
-            default["crawl_delay_cap_s"]) == (1.0, 1, True, 30.0)
+    assert (
+        custom["download_delay_s"],
+        custom["concurrent_requests_per_host"],
+        custom["autothrottle"],
+        custom["crawl_delay_cap_s"],
+    ) == (3.5, 2, False, 7)
+    assert (
+        default["download_delay_s"],
+        default["concurrent_requests_per_host"],
+        default["autothrottle"],
+        default["crawl_delay_cap_s"],
+    ) == (1.0, 1, True, 30.0)
     assert custom["robots_txt"] is default["robots_txt"] is True
     assert custom["user_agent"] == default["user_agent"]
     assert custom["user_agent"].startswith("CHM-Harvester/") and "+http" in custom["user_agent"]

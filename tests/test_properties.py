@@ -18,10 +18,16 @@ from harvester.extraction.structured import StructuredBodyError
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 hosts = st.from_regex(r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?(\.[a-zA-Z]{2,6}){1,2}", fullmatch=True)
-segments = st.lists(st.text(st.characters(codec="ascii", categories=["L", "N"]) | st.sampled_from("-._~%"),
-                            max_size=8), max_size=4)
-params = st.lists(st.tuples(st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True),
-                            st.text(st.characters(codec="ascii", categories=["L", "N"]), max_size=6)), max_size=5)
+segments = st.lists(
+    st.text(st.characters(codec="ascii", categories=["L", "N"]) | st.sampled_from("-._~%"), max_size=8), max_size=4
+)
+params = st.lists(
+    st.tuples(
+        st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True),
+        st.text(st.characters(codec="ascii", categories=["L", "N"]), max_size=6),
+    ),
+    max_size=5,
+)
 
 
 @st.composite
@@ -107,8 +113,10 @@ def test_text_hash_is_the_same_however_the_text_is_spaced_or_cased(value: str) -
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(max_size=3000) | st.text(max_size=1500).map(lambda t: f"<html><body><p>{t}</p></body></html>".encode(
-    "utf-8", "surrogatepass")))
+@given(
+    st.binary(max_size=3000)
+    | st.text(max_size=1500).map(lambda t: f"<html><body><p>{t}</p></body></html>".encode("utf-8", "surrogatepass"))
+)
 def test_any_body_gives_text_or_the_declared_error(body: bytes) -> None:
     try:
         found = extract_html(body, "https://example.org/p", {"title": "h1::text"})

@@ -75,11 +75,14 @@ def crawl(records: list[dict[str, Any]], scores: list[float] | None = None) -> i
         item.record_hash = record_hash(item.harvested_fields())
         item.score = scores[i] if scores else HIGH
         store.process_item(item)
-    raw = {f"harvester/store/{k}": crawler.stats.get_value(f"harvester/store/{k}", 0)
-           for k in ("new", "updated", "not_modified")}
+    raw = {
+        f"harvester/store/{k}": crawler.stats.get_value(f"harvester/store/{k}", 0)
+        for k in ("new", "updated", "not_modified")
+    }
     with transaction() as session:
-        finish_run(session, run_id, RunStatus.FINISHED, "finished", run_stats(raw | {"item_scraped_count":
-                                                                                     len(records)}))
+        finish_run(
+            session, run_id, RunStatus.FINISHED, "finished", run_stats(raw | {"item_scraped_count": len(records)})
+        )
     return run_id
 
 
@@ -91,8 +94,13 @@ def pending_urls() -> set[str]:
 
 def statuses(run_id: int) -> dict[str, int]:
     with transaction() as session:
-        return dict(session.execute(select(Candidate.status, func.count()).where(Candidate.first_run_id == run_id)
-                                    .group_by(Candidate.status)).all())
+        return dict(
+            session.execute(
+                select(Candidate.status, func.count())
+                .where(Candidate.first_run_id == run_id)
+                .group_by(Candidate.status)
+            ).all()
+        )
 
 
 def run_row(run_id: int) -> CrawlRun:
@@ -110,8 +118,7 @@ def test_normal_runs_are_not_quarantined(db: Engine, gcf_records: list[dict[str,
     assert len(pending_urls()) == 40
 
 
-def test_an_over_harvest_is_held_out_of_the_queue_until_released(
-        db: Engine, gcf_records: list[dict[str, Any]]) -> None:
+def test_an_over_harvest_is_held_out_of_the_queue_until_released(db: Engine, gcf_records: list[dict[str, Any]]) -> None:
     crawl(gcf_records[:10])
     crawl(gcf_records[:12])  # history of new records: 10, 2 -> median 6, limit max(18, 19) = 19
     before = pending_urls()
@@ -137,8 +144,10 @@ def test_an_over_harvest_is_held_out_of_the_queue_until_released(
     assert sorted(holds) == ["filtered"] * 16 + ["pending"] * 32
     with transaction() as session:  # only the admin's release or discard moves a held candidate
         held_id = session.scalars(select(Candidate.id).where(Candidate.status == "quarantined")).first()
-        for attempt in (lambda: decide(session, held_id, "accept", Actor("ada")),
-                        lambda: undo_last(session, held_id, Actor("ada"))):
+        for attempt in (
+            lambda: decide(session, held_id, "accept", Actor("ada")),
+            lambda: undo_last(session, held_id, Actor("ada")),
+        ):
             with pytest.raises(DecisionError, match="held with a quarantined run"):
                 attempt()
 
@@ -162,7 +171,8 @@ def test_an_over_harvest_is_held_out_of_the_queue_until_released(
 
 
 def test_a_discarded_over_harvest_is_kept_out_of_the_queue_and_audited(
-        db: Engine, gcf_records: list[dict[str, Any]]) -> None:
+    db: Engine, gcf_records: list[dict[str, Any]]
+) -> None:
     crawl(gcf_records[:5])
     before = pending_urls()
     big = crawl(gcf_records[:45])  # 40 new against a median of 5
@@ -170,8 +180,10 @@ def test_a_discarded_over_harvest_is_kept_out_of_the_queue_and_audited(
     with transaction() as session:  # the health check tells the operator, once, until an admin decides
         [alert] = check_source(session, SOURCE).opened
         assert (alert.kind, alert.subject) == ("run_quarantined", f"run {big}")
-        assert alert.message == (f"run {big} on {SOURCE} is held in over-harvest quarantine (more than 19 new "
-                                 "records (median 5 over the last 1 finished run(s), factor 3)): release or discard it")
+        assert alert.message == (
+            f"run {big} on {SOURCE} is held in over-harvest quarantine (more than 19 new "
+            "records (median 5 over the last 1 finished run(s), factor 3)): release or discard it"
+        )
     result = CliRunner().invoke(cli, ["runs", "discard", str(big), "--as", "root"])
     assert result.exit_code == 0, result.output
     with transaction() as session:
@@ -179,8 +191,11 @@ def test_a_discarded_over_harvest_is_kept_out_of_the_queue_and_audited(
     assert statuses(big) == {"filtered": 40}
     assert pending_urls() == before
     with transaction() as session:
-        audit = session.execute(select(Decision.actor, Decision.from_status, Decision.to_status)
-                                .where(Decision.reason_code == "quarantine_discarded")).all()
+        audit = session.execute(
+            select(Decision.actor, Decision.from_status, Decision.to_status).where(
+                Decision.reason_code == "quarantine_discarded"
+            )
+        ).all()
     assert set(audit) == {("root", "quarantined", "filtered")} and len(audit) == 40
     assert run_row(big).quarantine == "discarded"
 

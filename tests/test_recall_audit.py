@@ -28,8 +28,10 @@ def crawl_cases(engine: Engine) -> tuple[int, dict[int, int]]:
     returns the run id and each candidate's publisher label (sector "Biodiversity protection")."""
     cases = climate_adapt_records()
     vectors = embed([embedding_text(c["title"], None, c["text"]) for c in cases])
-    b = [classify(ClassifierInput(title=c["title"], text=c["text"], language="en")).criteria["cbd_relevance"].score
-         for c in cases]
+    b = [
+        classify(ClassifierInput(title=c["title"], text=c["text"], language="en")).criteria["cbd_relevance"].score
+        for c in cases
+    ]
     scores = zero_shot.score(vectors, b)
     cut = thresholds(0.95).exclude_below
     labels = {}
@@ -40,11 +42,20 @@ def crawl_cases(engine: Engine) -> tuple[int, dict[int, int]]:
         session.add(run)
         session.flush()
         for case, score in zip(cases, scores, strict=True):
-            result = upsert_candidate(session, source_id=SOURCE, url=case["url"],
-                                      record_hash=hashlib.sha256(case["url"].encode()).hexdigest(), run_id=run.id,
-                                      initial_status=route(float(score), cut),
-                                      values={"title": case["title"], "text": case["text"], "score": float(score),
-                                              "fetched_url": case["url"]})
+            result = upsert_candidate(
+                session,
+                source_id=SOURCE,
+                url=case["url"],
+                record_hash=hashlib.sha256(case["url"].encode()).hexdigest(),
+                run_id=run.id,
+                initial_status=route(float(score), cut),
+                values={
+                    "title": case["title"],
+                    "text": case["text"],
+                    "score": float(score),
+                    "fetched_url": case["url"],
+                },
+            )
             labels[result.candidate_id] = case["label"]
         return run.id, labels
 
@@ -82,12 +93,17 @@ def test_audit_sample_from_a_crawl_bounds_the_recall_of_exclusion(db_engine: Eng
         audit = recall_audit(session)
     r = sum(labels[i] for i in sample)
     found = sum(labels[i] for i in pending)
-    assert (audit.excluded, audit.sampled, audit.relevant_in_sample, audit.relevant_found) == \
-        (len(filtered), 10, r, found)
+    assert (audit.excluded, audit.sampled, audit.relevant_in_sample, audit.relevant_found) == (
+        len(filtered),
+        10,
+        r,
+        found,
+    )
     p_u = clopper_pearson_upper(r, 10)
     assert audit.recall_at_least == pytest.approx(found / (found + (len(filtered) - 10) * p_u))
-    assert audit.sentence().startswith(f"auto-excluded {len(filtered)}, sampled 10, relevant found {r}: "
-                                       "recall at least")
+    assert audit.sentence().startswith(
+        f"auto-excluded {len(filtered)}, sampled 10, relevant found {r}: recall at least"
+    )
     true_recall = found / sum(labels.values())
     assert audit.recall_at_least <= true_recall  # a lower bound, here with ten samples a loose one
 

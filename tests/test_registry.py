@@ -20,8 +20,12 @@ verification: documented interface only
 
 def test_bundled_registry_loads_and_verified_sources_name_their_captures(fixtures_dir: Path) -> None:
     registry = load_registry()
-    assert {s.kind for s in registry.values()} >= {SourceKind.EXPORT, SourceKind.API, SourceKind.OAI,
-                                                    SourceKind.LISTING}
+    assert {s.kind for s in registry.values()} >= {
+        SourceKind.EXPORT,
+        SourceKind.API,
+        SourceKind.OAI,
+        SourceKind.LISTING,
+    }
     for spec in registry.values():
         if spec.verified:
             for capture in spec.replay:
@@ -52,7 +56,9 @@ def test_id_must_match_file_name(tmp_path: Path) -> None:
 
 
 def test_non_http_start_url_is_refused(tmp_path: Path) -> None:
-    _write(tmp_path, "local_file", GOOD.format(id="local_file").replace("https://example.org/api", "file:///etc/passwd"))
+    _write(
+        tmp_path, "local_file", GOOD.format(id="local_file").replace("https://example.org/api", "file:///etc/passwd")
+    )
     with pytest.raises(RegistryError, match="only http and https"):
         load_registry(tmp_path)
 

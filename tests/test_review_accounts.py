@@ -62,8 +62,12 @@ def user_id(engine: Engine, name: str) -> int:
 
 def events(engine: Engine) -> list[tuple[str, str, str]]:
     with transaction(engine) as session:
-        return [(e.actor, name, e.action) for e, name in session.execute(
-            select(AccountEvent, User.name).join(User, User.id == AccountEvent.user_id).order_by(AccountEvent.id))]
+        return [
+            (e.actor, name, e.action)
+            for e, name in session.execute(
+                select(AccountEvent, User.name).join(User, User.id == AccountEvent.user_id).order_by(AccountEvent.id)
+            )
+        ]
 
 
 # ---- throttling ------------------------------------------------------------------------------------
@@ -168,8 +172,9 @@ def test_an_admin_cannot_deactivate_themselves_or_the_last_admin(engine: Engine)
     assert events(engine) == []
 
 
-def test_users_cli_lists_deactivates_resets_and_ends_sessions(engine: Engine, harvester_env: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_users_cli_lists_deactivates_resets_and_ends_sessions(
+    engine: Engine, harvester_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from click.testing import CliRunner
 
     from harvester.cli import cli
@@ -198,10 +203,20 @@ def test_users_cli_lists_deactivates_resets_and_ends_sessions(engine: Engine, ha
     assert unknown.exit_code == 1 and "no user 'nobody'" in unknown.output
     as_json = runner.invoke(cli, ["users", "list", "--json"])
     assert '"name": "ada", "role": "curator", "active": false, "sessions": 0' in as_json.output
-    assert events(engine) == [("ops", ADA, "sessions_ended"), ("cli", ADA, "password_reset"),
-                              ("cli", ADA, "deactivated")]
+    assert events(engine) == [
+        ("ops", ADA, "sessions_ended"),
+        ("cli", ADA, "password_reset"),
+        ("cli", ADA, "deactivated"),
+    ]
     with transaction(engine) as session:
-        assert session.scalar(select(WebSession.revoked).where(
-            WebSession.user_id == user_id(engine, ADA)).order_by(WebSession.id.desc()).limit(1)) is True
+        assert (
+            session.scalar(
+                select(WebSession.revoked)
+                .where(WebSession.user_id == user_id(engine, ADA))
+                .order_by(WebSession.id.desc())
+                .limit(1)
+            )
+            is True
+        )
         session.execute(update(User).values(active=True))
     dispose_engines()

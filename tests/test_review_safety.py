@@ -34,9 +34,15 @@ def engine(db_engine: Engine, gcf_items: list[CandidateItem]) -> Engine:
     with transaction(db_engine) as session:
         for item in copy.deepcopy(gcf_items[:12]):
             ensure_source(session, item.source_id, item.source_id, "api", True, True, "h")
-            upsert_candidate(session, source_id=item.source_id, url=item.canonical_url or item.url,
-                             record_hash=item.record_hash or "h", run_id=None, initial_status="pending",
-                             values=candidate_values(item))
+            upsert_candidate(
+                session,
+                source_id=item.source_id,
+                url=item.canonical_url or item.url,
+                record_hash=item.record_hash or "h",
+                run_id=None,
+                initial_status="pending",
+                values=candidate_values(item),
+            )
         add_user(session, "ada", "curator", "curator-pass-1")
         add_user(session, "bob", "curator", "curator-pass-2")
         add_user(session, "root", "admin", "admin-pass-12")
@@ -63,8 +69,10 @@ def state(engine: Engine, cid: int) -> tuple[str, int, list[tuple[str, str, str 
     with transaction(engine) as session:
         row = session.get(Candidate, cid)
         assert row is not None
-        trail = [(d.actor, d.to_status, d.reason_code) for d in session.scalars(
-            select(Decision).where(Decision.candidate_id == cid).order_by(Decision.id))]
+        trail = [
+            (d.actor, d.to_status, d.reason_code)
+            for d in session.scalars(select(Decision).where(Decision.candidate_id == cid).order_by(Decision.id))
+        ]
         return row.status, row.version_id, trail
 
 
@@ -89,8 +97,11 @@ def decide(client: TestClient, cid: int, **data: str) -> str:
 def test_enter_in_the_decision_form_hits_a_disabled_button_first(ada: TestClient, engine: Engine) -> None:
     """A browser submits a form on Enter with its first submit button; a disabled one means no submission."""
     form = lxml_html.fromstring(ada.get(f"/candidates/{ranked_ids(engine)[0]}").text).cssselect("#decision-form")[0]
-    buttons = [b for b in form.iter("button", "input") if (b.get("type") or "submit") == "submit"
-               and (b.tag == "button" or b.get("type") == "submit")]
+    buttons = [
+        b
+        for b in form.iter("button", "input")
+        if (b.get("type") or "submit") == "submit" and (b.tag == "button" or b.get("type") == "submit")
+    ]
     assert buttons[0].get("disabled") is not None and buttons[0].get("value") is None
     assert [b.get("value") for b in buttons[1:]] == ["accept", "reject", "defer", "note", "undo"]
 
@@ -148,22 +159,39 @@ def test_a_stale_undo_is_a_conflict_and_never_reverts_a_newer_decision(engine: E
     # Ada's notice no longer offers the undo; the API's undo conflicts the same way.
     assert 'id="undo-done"' not in ada.get(f"/queue?done={parse_qs(urlsplit(r.headers['location']).query)}").text
     csrf = ada.get("/api/v1/me").json()["csrf_token"]
-    api = ada.post(f"/api/v1/candidates/{cid}/decisions", json={"action": "undo", "version": before[1] - 1},
-                   headers={"x-csrf-token": csrf})
+    api = ada.post(
+        f"/api/v1/candidates/{cid}/decisions",
+        json={"action": "undo", "version": before[1] - 1},
+        headers={"x-csrf-token": csrf},
+    )
     assert api.status_code == 409 and "changed by someone else" in api.json()["detail"]
     assert state(engine, cid) == before
-    fresh = ada.post(f"/api/v1/candidates/{cid}/decisions", json={"action": "undo", "version": before[1]},
-                     headers={"x-csrf-token": csrf})
+    fresh = ada.post(
+        f"/api/v1/candidates/{cid}/decisions",
+        json={"action": "undo", "version": before[1]},
+        headers={"x-csrf-token": csrf},
+    )
     assert fresh.status_code == 201 and state(engine, cid)[0] == "accepted"
 
 
 # ---- 6. odd input ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [f"/candidates/{BIG_ID}", f"/api/v1/candidates/{BIG_ID}",
-                                  f"/candidates/{BIG_ID}/snapshot", f"/candidates/{10**30}", "/candidates/-1",
-                                  f"/audit?before={BIG_ID}", f"/candidates/{TOO_BIG}", f"/api/v1/candidates/{TOO_BIG}",
-                                  f"/history?before={TOO_BIG}", f"/queue/next?from={TOO_BIG}"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/candidates/{BIG_ID}",
+        f"/api/v1/candidates/{BIG_ID}",
+        f"/candidates/{BIG_ID}/snapshot",
+        f"/candidates/{10**30}",
+        "/candidates/-1",
+        f"/audit?before={BIG_ID}",
+        f"/candidates/{TOO_BIG}",
+        f"/api/v1/candidates/{TOO_BIG}",
+        f"/history?before={TOO_BIG}",
+        f"/queue/next?from={TOO_BIG}",
+    ],
+)
 def test_an_id_beyond_the_database_range_is_a_422(ada: TestClient, path: str) -> None:
     assert ada.get(path).status_code == 422
 
@@ -177,16 +205,28 @@ def test_the_largest_id_is_a_plain_not_found(ada: TestClient) -> None:
     assert r.status_code == 422
 
 
-@pytest.mark.parametrize("edits", [{"countries": 5}, {"title": {}}, {"organisations": [1, 2]}, {"summary": 3.5},
-                                   {"published": ["2020"]}, {"countries": [{"iso": "KE"}]}, {"title": "x" * 100_001},
-                                   {"status": "accepted"}])
-def test_api_edits_of_the_wrong_type_are_a_422_and_change_nothing(ada: TestClient, engine: Engine,
-                                                                  edits: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    "edits",
+    [
+        {"countries": 5},
+        {"title": {}},
+        {"organisations": [1, 2]},
+        {"summary": 3.5},
+        {"published": ["2020"]},
+        {"countries": [{"iso": "KE"}]},
+        {"title": "x" * 100_001},
+        {"status": "accepted"},
+    ],
+)
+def test_api_edits_of_the_wrong_type_are_a_422_and_change_nothing(
+    ada: TestClient, engine: Engine, edits: dict[str, object]
+) -> None:
     cid = ranked_ids(engine)[0]
     before = state(engine, cid)
     csrf = ada.get("/api/v1/me").json()["csrf_token"]
-    r = ada.post(f"/api/v1/candidates/{cid}/decisions", json={"action": "accept", "edits": edits},
-                 headers={"x-csrf-token": csrf})
+    r = ada.post(
+        f"/api/v1/candidates/{cid}/decisions", json={"action": "accept", "edits": edits}, headers={"x-csrf-token": csrf}
+    )
     assert r.status_code == 422, r.text
     assert state(engine, cid) == before
 
@@ -194,8 +234,14 @@ def test_api_edits_of_the_wrong_type_are_a_422_and_change_nothing(ada: TestClien
 def test_api_edits_of_the_right_types_are_applied(ada: TestClient, engine: Engine) -> None:
     cid = ranked_ids(engine)[0]
     csrf = ada.get("/api/v1/me").json()["csrf_token"]
-    r = ada.post(f"/api/v1/candidates/{cid}/decisions", headers={"x-csrf-token": csrf}, json={
-        "action": "accept", "edits": {"countries": ["ke", "TZ"], "organisations": "UNEP; GEF", "title": "New title"}})
+    r = ada.post(
+        f"/api/v1/candidates/{cid}/decisions",
+        headers={"x-csrf-token": csrf},
+        json={
+            "action": "accept",
+            "edits": {"countries": ["ke", "TZ"], "organisations": "UNEP; GEF", "title": "New title"},
+        },
+    )
     assert r.status_code == 201, r.text
     with transaction(engine) as session:
         row = session.get(Candidate, cid)
@@ -215,9 +261,12 @@ def test_a_60_kb_search_is_capped_not_echoed_into_every_link(ada: TestClient) ->
 
 
 def test_browsers_get_error_pages_in_html_and_the_api_keeps_json(ada: TestClient) -> None:
-    for path, status, title in [("/candidates/abc", 422, "Not a valid request"), ("/no-such-page", 404, "Not found"),
-                                (f"/candidates/{MAX_ID}", 404, "Not found"), ("/audit?since=someday", 400,
-                                                                                  "Bad request")]:
+    for path, status, title in [
+        ("/candidates/abc", 422, "Not a valid request"),
+        ("/no-such-page", 404, "Not found"),
+        (f"/candidates/{MAX_ID}", 404, "Not found"),
+        ("/audit?since=someday", 400, "Bad request"),
+    ]:
         r = ada.get(path, headers=HTML)
         assert r.status_code == status, path
         assert r.headers["content-type"].startswith("text/html"), path
@@ -262,23 +311,34 @@ def test_head_is_answered_like_get_without_a_body(ada: TestClient, engine: Engin
 
 
 def test_every_answer_but_static_files_is_no_store_with_a_permissions_policy(ada: TestClient) -> None:
-    for path in ("/dashboard", "/sources", "/runs", "/classification", "/charts/queue-history.svg", "/login",
-                 "/api/v1/me", "/no-such-page"):
+    for path in (
+        "/dashboard",
+        "/sources",
+        "/runs",
+        "/classification",
+        "/charts/queue-history.svg",
+        "/login",
+        "/api/v1/me",
+        "/no-such-page",
+    ):
         r = ada.get(path)
         assert r.headers["cache-control"] == "no-store", path
         assert "camera=()" in r.headers["permissions-policy"] and "geolocation=()" in r.headers["permissions-policy"]
     assert "no-store" not in ada.get("/static/app.css").headers.get("cache-control", "")
 
 
-def test_dashboard_charts_are_drawn_once_per_decision_state(ada: TestClient, engine: Engine,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dashboard_charts_are_drawn_once_per_decision_state(
+    ada: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from harvester.charts import queries as q
 
     built: list[str] = []
     for name, build in list(q.DASHBOARD.items()):
+
         def counting(session: object, _build: object = build, _name: str = name) -> object:
             built.append(_name)
             return _build(session)  # type: ignore[operator]
+
         monkeypatch.setitem(q.DASHBOARD, name, counting)
     assert ada.get("/dashboard").status_code == 200
     assert sorted(built) == sorted(q.DASHBOARD)

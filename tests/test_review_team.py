@@ -30,9 +30,15 @@ def engine(db_engine: Engine, gcf_items: list[CandidateItem]) -> Engine:
     with transaction(db_engine) as session:
         for item in copy.deepcopy(gcf_items[:8]):
             ensure_source(session, item.source_id, item.source_id, "api", True, True, "h")
-            upsert_candidate(session, source_id=item.source_id, url=item.canonical_url or item.url,
-                             record_hash=item.record_hash or "h", run_id=None, initial_status="pending",
-                             values=candidate_values(item))
+            upsert_candidate(
+                session,
+                source_id=item.source_id,
+                url=item.canonical_url or item.url,
+                record_hash=item.record_hash or "h",
+                run_id=None,
+                initial_status="pending",
+                values=candidate_values(item),
+            )
         add_user(session, "ada", "curator", "curator-pass-1")
         add_user(session, "bob", "curator", "curator-pass-2")
     return db_engine
@@ -97,8 +103,10 @@ def test_a_decision_releases_the_lease_and_continues_past_candidates_others_hold
     version = re.search(r'name="version" value="(\d+)"', page)
     nxt = re.search(r'name="next" value="([^"]+)"', page)
     assert token and version and nxt
-    r = ada.post(f"/candidates/{top[0]}/decide", data={"csrf_token": token[1], "version": version[1],
-                                                        "next": nxt[1].replace("&amp;", "&"), "action": "defer"})
+    r = ada.post(
+        f"/candidates/{top[0]}/decide",
+        data={"csrf_token": token[1], "version": version[1], "next": nxt[1].replace("&amp;", "&"), "action": "defer"},
+    )
     assert landed(ada, r.headers["location"]) == top[2]  # the next one nobody else has open
     with transaction(engine) as session:
         assert set(holders(session, top)) == {top[1]}  # Ada's lease on the decided one is gone
@@ -121,26 +129,35 @@ def test_the_counter_and_the_personal_history_with_undo(engine: Engine) -> None:
     top = ranked(engine)
 
     def counter(client: TestClient) -> str:
-        return " ".join(lxml_html.fromstring(client.get("/queue").text).cssselect("#progress")[0]
-                        .text_content().split())
+        return " ".join(
+            lxml_html.fromstring(client.get("/queue").text).cssselect("#progress")[0].text_content().split()
+        )
 
     assert counter(ada).startswith(f"0 decided by you today · {len(top)} pending")
     for cid, action in ((top[0], "accept"), (top[1], "defer"), (top[0], "note")):
         page = ada.get(f"/candidates/{cid}").text
-        fields = {k: v for k, v in re.findall(r'<input type="hidden" name="(csrf_token|version)" value="([^"]+)"',
-                                               page)}
+        fields = {
+            k: v for k, v in re.findall(r'<input type="hidden" name="(csrf_token|version)" value="([^"]+)"', page)
+        }
         r = ada.post(f"/candidates/{cid}/decide", data={**fields, "action": action, "note": "seen twice"})
         assert r.status_code == 303
-    bob.post(f"/candidates/{top[1]}/decide", data={
-        "csrf_token": re.findall(r'name="csrf_token" value="([^"]+)"', bob.get(f"/candidates/{top[1]}").text)[0],
-        "action": "reopen"})
+    bob.post(
+        f"/candidates/{top[1]}/decide",
+        data={
+            "csrf_token": re.findall(r'name="csrf_token" value="([^"]+)"', bob.get(f"/candidates/{top[1]}").text)[0],
+            "action": "reopen",
+        },
+    )
     assert counter(ada).startswith(f"2 decided by you today · {len(top) - 1} pending")  # a note is no decision
     assert counter(bob).startswith("1 decided by you today")
 
     doc = lxml_html.fromstring(ada.get("/history").text)
     rows = doc.cssselect("table.mine tbody tr")
     assert [" ".join(r.cssselect("td")[2].text_content().split()) for r in rows] == [
-        "accepted → accepted", "pending → deferred", "pending → accepted"]
+        "accepted → accepted",
+        "pending → deferred",
+        "pending → accepted",
+    ]
     # Only the latest decision on a candidate can be undone from here; Bob reopened the deferred one since.
     assert [bool(r.cssselect("button.undo")) for r in rows] == [True, False, False]
     assert rows[1].cssselect(".later")[0].text_content() == "decided again since"
@@ -168,8 +185,10 @@ def test_a_near_duplicate_cluster_is_decided_once_and_audited_per_candidate(engi
     listed = ", ".join(f"#{i}" for i in sorted((pending, deferred, held)))
     assert f"Give its 3 undecided near-duplicates ({listed})" in " ".join(box.split())
     fields = dict(re.findall(r'<input type="hidden" name="(csrf_token|version)" value="([^"]+)"', page))
-    r = ada.post(f"/candidates/{main}/decide", data={**fields, "action": "reject", "reason": "not_cbd_relevant",
-                                                      "cluster": "yes", "note": "same project"})
+    r = ada.post(
+        f"/candidates/{main}/decide",
+        data={**fields, "action": "reject", "reason": "not_cbd_relevant", "cluster": "yes", "note": "same project"},
+    )
     target = r.headers["location"]
     while r.status_code == 303:
         target = r.headers["location"]
@@ -177,16 +196,29 @@ def test_a_near_duplicate_cluster_is_decided_once_and_audited_per_candidate(engi
     done = " ".join(lxml_html.fromstring(r.text).cssselect("#done")[0].text_content().split())
     assert f"The same for 2 near-duplicates: {', '.join(f'#{i}' for i in sorted((pending, deferred)))}" in done
     with transaction(engine) as session:
-        status = {cid: session.get(Candidate, cid).status for cid in (main, pending, deferred, held, rejected,
-                                                                        elsewhere)}
-        trail = [(d.candidate_id, d.from_status, d.to_status, d.reason_code, d.note) for d in session.scalars(
-            select(Decision).order_by(Decision.id))]
-    assert status == {main: "rejected", pending: "rejected", deferred: "rejected", held: "pending",
-                      rejected: "rejected", elsewhere: "pending"}
+        status = {
+            cid: session.get(Candidate, cid).status for cid in (main, pending, deferred, held, rejected, elsewhere)
+        }
+        trail = [
+            (d.candidate_id, d.from_status, d.to_status, d.reason_code, d.note)
+            for d in session.scalars(select(Decision).order_by(Decision.id))
+        ]
+    assert status == {
+        main: "rejected",
+        pending: "rejected",
+        deferred: "rejected",
+        held: "pending",
+        rejected: "rejected",
+        elsewhere: "pending",
+    }
     note = f"cluster decision with #{main}: same project"
     assert trail[0] == (main, "pending", "rejected", "not_cbd_relevant", "same project")
-    assert sorted(trail[1:]) == sorted([(pending, "pending", "rejected", "not_cbd_relevant", note),
-                                        (deferred, "deferred", "rejected", "not_cbd_relevant", note)])
+    assert sorted(trail[1:]) == sorted(
+        [
+            (pending, "pending", "rejected", "not_cbd_relevant", note),
+            (deferred, "deferred", "rejected", "not_cbd_relevant", note),
+        ]
+    )
     # Without the box ticked only the candidate itself is decided.
     page = ada.get(f"/candidates/{held}").text
     fields = dict(re.findall(r'<input type="hidden" name="(csrf_token|version)" value="([^"]+)"', page))
@@ -200,42 +232,89 @@ def test_the_candidate_page_reads_as_a_curator_would(engine: Engine) -> None:
     """Criteria by name, evidence for and against told apart, and how the score is made."""
     ada = client_for(engine, "ada", "curator-pass-1")
     cid = ranked(engine)[0]
-    ended = {"criterion": "active", "kind": "date", "text": "2019-06-30", "start": None, "end": None,
-             "field": "end_date", "label": "date", "detail": "ended 2019-06-30, 6.4 years before 2025-12-07"}
-    past = {"criterion": "active", "kind": "term", "text": "was completed", "start": 0, "end": 13,
-            "field": "text", "label": "past", "detail": "The project was completed"}
-    ongoing = {"criterion": "active", "kind": "term", "text": "ongoing", "start": 0, "end": 7, "field": "text",
-               "label": "ongoing", "detail": "ongoing work"}
+    ended = {
+        "criterion": "active",
+        "kind": "date",
+        "text": "2019-06-30",
+        "start": None,
+        "end": None,
+        "field": "end_date",
+        "label": "date",
+        "detail": "ended 2019-06-30, 6.4 years before 2025-12-07",
+    }
+    past = {
+        "criterion": "active",
+        "kind": "term",
+        "text": "was completed",
+        "start": 0,
+        "end": 13,
+        "field": "text",
+        "label": "past",
+        "detail": "The project was completed",
+    }
+    ongoing = {
+        "criterion": "active",
+        "kind": "term",
+        "text": "ongoing",
+        "start": 0,
+        "end": 7,
+        "field": "text",
+        "label": "ongoing",
+        "detail": "ongoing work",
+    }
     with transaction(engine) as session:
         row = session.get(Candidate, cid)
         criteria = dict(row.criteria)
         criteria["active"] = {"score": 0.15, "evidence": [ended, past, ongoing]}
         row.criteria, row.score, row.classifier_version = criteria, 0.8123, "lr-20261207-000000-abcd"
-        rules = (0.40 * criteria["cbd_relevance"]["score"] + 0.25 * criteria["support_type"]["score"]
-                 + 0.15 * 0.15 + 0.20 * criteria["international"]["score"])
+        rules = (
+            0.40 * criteria["cbd_relevance"]["score"]
+            + 0.25 * criteria["support_type"]["score"]
+            + 0.15 * 0.15
+            + 0.20 * criteria["international"]["score"]
+        )
     doc = lxml_html.fromstring(ada.get(f"/candidates/{cid}").text)
     names = [th.text_content() for th in doc.cssselect("table.criteria tbody th, table.criteria tr[data-criterion] th")]
-    assert set(names) == {"(a) Support type (X/16)", "(b) CBD and Article 16 relevance", "(c) Active and long-term",
-                          "(d) International"}
+    assert set(names) == {
+        "(a) Support type (X/16)",
+        "(b) CBD and Article 16 relevance",
+        "(c) Active and long-term",
+        "(d) International",
+    }
     active = doc.cssselect("table.criteria tr[data-criterion=active]")[0]
     assert [e.text_content() for e in active.cssselect("td.for .ev")] == ["ongoing"]
     assert [e.text_content() for e in active.cssselect("td.against .ev")] == ["2019-06-30", "was completed"]
     how = " ".join(doc.cssselect("#how-scored")[0].text_content().split())
-    assert how.startswith(f"Rules score {rules:.2f} = 0.40 × (b) CBD and Article 16 relevance "
-                          f"{criteria['cbd_relevance']['score']:.2f} + 0.25 × (a) Support type (X/16)")
+    assert how.startswith(
+        f"Rules score {rules:.2f} = 0.40 × (b) CBD and Article 16 relevance "
+        f"{criteria['cbd_relevance']['score']:.2f} + 0.25 × (a) Support type (X/16)"
+    )
     assert "ranked by the learned model lr-20261207-000000-abcd" in how and how.endswith("score 0.81.")
     queue = lxml_html.fromstring(ada.get("/queue").text)
     assert [o.text_content() for o in queue.cssselect("select[name=criterion] option")][1:] == [
-        "(a) Support type (X/16)", "(b) CBD and Article 16 relevance", "(c) Active and long-term",
-        "(d) International"]
+        "(a) Support type (X/16)",
+        "(b) CBD and Article 16 relevance",
+        "(c) Active and long-term",
+        "(d) International",
+    ]
     assert [a.text_content() for a in doc.cssselect("header.top nav a")][:6] == [
-        "Dashboard", "Queue", "Sources", "Runs", "Classification", "CHM"]
+        "Dashboard",
+        "Queue",
+        "Sources",
+        "Runs",
+        "Classification",
+        "CHM",
+    ]
 
 
 def test_cohen_kappa_of_known_tables() -> None:
     # 50 pairs: 20 both accept, 5 accept/reject, 10 reject/accept, 15 both reject: p_o 0.7, p_e 0.5, kappa 0.4.
-    table = [("accepted", "accepted")] * 20 + [("accepted", "rejected")] * 5 + [("rejected", "accepted")] * 10 \
+    table = (
+        [("accepted", "accepted")] * 20
+        + [("accepted", "rejected")] * 5
+        + [("rejected", "accepted")] * 10
         + [("rejected", "rejected")] * 15
+    )
     assert cohen_kappa(table) == pytest.approx(0.4)
     assert cohen_kappa([("accepted", "accepted"), ("rejected", "rejected")]) == 1.0
     assert cohen_kappa([("accepted", "rejected"), ("rejected", "accepted")]) == -1.0
@@ -275,11 +354,16 @@ def test_a_blind_second_review_of_a_sample_gives_kappa_per_curator(engine: Engin
     late = bob.post(f"/second-review/{judged[0]}", data={"judgement": "accepted", "csrf_token": token})
     assert "someone else gave this second review meanwhile" in bob.get(late.headers["location"]).text
     with transaction(engine) as session:  # the candidates are untouched by second reviews
-        assert [session.get(Candidate, cid).status for cid in top[:4]] == ["accepted", "accepted", "rejected",
-                                                                           "deferred"]
+        assert [session.get(Candidate, cid).status for cid in top[:4]] == [
+            "accepted",
+            "accepted",
+            "rejected",
+            "deferred",
+        ]
     doc = lxml_html.fromstring(root.get("/admin/second-review").text)
     row = doc.cssselect("table.agreement tr[data-curator=ada] td")
     # Pairs (accepted, accepted), (accepted, rejected), (rejected, rejected): p_o 2/3, p_e 4/9, kappa 0.4.
     assert [td.text_content() for td in row] == ["ada", "3", "2", "0.40", "0"]
-    assert [[td.text_content() for td in tr.cssselect("td")] for tr in doc.cssselect("table.disagreements tbody tr")
-            ] == [[f"#{top[1]}", "ada: accepted", "bob: rejected"]]
+    assert [
+        [td.text_content() for td in tr.cssselect("td")] for tr in doc.cssselect("table.disagreements tbody tr")
+    ] == [[f"#{top[1]}", "ada: accepted", "bob: rejected"]]

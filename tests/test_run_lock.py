@@ -22,7 +22,8 @@ SOURCE = "lock_site"
 
 
 def write_source(registry: Path, site_url: str) -> None:
-    (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
+    (registry / f"{SOURCE}.yaml").write_text(
+        textwrap.dedent(f"""\
         id: {SOURCE}
         name: Locked partner site
         kind: sitemap
@@ -30,12 +31,15 @@ def write_source(registry: Path, site_url: str) -> None:
         verified: false
         verification: "local test server"
         politeness: {{download_delay: 0, autothrottle: false}}
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
 
 
 @pytest.mark.slow
 def test_a_crawl_of_a_source_whose_crawl_is_running_stops_without_fetching_a_page(
-        registry: Path, fixtures_dir: Path) -> None:
+    registry: Path, fixtures_dir: Path
+) -> None:
     with transaction() as session:
         ensure_source(session, SOURCE, "Locked partner site", "sitemap", False, True, "h")
         running = start_run(session, SOURCE, "cli", replay=False).id  # this test process: alive

@@ -45,6 +45,7 @@ NIGHTLY = Bounds.for_source(24)
 
 # -- the adaptive interval (pure) -------------------------------------------------------------------
 
+
 def _runs(*specs: tuple[str, int] | tuple[str, int, int]) -> list[RunOutcome]:
     """(status, changed[, accepted]) per night, one day apart."""
     return [RunOutcome(s[0], T0 + timedelta(days=i), s[1], s[2] if len(s) > 2 else 0) for i, s in enumerate(specs)]
@@ -59,8 +60,10 @@ def test_a_source_never_crawled_uses_its_cron_period_and_is_due() -> None:
 def test_quiet_runs_grow_the_interval_by_half_up_to_the_maximum() -> None:
     hours = [adaptive_interval(_runs(*[("finished", 0)] * n), NIGHTLY).hours for n in range(1, 7)]
     assert hours == [36, 54, 81, 121.5, 168, 168]
-    assert "nothing changed in the last 6 finished run(s)" in adaptive_interval(_runs(*[("finished", 0)] * 6),
-                                                                                 NIGHTLY).reason
+    assert (
+        "nothing changed in the last 6 finished run(s)"
+        in adaptive_interval(_runs(*[("finished", 0)] * 6), NIGHTLY).reason
+    )
 
 
 def test_changed_pages_shrink_the_interval_back_to_the_minimum() -> None:
@@ -112,15 +115,24 @@ def test_a_nightly_firing_crawls_when_it_is_the_one_nearest_to_the_interval() ->
     assert [crawl_due(every_36h, last, T0 + timedelta(days=d), 24)[0] for d in (1, 2)] == [False, True]
 
 
-@pytest.mark.parametrize(("cron", "hours"), [("0 2 * * *", 24), ("0 */6 * * *", 6), ("30 3 * * 1", 168),
-                                             ("0 2 * * 1,4", 72)])
+@pytest.mark.parametrize(
+    ("cron", "hours"), [("0 2 * * *", 24), ("0 */6 * * *", 6), ("30 3 * * 1", 168), ("0 2 * * 1,4", 72)]
+)
 def test_cron_period_is_the_shortest_gap_between_firings(cron: str, hours: float) -> None:
     assert cron_period_hours(cron) == hours
 
 
-@pytest.mark.parametrize(("cron", "weekdays"), [("30 3 * * 1", {0}), ("0 2 * * 0", {6}), ("0 2 * * 7", {6}),
-                                                ("0 2 * * 1-5", {0, 1, 2, 3, 4}), ("0 2 * * */3", {6, 2, 5}),
-                                                ("0 2 * * fri-sun", {4, 5, 6})])
+@pytest.mark.parametrize(
+    ("cron", "weekdays"),
+    [
+        ("30 3 * * 1", {0}),
+        ("0 2 * * 0", {6}),
+        ("0 2 * * 7", {6}),
+        ("0 2 * * 1-5", {0, 1, 2, 3, 4}),
+        ("0 2 * * */3", {6, 2, 5}),
+        ("0 2 * * fri-sun", {4, 5, 6}),
+    ],
+)
 def test_registry_cron_weekdays_keep_their_crontab_meaning(cron: str, weekdays: set[int]) -> None:
     """APScheduler 3 reads crontab weekday numbers with 0 = Monday; the registry's 1 must stay Monday."""
     trigger, fire, seen = cron_trigger(cron), T0, set()
@@ -132,13 +144,20 @@ def test_registry_cron_weekdays_keep_their_crontab_meaning(cron: str, weekdays: 
 
 def test_registry_rejects_a_minimum_above_the_maximum() -> None:
     data = yaml.safe_load((REGISTRY / "gcf_projects.yaml").read_text())
-    SourceSpec.model_validate(data | {"min_interval_hours": 12, "max_interval_hours": 72,
-                                      "omit_from_schedule": "partner asked for a pause until March"})
+    SourceSpec.model_validate(
+        data
+        | {
+            "min_interval_hours": 12,
+            "max_interval_hours": 72,
+            "omit_from_schedule": "partner asked for a pause until March",
+        }
+    )
     with pytest.raises(ValueError, match="min_interval_hours must not exceed max_interval_hours"):
         SourceSpec.model_validate(data | {"min_interval_hours": 96, "max_interval_hours": 48})
 
 
 # -- fixtures: a registry folder of real entries, a fake crawl -----------------------------------------
+
 
 @pytest.fixture
 def registry_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, harvester_env: Path) -> Path:
@@ -186,8 +205,14 @@ class FakeCrawl:
                         run_id = start_run(session, source_id, options.trigger, replay=True).id
             time.sleep(self.seconds)
             if self.write_run:
-                stats = run_stats({"downloader/request_count": 1, "item_scraped_count": 12,
-                                   "harvester/store/new": 12, "downloader/response_status_count/200": 1})
+                stats = run_stats(
+                    {
+                        "downloader/request_count": 1,
+                        "item_scraped_count": 12,
+                        "harvester/store/new": 12,
+                        "downloader/response_status_count/200": 1,
+                    }
+                )
                 with transaction() as session:
                     finish_run(session, run_id, RunStatus.FINISHED, "finished", stats)
             return 0
@@ -227,6 +252,7 @@ def a_minute_away(now: datetime, minutes: int) -> str:
 
 # -- schedule list ---------------------------------------------------------------------------------
 
+
 def test_schedule_list_json_shows_every_scheduled_source_and_why_others_are_not(registry_dir: Path) -> None:
     edit_entry(registry_dir, "gef_projects", omit_from_schedule="GEF asked us to pause while they migrate the portal")
     edit_entry(registry_dir, "bhl_oai", schedule="15 3 * * 1", max_interval_hours=336)
@@ -248,7 +274,9 @@ def test_schedule_list_json_shows_every_scheduled_source_and_why_others_are_not(
     assert crawl["bhl_oai"]["adaptive"]["interval_hours"] == 168
     assert crawl["gef_projects"] | {"next_run_time": None} == crawl["gef_projects"]
     assert (crawl["gef_projects"]["scheduled"], crawl["gef_projects"]["omitted_reason"]) == (
-        False, "GEF asked us to pause while they migrate the portal")
+        False,
+        "GEF asked us to pause while they migrate the portal",
+    )
     assert crawl["panorama_solutions"]["omitted_reason"].startswith("disabled in the registry")
     assert {r["id"] for r in rows if r["kind"] == "health"} == {"health_check"}
     [retrain] = [r for r in rows if r["kind"] == "retrain"]  # `harvester classify retrain` exists: weekly
@@ -282,6 +310,7 @@ def test_jobs_are_stored_by_reference_with_plain_string_args(registry_dir: Path)
 
 # -- missed firings, concurrency ------------------------------------------------------------------
 
+
 def _persist_missed_firing(registry_dir: Path, settings: ScheduleSettings, job_id: str, missed_at: datetime) -> None:
     """The scheduler ran, stored its jobs, then the machine went off before ``missed_at`` came."""
     schedule = build_scheduler(background=True, settings=settings)
@@ -292,7 +321,8 @@ def _persist_missed_firing(registry_dir: Path, settings: ScheduleSettings, job_i
 
 
 def test_a_firing_missed_while_the_machine_was_off_runs_exactly_once(
-        registry_dir: Path, fake_crawl: Callable[..., FakeCrawl]) -> None:
+    registry_dir: Path, fake_crawl: Callable[..., FakeCrawl]
+) -> None:
     fake = fake_crawl()
     now = datetime.now(UTC)
     keep_only(registry_dir, "gcf_projects", "gef_projects")
@@ -320,7 +350,8 @@ def test_a_firing_missed_while_the_machine_was_off_runs_exactly_once(
 
 
 def test_a_firing_missed_beyond_the_grace_is_skipped_with_an_alert(
-        registry_dir: Path, fake_crawl: Callable[..., FakeCrawl]) -> None:
+    registry_dir: Path, fake_crawl: Callable[..., FakeCrawl]
+) -> None:
     fake = fake_crawl()
     now = datetime.now(UTC)
     keep_only(registry_dir, "gcf_projects")
@@ -349,7 +380,8 @@ def test_a_firing_missed_beyond_the_grace_is_skipped_with_an_alert(
 
 
 def test_no_more_crawls_run_at_once_than_the_worker_cap(
-        registry_dir: Path, fake_crawl: Callable[..., FakeCrawl]) -> None:
+    registry_dir: Path, fake_crawl: Callable[..., FakeCrawl]
+) -> None:
     fake = fake_crawl(seconds=0.6)
     now = datetime.now(UTC)
     sources = ("gcf_projects", "gef_projects", "elsa_undp", "dryad_oai")
@@ -373,6 +405,7 @@ def test_no_more_crawls_run_at_once_than_the_worker_cap(
 
 # -- the crawl job ----------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def job_db(db_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     """Point the job functions (which use the configured database) at the test database."""
@@ -387,7 +420,8 @@ def job_db(db_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engin
 
 
 def test_a_crawl_of_a_source_that_is_already_running_is_skipped_cleanly(
-        job_db: Engine, fake_crawl: Callable[..., FakeCrawl], caplog: pytest.LogCaptureFixture) -> None:
+    job_db: Engine, fake_crawl: Callable[..., FakeCrawl], caplog: pytest.LogCaptureFixture
+) -> None:
     fake = fake_crawl()
     with transaction(job_db) as session:
         ensure_source(session, "gcf_projects", "GCF", "api", True, True, "h")
@@ -402,7 +436,8 @@ def test_a_crawl_of_a_source_that_is_already_running_is_skipped_cleanly(
 
 
 def test_a_crawl_that_loses_the_run_lock_to_a_concurrent_crawl_is_skipped(
-        job_db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    job_db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def manual_crawl_wins(source_ids: list[str], options: CrawlOptions) -> int:
         with transaction() as session:  # a `harvester crawl` started meanwhile; our child then found it locked
             ensure_source(session, source_ids[0], "GCF", "api", True, True, "h")
@@ -418,14 +453,26 @@ def _finished_run(engine: Engine, started: datetime, new: int = 0, not_modified:
     with transaction(engine) as session:
         ensure_source(session, "gcf_projects", "GCF", "api", True, True, "h")
         run = start_run(session, "gcf_projects", "schedule", replay=False)
-        finish_run(session, run.id, RunStatus.FINISHED, "finished", run_stats(
-            {"downloader/request_count": 1, "item_scraped_count": 209, "harvester/store/new": new,
-             "harvester/store/not_modified": not_modified}))
+        finish_run(
+            session,
+            run.id,
+            RunStatus.FINISHED,
+            "finished",
+            run_stats(
+                {
+                    "downloader/request_count": 1,
+                    "item_scraped_count": 209,
+                    "harvester/store/new": new,
+                    "harvester/store/not_modified": not_modified,
+                }
+            ),
+        )
         session.execute(update(CrawlRun).where(CrawlRun.id == run.id).values(started_at=started))
 
 
 def test_a_cron_firing_before_the_adaptive_interval_elapsed_is_skipped_with_the_reason(
-        job_db: Engine, fake_crawl: Callable[..., FakeCrawl], caplog: pytest.LogCaptureFixture) -> None:
+    job_db: Engine, fake_crawl: Callable[..., FakeCrawl], caplog: pytest.LogCaptureFixture
+) -> None:
     fake = fake_crawl()
     now = datetime.now(UTC)
     _finished_run(job_db, now - timedelta(hours=50))
@@ -441,8 +488,7 @@ def test_a_cron_firing_before_the_adaptive_interval_elapsed_is_skipped_with_the_
     assert fake.calls == [(["gcf_projects"], "schedule")]
 
 
-def test_a_due_source_is_crawled_and_its_health_checked(
-        job_db: Engine, fake_crawl: Callable[..., FakeCrawl]) -> None:
+def test_a_due_source_is_crawled_and_its_health_checked(job_db: Engine, fake_crawl: Callable[..., FakeCrawl]) -> None:
     fake = fake_crawl()
     _finished_run(job_db, datetime.now(UTC) - timedelta(hours=23, minutes=50), new=4, not_modified=205)
     outcome = crawl_source("gcf_projects")
@@ -454,7 +500,8 @@ def test_a_due_source_is_crawled_and_its_health_checked(
 
 
 def test_omitted_and_disabled_sources_are_never_crawled_by_a_stale_job(
-        registry_dir: Path, fake_crawl: Callable[..., FakeCrawl]) -> None:
+    registry_dir: Path, fake_crawl: Callable[..., FakeCrawl]
+) -> None:
     fake = fake_crawl()
     edit_entry(registry_dir, "gcf_projects", omit_from_schedule="API key expired")
     assert crawl_source("gcf_projects") == "skipped crawl of gcf_projects: omitted from the schedule: API key expired"
@@ -464,14 +511,18 @@ def test_omitted_and_disabled_sources_are_never_crawled_by_a_stale_job(
 
 def test_an_invalid_cron_fails_sources_check_and_schedule_list_in_one_line(registry_dir: Path) -> None:
     edit_entry(registry_dir, "gcf_projects", schedule="61 25 * * *")
-    line = next(i for i, text in enumerate((registry_dir / "gcf_projects.yaml").read_text().splitlines(), 1)
-                if text.startswith("schedule:"))
+    line = next(
+        i
+        for i, text in enumerate((registry_dir / "gcf_projects.yaml").read_text().splitlines(), 1)
+        if text.startswith("schedule:")
+    )
     for args in (["sources", "check"], ["schedule", "list"]):
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 2, (args, result.output)
         assert result.output.splitlines() == [
             "error: gcf_projects.yaml: schedule: Value error, '61 25 * * *': minute '61' is not valid (allowed "
-            f"0-59) (line {line})"]
+            f"0-59) (line {line})"
+        ]
 
 
 def test_a_yaml_syntax_error_is_reported_with_its_line(registry_dir: Path) -> None:
@@ -481,17 +532,18 @@ def test_a_yaml_syntax_error_is_reported_with_its_line(registry_dir: Path) -> No
     path.write_text("\n".join(lines) + "\n")
     result = CliRunner().invoke(cli, ["sources", "check"])
     assert result.exit_code == 2
-    assert re.fullmatch(r"error: bhl_oai\.yaml: cannot read: line \d+, column \d+: .+\n", result.output), \
-        result.output
+    assert re.fullmatch(r"error: bhl_oai\.yaml: cannot read: line \d+, column \d+: .+\n", result.output), result.output
 
 
 def test_one_broken_registry_file_alerts_while_the_daemon_crawls_the_others(
-        registry_dir: Path, fake_crawl: Callable[..., FakeCrawl]) -> None:
+    registry_dir: Path, fake_crawl: Callable[..., FakeCrawl]
+) -> None:
     fake = fake_crawl()
     (registry_dir / "bhl_oai.yaml").write_text("id: bhl_oai\nkind: oai\nname: [unclosed\n")
     assert crawl_source("gcf_projects", "catch-up").startswith("crawled gcf_projects: run ")
-    assert crawl_source("bhl_oai", "catch-up").startswith("skipped crawl of bhl_oai: bhl_oai.yaml: cannot read: "
-                                                          "line 4, column 1:")
+    assert crawl_source("bhl_oai", "catch-up").startswith(
+        "skipped crawl of bhl_oai: bhl_oai.yaml: cannot read: line 4, column 1:"
+    )
     assert fake.calls == [(["gcf_projects"], "schedule")]
     with transaction() as session:
         [alert] = session.scalars(select(Alert).where(Alert.kind == AlertKind.REGISTRY_ERROR)).all()
@@ -505,7 +557,8 @@ def test_one_broken_registry_file_alerts_while_the_daemon_crawls_the_others(
 
 @pytest.mark.slow
 def test_a_scheduled_crawl_runs_the_real_crawl_in_a_child_process(
-        registry_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from harvester.recordings.replay_build import build_replay
 
     replay = get_settings().replay_cache_dir
@@ -531,6 +584,7 @@ def test_every_schedule_setting_is_documented() -> None:
 
 
 # -- real crawl children: the wall-clock limit, the run lock, a killed crawl ------------------------
+
 
 class StallingServer:
     """Accepts connections on 127.0.0.1 and never answers: a crawl of it hangs until it is stopped."""
@@ -567,7 +621,8 @@ def stalling_source(registry: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     """A feed source on a server that never answers, limited to 22.5 s of wall-clock per crawl (a loaded
     machine may need several seconds just to start the crawl process)."""
     server = StallingServer()
-    (registry / "stalling_feed.yaml").write_text(textwrap.dedent(f"""\
+    (registry / "stalling_feed.yaml").write_text(
+        textwrap.dedent(f"""\
         id: stalling_feed
         name: A feed whose server never answers
         kind: feed
@@ -577,7 +632,9 @@ def stalling_source(registry: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         schedule: "{a_minute_away(datetime.now(UTC), 30)}"
         max_run_minutes: 0.375
         politeness: {{download_delay: 0, autothrottle: false}}
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     monkeypatch.setenv("HARVESTER_ALLOW_PRIVATE_HOSTS", "1")
     monkeypatch.setenv("HARVESTER_CRAWL_KILL_GRACE_SECONDS", "2")
     get_settings.cache_clear()
@@ -594,7 +651,8 @@ def runs_of(source_id: str) -> list[CrawlRun]:
 
 @pytest.mark.slow
 def test_a_due_crawl_runs_in_a_child_that_holds_the_lock_until_its_wall_clock_limit_stops_it(
-        stalling_source: str, registry: Path, caplog: pytest.LogCaptureFixture) -> None:
+    stalling_source: str, registry: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     schedule = build_scheduler(background=True, settings=ScheduleSettings())
     sync_jobs(schedule, load_registry(registry))
     job_id = f"crawl:{stalling_source}"
@@ -611,8 +669,9 @@ def test_a_due_crawl_runs_in_a_child_that_holds_the_lock_until_its_wall_clock_li
             schedule.scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))  # the scheduler fires again
             assert wait_for(lambda: "fired while its previous run is still going: skipped" in caplog.text)
             outcome = crawl_source(stalling_source)  # and another trigger, e.g. a second scheduler
-            assert outcome.startswith(f"skipped crawl of {stalling_source}: run {running.id} is already running "
-                                      f"(pid {running.pid} ")
+            assert outcome.startswith(
+                f"skipped crawl of {stalling_source}: run {running.id} is already running (pid {running.pid} "
+            )
             assert outcome in caplog.text
 
             assert wait_for(lambda: runs_of(stalling_source)[0].status != "running", timeout=45)
@@ -632,9 +691,11 @@ def test_a_due_crawl_runs_in_a_child_that_holds_the_lock_until_its_wall_clock_li
 
 @pytest.mark.slow
 def test_the_lock_of_a_killed_crawl_is_recovered_by_the_next_trigger(
-        stalling_source: str, registry: Path, fake_crawl: Callable[..., FakeCrawl]) -> None:
-    child = subprocess.Popen([sys.executable, "-m", "harvester.crawl", "--quiet", "--trigger", "schedule",
-                              stalling_source], process_group=0)
+    stalling_source: str, registry: Path, fake_crawl: Callable[..., FakeCrawl]
+) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "harvester.crawl", "--quiet", "--trigger", "schedule", stalling_source], process_group=0
+    )
     try:
         assert wait_for(lambda: [r.status for r in runs_of(stalling_source)] == ["running"], timeout=60)
     finally:
@@ -653,8 +714,9 @@ def test_the_lock_of_a_killed_crawl_is_recovered_by_the_next_trigger(
     assert second.status == "finished"
 
 
-def test_the_retrain_job_skips_without_enough_decisions_and_runs_no_child(harvester_env: Path,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_retrain_job_skips_without_enough_decisions_and_runs_no_child(
+    harvester_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     upgrade()
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("the retrain job must not start a child"))
     outcome = jobs.retrain_model()

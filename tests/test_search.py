@@ -15,9 +15,28 @@ from storage.runs import ensure_source
 from storage.search import parse_query, sqlite_triggers_present
 
 WETLANDS = "Building the Resilience of Wetlands in the Province of Datem del Marañón, Peru"
-HOSTILE = ['"', '""', '"unclosed phrase', "title:wetlands", "wetlands NOT", "AND OR NOT", "NEAR(a b)", "(((", "*",
-           "^wetlands", "wet* -lands", "a & b | !c", "'; DROP TABLE candidates; --", "\\", "' ''", "wetlands:*",
-           "<-> <2>", "\x00", "ــ", "🙂 emoji"]
+HOSTILE = [
+    '"',
+    '""',
+    '"unclosed phrase',
+    "title:wetlands",
+    "wetlands NOT",
+    "AND OR NOT",
+    "NEAR(a b)",
+    "(((",
+    "*",
+    "^wetlands",
+    "wet* -lands",
+    "a & b | !c",
+    "'; DROP TABLE candidates; --",
+    "\\",
+    "' ''",
+    "wetlands:*",
+    "<-> <2>",
+    "\x00",
+    "ــ",
+    "🙂 emoji",
+]
 
 
 @pytest.fixture
@@ -25,9 +44,15 @@ def engine(db_engine: Engine, gcf_items: list[CandidateItem]) -> Engine:
     with transaction(db_engine) as session:
         ensure_source(session, "gcf_projects", "GCF", "api", True, True, "h")
         for item in gcf_items[:60]:
-            upsert_candidate(session, source_id=item.source_id, url=item.canonical_url or item.url,
-                             record_hash=item.record_hash or "h", run_id=None, initial_status="pending",
-                             values=candidate_values(item))
+            upsert_candidate(
+                session,
+                source_id=item.source_id,
+                url=item.canonical_url or item.url,
+                record_hash=item.record_hash or "h",
+                run_id=None,
+                initial_status="pending",
+                values=candidate_values(item),
+            )
     return db_engine
 
 
@@ -66,8 +91,7 @@ def test_search_combines_with_the_other_filters_and_keeps_the_ranking(engine: En
     with transaction(engine) as session:
         scores = [c.score for c in queue_page(session, QueueFilter(q="energy"), limit=100).rows]
         assert scores == sorted(scores, reverse=True)
-        assert count_candidates(session, QueueFilter(q="energy", min_score=0.5)) == len(
-            [s for s in scores if s >= 0.5])
+        assert count_candidates(session, QueueFilter(q="energy", min_score=0.5)) == len([s for s in scores if s >= 0.5])
     assert titles(engine, "wetlands", status="accepted") == []
 
 
@@ -103,13 +127,21 @@ def test_the_migration_indexes_rows_that_existed_before_it(tmp_path, gcf_items: 
     engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
     command.upgrade(alembic_config(engine), "0004")
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO sources (id, name, kind, verified, enabled, config_hash) "
-                          "VALUES ('gcf_projects', 'GCF', 'api', 1, 1, 'h')"))
-        conn.execute(text(
-            "INSERT INTO candidates (source_id, url, fetched_url, title, organisations, countries, regions, keywords, "
-            "extra, provenance, criteria, tags, status, gone_at_source, changed_since_review, record_hash, "
-            "curator_edits, version_id) VALUES ('gcf_projects', 'https://x.org/1', 'https://x.org/', :title, '[]', "
-            "'[]', '[]', '[]', '{}', '{}', '{}', '{}', 'pending', 0, 0, 'h', '{}', 1)"), {"title": WETLANDS})
+        conn.execute(
+            text(
+                "INSERT INTO sources (id, name, kind, verified, enabled, config_hash) "
+                "VALUES ('gcf_projects', 'GCF', 'api', 1, 1, 'h')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO candidates (source_id, url, fetched_url, title, organisations, countries, regions, keywords, "
+                "extra, provenance, criteria, tags, status, gone_at_source, changed_since_review, record_hash, "
+                "curator_edits, version_id) VALUES ('gcf_projects', 'https://x.org/1', 'https://x.org/', :title, '[]', "
+                "'[]', '[]', '[]', '{}', '{}', '{}', '{}', 'pending', 0, 0, 'h', '{}', 1)"
+            ),
+            {"title": WETLANDS},
+        )
     upgrade(engine)
     with engine.connect() as conn:
         assert sqlite_triggers_present(conn)

@@ -64,8 +64,17 @@ XSS = [
     "<form action=https://evil.example/><button>go</button></form>",
 ]
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/api/v1/openapi.json"), ("HEAD", "/api/v1/openapi.json")}
-PATH_VALUES = {"candidate_id": "{cid}", "run_id": "1", "alert_id": "1", "user_id": "1", "review_id": "1",
-               "source_id": "hostile_site", "name": "x", "fmt": "svg", "action": "push"}
+PATH_VALUES = {
+    "candidate_id": "{cid}",
+    "run_id": "1",
+    "alert_id": "1",
+    "user_id": "1",
+    "review_id": "1",
+    "source_id": "hostile_site",
+    "name": "x",
+    "fmt": "svg",
+    "action": "push",
+}
 
 
 @dataclass(frozen=True)
@@ -108,17 +117,37 @@ def seed(db_engine: Engine) -> Engine:
     """One hostile candidate (payloads in every harvested field), a run and a source named with
     payloads, a curator and an admin."""
     hostile = CandidateItem(
-        "hostile_site", "javascript:alert('xss-url')", "https://example.org/x", title=" ".join(XSS[:6]),
-        summary=" ".join(XSS), text="Training on protected areas " + " ".join(XSS), organisations=XSS[:8],
-        countries=XSS[8:10], keywords=XSS[10:], regions=XSS[:2], published="<script>alert(1)</script>",
-        provenance={"title": XSS[0]}, extra={"x": XSS[1]})
+        "hostile_site",
+        "javascript:alert('xss-url')",
+        "https://example.org/x",
+        title=" ".join(XSS[:6]),
+        summary=" ".join(XSS),
+        text="Training on protected areas " + " ".join(XSS),
+        organisations=XSS[:8],
+        countries=XSS[8:10],
+        keywords=XSS[10:],
+        regions=XSS[:2],
+        published="<script>alert(1)</script>",
+        provenance={"title": XSS[0]},
+        extra={"x": XSS[1]},
+    )
     apply_hashes(hostile)
     with transaction(db_engine) as session:
         ensure_source(session, "hostile_site", XSS[0] + XSS[1], "listing", False, True, "h")
-        upsert_candidate(session, source_id="hostile_site", url=hostile.url, record_hash=hostile.record_hash or "h",
-                         run_id=None, initial_status="pending", values=candidate_values(hostile))
-        session.add(CrawlRun(source_id="hostile_site", trigger="cli", status="failed", stats={"errors": 1},
-                             finish_reason=XSS[3]))
+        upsert_candidate(
+            session,
+            source_id="hostile_site",
+            url=hostile.url,
+            record_hash=hostile.record_hash or "h",
+            run_id=None,
+            initial_status="pending",
+            values=candidate_values(hostile),
+        )
+        session.add(
+            CrawlRun(
+                source_id="hostile_site", trigger="cli", status="failed", stats={"errors": 1}, finish_reason=XSS[3]
+            )
+        )
         add_user(session, "ada", "curator", "curator-pass-1")
         add_user(session, "root", "admin", "admin-pass-12")
     return db_engine
@@ -155,9 +184,14 @@ def candidate_id(engine: Engine) -> int:
 
 def db_state(engine: Engine) -> tuple[Any, ...]:
     with transaction(engine) as session:
-        return (session.scalar(select(func.count()).select_from(Decision)),
-                tuple(session.execute(select(Candidate.id, Candidate.status, Candidate.version_id,
-                                             Candidate.curator_edits)).all()))
+        return (
+            session.scalar(select(func.count()).select_from(Decision)),
+            tuple(
+                session.execute(
+                    select(Candidate.id, Candidate.status, Candidate.version_id, Candidate.curator_edits)
+                ).all()
+            ),
+        )
 
 
 def test_every_route_has_a_role_and_only_the_login_is_public() -> None:
@@ -209,7 +243,8 @@ def _injected(doc: Any) -> list[str]:
             if name.lower().startswith("on"):
                 found.append(f"<{tag} {name}=...>")
             if name.lower() in ("href", "src", "action", "formaction", "srcdoc") and re.sub(
-                    r"[\s\x00-\x1f]", "", value).lower().startswith(("javascript:", "data:text", "vbscript:")):
+                r"[\s\x00-\x1f]", "", value
+            ).lower().startswith(("javascript:", "data:text", "vbscript:")):
                 found.append(f"<{tag} {name}={value[:40]}>")
     return found
 
@@ -227,23 +262,32 @@ def test_xss_payloads_in_every_harvested_field_stay_inert_on_every_page(engine: 
                 continue
             pages += 1
             assert _injected(lxml_html.fromstring(r.text)) == [], f"{user} {route.path}"
-            assert "alert(\"xss-1\")</script>" not in r.text
+            assert 'alert("xss-1")</script>' not in r.text
         api = client.get(f"/api/v1/candidates/{cid}")
         assert api.headers["content-type"].startswith("application/json")
         assert api.json()["title"].startswith(XSS[0])  # stored verbatim, escaped only where rendered
     assert pages >= 8
 
 
-@pytest.mark.parametrize("route", [r for r in ROUTES if r.method == "POST" and r.role != "public"],
-                         ids=lambda r: f"{r.method} {r.path}")
+@pytest.mark.parametrize(
+    "route", [r for r in ROUTES if r.method == "POST" and r.role != "public"], ids=lambda r: f"{r.method} {r.path}"
+)
 @pytest.mark.parametrize("attack", ["no token", "wrong token", "cross-site origin"])
 def test_csrf_is_refused_on_every_unsafe_route(engine: Engine, route: RouteInfo, attack: str) -> None:
     client = login(engine, "root", "admin-pass-12")
     page = client.get(f"/candidates/{candidate_id(engine)}").text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert token
-    data = {"decision": "accepted", "csrf_token": token.group(1), "name": "eve", "role": "admin",
-            "password": "eve-password-1", "version": "1", "ids": str(candidate_id(engine)), "reason": "other"}
+    data = {
+        "decision": "accepted",
+        "csrf_token": token.group(1),
+        "name": "eve",
+        "role": "admin",
+        "password": "eve-password-1",
+        "version": "1",
+        "ids": str(candidate_id(engine)),
+        "reason": "other",
+    }
     headers = {}
     if attack == "no token":
         data.pop("csrf_token")
@@ -277,8 +321,10 @@ def test_a_session_id_planted_before_login_is_not_adopted(engine: Engine) -> Non
     assert stale.get("/api/v1/me").status_code == 401
     with transaction(engine) as session:
         planted_hash = hashlib.sha256(planted.encode()).hexdigest()
-        assert session.scalar(select(func.count()).select_from(WebSession).where(
-            WebSession.token_hash == planted_hash)) == 0
+        assert (
+            session.scalar(select(func.count()).select_from(WebSession).where(WebSession.token_hash == planted_hash))
+            == 0
+        )
 
 
 def _csrf(client: TestClient) -> str:
@@ -287,11 +333,23 @@ def _csrf(client: TestClient) -> str:
     return match.group(1)
 
 
-@pytest.mark.parametrize("target", [
-    "https://evil.example/", "//evil.example/", "/\\evil.example/", "\\\\evil.example", "/\t/evil.example",
-    "/%2F%2Fevil.example", "http:/evil.example", "javascript:alert(1)", "https:evil.example", " //evil.example",
-    "/\n/evil.example", "\x00//evil.example",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example/",
+        "\\\\evil.example",
+        "/\t/evil.example",
+        "/%2F%2Fevil.example",
+        "http:/evil.example",
+        "javascript:alert(1)",
+        "https:evil.example",
+        " //evil.example",
+        "/\n/evil.example",
+        "\x00//evil.example",
+    ],
+)
 def test_no_open_redirect_after_login(engine: Engine, target: str) -> None:
     client = TestClient(create_app(engine), follow_redirects=False)
     r = client.post("/login", data={"name": "ada", "password": "curator-pass-1", "next": target})
@@ -301,10 +359,38 @@ def test_no_open_redirect_after_login(engine: Engine, target: str) -> None:
     assert urlsplit(urljoin("http://testserver/login", as_browser)).netloc == "testserver", location
 
 
-SQLI = ["' OR '1'='1", "1' OR 1=1 --", "x'; DROP TABLE candidates; --", '" OR ""="', "%' UNION SELECT name, "
-        "password_hash FROM users --", "1) OR (1=1", "\\'; SELECT pg_sleep(5); --", "0x27", "%", "_", "\x00"]
-FILTERS = ("status", "source", "lang", "min_score", "max_score", "criterion", "criterion_min", "support_type",
-           "country", "published_from", "published_to", "reviewer", "q", "after", "before", "page", "limit")
+SQLI = [
+    "' OR '1'='1",
+    "1' OR 1=1 --",
+    "x'; DROP TABLE candidates; --",
+    '" OR ""="',
+    "%' UNION SELECT name, password_hash FROM users --",
+    "1) OR (1=1",
+    "\\'; SELECT pg_sleep(5); --",
+    "0x27",
+    "%",
+    "_",
+    "\x00",
+]
+FILTERS = (
+    "status",
+    "source",
+    "lang",
+    "min_score",
+    "max_score",
+    "criterion",
+    "criterion_min",
+    "support_type",
+    "country",
+    "published_from",
+    "published_to",
+    "reviewer",
+    "q",
+    "after",
+    "before",
+    "page",
+    "limit",
+)
 
 
 def test_sql_injection_in_every_filter_is_inert(any_engine: Engine) -> None:
@@ -315,8 +401,11 @@ def test_sql_injection_in_every_filter_is_inert(any_engine: Engine) -> None:
         for path in ("/queue", "/api/v1/candidates"):
             r = client.get(path, params={name: payload})
             assert r.status_code in (200, 400, 422), (path, name, payload, r.status_code)
-            if path.startswith("/api/") and r.status_code == 200 and name not in ("min_score", "max_score",
-                                                                                  "criterion_min", "page"):
+            if (
+                path.startswith("/api/")
+                and r.status_code == 200
+                and name not in ("min_score", "max_score", "criterion_min", "page")
+            ):
                 items = r.json()["items"]
                 assert len(items) <= 1, (name, payload)  # never the whole table through a tautology
                 assert "password_hash" not in r.text and "$argon2" not in r.text
@@ -356,12 +445,16 @@ def test_no_one_can_lock_a_named_curator_out(engine: Engine) -> None:
     codes = [attacker.post("/login", data={"name": "ada", "password": f"guess-{i}"}).status_code for i in range(40)]
     # Three guesses, then a wait that doubles with every guess checked: 40 quick tries get about five checked.
     assert codes[:4] == [401, 401, 401, 429] and codes.count(401) <= 6 and set(codes) == {401, 429}
-    sprayed = [attacker.post("/login", data={"name": f"{n}", "password": "Summer2026!"}).status_code
-               for n in ("root", "admin", "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")]
+    sprayed = [
+        attacker.post("/login", data={"name": f"{n}", "password": "Summer2026!"}).status_code
+        for n in ("root", "admin", "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
+    ]
     assert sprayed.count(429) >= 6, sprayed
     # The real curator, from her own client, is never held back by any of it.
-    assert client_at(engine, "192.0.2.10").post(
-        "/login", data={"name": "ada", "password": "curator-pass-1"}).status_code == 303
+    assert (
+        client_at(engine, "192.0.2.10").post("/login", data={"name": "ada", "password": "curator-pass-1"}).status_code
+        == 303
+    )
 
 
 def _serve(db_url: str, data_dir: Path, trusted: str | None) -> tuple[subprocess.Popen[bytes], int]:
@@ -377,8 +470,13 @@ def _serve(db_url: str, data_dir: Path, trusted: str | None) -> tuple[subprocess
     env.pop("HARVESTER_FORWARDED_ALLOW_IPS", None)
     if trusted is not None:
         env["HARVESTER_FORWARDED_ALLOW_IPS"] = trusted
-    proc = subprocess.Popen([sys.executable, "-m", "harvester", "serve", "--port", str(port)], cwd=PROJECT_ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harvester", "serve", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -394,8 +492,12 @@ def _post_login(port: int, password: str, headers: dict[str, str]) -> tuple[int,
     import http.client
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("POST", "/login", body=f"name=ada&password={password}",
-                 headers={"Content-Type": "application/x-www-form-urlencoded", **headers})
+    conn.request(
+        "POST",
+        "/login",
+        body=f"name=ada&password={password}",
+        headers={"Content-Type": "application/x-www-form-urlencoded", **headers},
+    )
     r = conn.getresponse()
     r.read()
     conn.close()
@@ -428,8 +530,10 @@ def test_the_cookie_is_secure_behind_the_trusted_proxy_and_forged_headers_are_ig
                 # Behind the proxy the throttle sees each client's own address, not the proxy's.
                 for i in range(4):
                     _post_login(port, f"guess-{i}", {**via_proxy, **origin, "X-Forwarded-For": "203.0.113.9"})
-                assert _post_login(port, "curator-pass-1", {**via_proxy, **origin,
-                                                            "X-Forwarded-For": "203.0.113.9"})[0] == 429
+                assert (
+                    _post_login(port, "curator-pass-1", {**via_proxy, **origin, "X-Forwarded-For": "203.0.113.9"})[0]
+                    == 429
+                )
                 assert _post_login(port, "curator-pass-1", {**via_proxy, **origin})[0] == 303
         finally:
             proc.terminate()
@@ -455,10 +559,14 @@ def test_odd_path_values_on_every_route_never_give_a_500(any_engine: Engine) -> 
         if "{" not in route.path or route.method not in ("GET", "POST"):
             continue
         for odd in ODD_PATH_VALUES:
-            path = re.sub(r"\{(\w+)\}", lambda m, odd=odd: "svg" if m.group(1) in ("fmt", "action") else odd,
-                          route.path)
-            r = client.request(route.method, path, data={"csrf_token": token, "action": "deactivate"}
-                               if route.method == "POST" else None)
+            path = re.sub(
+                r"\{(\w+)\}", lambda m, odd=odd: "svg" if m.group(1) in ("fmt", "action") else odd, route.path
+            )
+            r = client.request(
+                route.method,
+                path,
+                data={"csrf_token": token, "action": "deactivate"} if route.method == "POST" else None,
+            )
             assert r.status_code < 500, (route, odd, r.status_code)
     for query in ("after", "before"):
         for path in ("/queue", "/api/v1/candidates"):
@@ -466,14 +574,27 @@ def test_odd_path_values_on_every_route_never_give_a_500(any_engine: Engine) -> 
     assert db_state(engine) == before
 
 
-@pytest.mark.parametrize("edits", [{"countries": 5}, {"title": {}}, {"title": []}, {"organisations": [None]},
-                                   {"published": 2020}, {"countries": "x" * 6000}, {"end_date": True}])
+@pytest.mark.parametrize(
+    "edits",
+    [
+        {"countries": 5},
+        {"title": {}},
+        {"title": []},
+        {"organisations": [None]},
+        {"published": 2020},
+        {"countries": "x" * 6000},
+        {"end_date": True},
+    ],
+)
 def test_wrongly_typed_api_edits_are_refused(engine: Engine, edits: dict[str, Any]) -> None:
     client = login(engine, "ada", "curator-pass-1")
     csrf = client.get("/api/v1/me").json()["csrf_token"]
     before = db_state(engine)
-    r = client.post(f"/api/v1/candidates/{candidate_id(engine)}/decisions", json={"action": "accept", "edits": edits},
-                    headers={"x-csrf-token": csrf})
+    r = client.post(
+        f"/api/v1/candidates/{candidate_id(engine)}/decisions",
+        json={"action": "accept", "edits": edits},
+        headers={"x-csrf-token": csrf},
+    )
     assert r.status_code == 422, r.text
     assert db_state(engine) == before
 
@@ -486,8 +607,9 @@ def test_no_page_shows_a_message_the_app_did_not_issue(engine: Engine) -> None:
     for route in ROUTES:
         if route.method != "GET":
             continue
-        r = client.get(fill(route.path, cid), params={"message": phishing, "sig": "f" * 64, "error": phishing,
-                                                      "notice": phishing})
+        r = client.get(
+            fill(route.path, cid), params={"message": phishing, "sig": "f" * 64, "error": phishing, "notice": phishing}
+        )
         if "html" in r.headers.get("content-type", ""):
             pages += 1
             assert "call +1 555 0100" not in r.text, route.path
@@ -503,26 +625,45 @@ def test_a_huge_search_stays_a_small_page(engine: Engine) -> None:
 
 # --- SSRF through the registry (the only way sources are added) ----------------------------------
 
-BLOCKED_SOURCES = ["http://127.0.0.1:6379/", "http://localhost/feed", "http://10.0.0.8/", "http://169.254.169.254/",
-                   "http://[::ffff:127.0.0.1]/", "http://0x7f000001/", "http://2130706433/", "http://100.64.1.1/",
-                   "http://[::1]/"]
+BLOCKED_SOURCES = [
+    "http://127.0.0.1:6379/",
+    "http://localhost/feed",
+    "http://10.0.0.8/",
+    "http://169.254.169.254/",
+    "http://[::ffff:127.0.0.1]/",
+    "http://0x7f000001/",
+    "http://2130706433/",
+    "http://100.64.1.1/",
+    "http://[::1]/",
+]
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/x", "gopher://127.0.0.1:6379/_INFO",
-                                 "data:text/html,x", "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://example.org/x",
+        "gopher://127.0.0.1:6379/_INFO",
+        "data:text/html,x",
+        "javascript:alert(1)",
+    ],
+)
 def test_sources_check_refuses_non_http_source_urls(registry: Path, url: str) -> None:
     from click.testing import CliRunner
 
     from harvester.cli import cli
 
-    (registry / "probe.yaml").write_text(textwrap.dedent(f"""\
+    (registry / "probe.yaml").write_text(
+        textwrap.dedent(f"""\
         id: probe
         name: probe
         kind: api
         verified: false
         verification: ssrf probe
         start_urls: ["{url}"]
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     result = CliRunner().invoke(cli, ["sources", "check"])
     assert result.exit_code != 0
     assert "probe.yaml" in result.output and "only http and https" in result.output
@@ -539,21 +680,33 @@ def test_ssrf_guard_refuses_private_source_urls_unless_allowed(registry: Path) -
     with RecordedServer(lambda path: (200, {"Content-Type": "application/json"}, b"[]")) as canary:
         urls = [*BLOCKED_SOURCES, f"{canary.url}/api"]
         for i, url in enumerate(urls):
-            (registry / f"probe_{i}.yaml").write_text(textwrap.dedent(f"""\
+            (registry / f"probe_{i}.yaml").write_text(
+                textwrap.dedent(f"""\
                 id: probe_{i}
                 name: probe {i}
                 kind: api
                 verified: false
                 verification: ssrf probe
                 start_urls: ["{url}"]
-                """), encoding="utf-8")
-        env = {"HARVESTER_REGISTRY_DIR": str(registry), "HARVESTER_ALLOW_PRIVATE_HOSTS": "0",
-               "HARVESTER_DOWNLOAD_TIMEOUT": "2"}
+                """),
+                encoding="utf-8",
+            )
+        env = {
+            "HARVESTER_REGISTRY_DIR": str(registry),
+            "HARVESTER_ALLOW_PRIVATE_HOSTS": "0",
+            "HARVESTER_DOWNLOAD_TIMEOUT": "2",
+        }
         import os
 
-        blocked = subprocess.run([sys.executable, "-m", "harvester.crawl", "--quiet", *(f"probe_{i}" for i in
-                                  range(len(urls)))], env={**os.environ, **env}, capture_output=True, text=True,
-                                 timeout=180, check=False, cwd=PROJECT_ROOT)
+        blocked = subprocess.run(
+            [sys.executable, "-m", "harvester.crawl", "--quiet", *(f"probe_{i}" for i in range(len(urls)))],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+            cwd=PROJECT_ROOT,
+        )
         assert blocked.returncode == 0, blocked.stderr[-2000:]
         assert canary.requests == []
         from storage.db import session_factory
@@ -564,9 +717,15 @@ def test_ssrf_guard_refuses_private_source_urls_unless_allowed(registry: Path) -
         assert len(errors) == len(urls)
         assert all("blocked: ssrf" in e for e in errors.values()), errors
 
-        allowed = subprocess.run([sys.executable, "-m", "harvester.crawl", "--quiet", f"probe_{len(urls) - 1}"],
-                                 env={**os.environ, **env, "HARVESTER_ALLOW_PRIVATE_HOSTS": "1"},
-                                 capture_output=True, text=True, timeout=180, check=False, cwd=PROJECT_ROOT)
+        allowed = subprocess.run(
+            [sys.executable, "-m", "harvester.crawl", "--quiet", f"probe_{len(urls) - 1}"],
+            env={**os.environ, **env, "HARVESTER_ALLOW_PRIVATE_HOSTS": "1"},
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+            cwd=PROJECT_ROOT,
+        )
         assert allowed.returncode == 0, allowed.stderr[-2000:]
         assert canary.served("/api") == ["/api"]
 
@@ -578,41 +737,62 @@ def test_ssrf_guard_refuses_private_source_urls_unless_allowed(registry: Path) -
 # matches a finding fails too, so the table cannot rot.
 BANDIT_JUSTIFIED: dict[tuple[str, str], str] = {
     ("harvester/chm/client.py", "B310"): "urlopen of the operator-configured KM API base URL (settings), never of "
-                                         "harvested data",
+    "harvested data",
     ("harvester/health/notify.py", "B310"): "urlopen of the operator-configured alert webhook URL (settings)",
     ("harvester/crawl/runner.py", "B404"): "subprocess runs the crawl child: sys.executable with our own argument list",
     ("harvester/crawl/runner.py", "B603"): "no shell; the argument list is sys.executable, a module name, options and "
-                                    "source ids, each one argv element",
+    "source ids, each one argv element",
     ("harvester/web/routes_chm.py", "B107"): "the empty default is the CSRF token form field, not a password",
     ("harvester/web/routes_ops.py", "B107"): "the empty default is the CSRF token form field, not a password",
     ("harvester/web/routes_pages.py", "B107"): "the empty default is the CSRF token form field, not a password",
-    ("harvester/web/routes_second_review.py", "B107"): "the empty default is the CSRF token form field, not a "
-                                                       "password",
+    ("harvester/web/routes_second_review.py", "B107"): "the empty default is the CSRF token form field, not a password",
     ("storage/second_review.py", "B311"): "random sample of decisions for a blind second review (seedable for "
-                                          "tests); nothing secret depends on it",
+    "tests); nothing secret depends on it",
     ("harvester/crawl/source_new.py", "B310"): "urlopen of the URL the operator gives `sources new`, http(s) only, "
-                                              "after the SSRF guard's check_url",
+    "after the SSRF guard's check_url",
     ("storage/audit.py", "B311"): "random sample of filtered candidates for the recall audit (seedable); nothing "
-                                  "secret depends on it",
+    "secret depends on it",
     ("storage/backup.py", "B404"): "subprocess runs pg_dump / pg_restore for `harvester db backup|restore`",
     ("storage/backup.py", "B603"): "no shell; the tool's absolute path, fixed options, the operator's database URL "
-                                   "and backup file, each one argv element",
+    "and backup file, each one argv element",
     ("storage/search.py", "B608"): "full-text index DDL assembled from module constants (table and column names); "
-                                   "no request or harvested value reaches it",
+    "no request or harvested value reaches it",
 }
 
 
 def test_bandit_findings_are_all_justified() -> None:
     import json
 
-    result = subprocess.run([sys.executable, "-m", "bandit", "-q", "-c", "bandit.yaml", "-r", "harvester", "spiders",
-                             "pipelines", "schedules", "storage", "-f", "json"], cwd=PROJECT_ROOT,
-                            capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bandit",
+            "-q",
+            "-c",
+            "bandit.yaml",
+            "-r",
+            "harvester",
+            "spiders",
+            "pipelines",
+            "schedules",
+            "storage",
+            "-f",
+            "json",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     report = json.loads(result.stdout)
     assert report["errors"] == []
     found = {(r["filename"].removeprefix("./"), r["test_id"]) for r in report["results"]}
     unjustified = sorted(found - BANDIT_JUSTIFIED.keys())
     assert unjustified == [], "fix these or justify them in BANDIT_JUSTIFIED: " + "; ".join(
-        f"{r['filename']}:{r['line_number']} {r['test_id']} {r['issue_text']}" for r in report["results"]
-        if (r["filename"].removeprefix("./"), r["test_id"]) in unjustified)
+        f"{r['filename']}:{r['line_number']} {r['test_id']} {r['issue_text']}"
+        for r in report["results"]
+        if (r["filename"].removeprefix("./"), r["test_id"]) in unjustified
+    )
     assert sorted(BANDIT_JUSTIFIED.keys() - found) == [], "stale bandit justifications"

@@ -20,8 +20,9 @@ from tests.conftest import run_crawl
 pytestmark = pytest.mark.slow
 
 
-def test_a_selector_that_matches_nothing_is_counted_and_logged(harvester_env: Path, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_selector_that_matches_nothing_is_counted_and_logged(
+    harvester_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     replay = get_settings().replay_cache_dir
     build_replay([load_registry()["elsa_undp"]], replay)
     upgrade()

@@ -44,11 +44,13 @@ def page(fixtures_dir: Path, name: str) -> tuple[str, Path]:
 
 
 def test_sources_new_from_a_recorded_listing_writes_an_entry_extract_uses_at_once(
-        fixtures_dir: Path, registry_dir: Path) -> None:
+    fixtures_dir: Path, registry_dir: Path
+) -> None:
     index_url, index = page(fixtures_dir, "elsa-undp_index_es.html")
     article_url, article = page(fixtures_dir, "elsa-undp_article-elsaR_es.html")
-    output = run("sources", "new", index_url, "--id", "elsa_es", "--replay", str(index),
-                 "--page", article_url, str(article))
+    output = run(
+        "sources", "new", index_url, "--id", "elsa_es", "--replay", str(index), "--page", article_url, str(article)
+    )
     assert "elsa_es.yaml" in output
     written = (registry_dir / "elsa_es.yaml").read_text(encoding="utf-8")
     assert "#   title: meta:og:title (1/1)" in written
@@ -59,7 +61,9 @@ def test_sources_new_from_a_recorded_listing_writes_an_entry_extract_uses_at_onc
     assert spec.kind == "listing" and not spec.selectors and spec.listing and spec.listing.item_links is None
     assert spec.verified is False
     assert [(r.fixture, r.url) for r in spec.replay] == [
-        (str(ML / "elsa-undp_index_es.html"), index_url), (str(ML / "elsa-undp_article-elsaR_es.html"), article_url)]
+        (str(ML / "elsa-undp_index_es.html"), index_url),
+        (str(ML / "elsa-undp_article-elsaR_es.html"), article_url),
+    ]
 
     [candidate] = json.loads(run("extract", "--source", "elsa_es", "--url", article_url, str(article), "--json"))
     assert candidate["title"] == "Un Ejemplo de Flujo de Trabajo ELSA"
@@ -135,8 +139,10 @@ def test_an_old_capture_is_read_with_its_own_version(fixtures_dir: Path, tmp_pat
         titles[day] = (item.title, item.provenance["title"])
     assert titles == {
         "Mon, 01 Jun 2020 12:00:00 GMT": ("Un Exemple de Flux de Travail ELSA • elsar", "selector:title::text"),
-        "Tue, 01 Jun 2021 12:00:00 GMT": ("Un Exemple de Flux de Travail ELSA",
-                                          "selector:xpath://meta[@property='og:title']/@content"),
+        "Tue, 01 Jun 2021 12:00:00 GMT": (
+            "Un Exemple de Flux de Travail ELSA",
+            "selector:xpath://meta[@property='og:title']/@content",
+        ),
         None: ("Un Exemple de Flux de Travail ELSA", "selector:h1::text"),
     }
 
@@ -148,8 +154,9 @@ def test_two_versions_ending_the_same_day_are_refused(tmp_path: Path) -> None:
         load_source_file(tmp_path / "versioned.yaml")
 
 
-def test_sources_test_replays_a_new_entry_at_once(fixtures_dir: Path, registry_dir: Path, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sources_test_replays_a_new_entry_at_once(
+    fixtures_dir: Path, registry_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import harvester.crawl.source_check
 
     monkeypatch.setattr(harvester.crawl.source_check, "EXPECTED_DIR", tmp_path / "expected")

@@ -18,9 +18,17 @@ from tests.conftest import FIXTURES
 
 # One test per verified capture, so a failure reads `<source>/<capture>:<field>`; whole-corpus captures
 # (the 5,892-row GEF export) are slow, the rest stay in the fast loop.
-CAPTURES = [pytest.param(spec, ref, id=f"{spec.id}/{Path(ref.fixture).name}",
-                         marks=[pytest.mark.slow] if (FIXTURES / ref.fixture).stat().st_size > 1_000_000 else [])
-            for spec in load_registry().values() if spec.verified for ref in spec.replay]
+CAPTURES = [
+    pytest.param(
+        spec,
+        ref,
+        id=f"{spec.id}/{Path(ref.fixture).name}",
+        marks=[pytest.mark.slow] if (FIXTURES / ref.fixture).stat().st_size > 1_000_000 else [],
+    )
+    for spec in load_registry().values()
+    if spec.verified
+    for ref in spec.replay
+]
 
 
 def test_every_verified_source_has_expected_outputs_for_its_captures() -> None:
@@ -49,8 +57,9 @@ def test_a_changed_selector_is_reported_as_a_regression(tmp_path: Path, monkeypa
     registry = tmp_path / "sources"
     shutil.copytree(get_settings().registry_dir, registry)
     entry = registry / "elsa_undp.yaml"
-    entry.write_text(entry.read_text(encoding="utf-8").replace('title: "main h1::text"', 'title: "main h2::text"'),
-                     encoding="utf-8")
+    entry.write_text(
+        entry.read_text(encoding="utf-8").replace('title: "main h1::text"', 'title: "main h2::text"'), encoding="utf-8"
+    )
     monkeypatch.setenv("HARVESTER_REGISTRY_DIR", str(registry))
     get_settings.cache_clear()
     try:

@@ -45,11 +45,12 @@ def original_url(api_dir: Path, name: str) -> str:
 def local_url(server: RecordedServer, url: str) -> str:
     """The recorded URL's path and query on the local server."""
     rest = url.split("://", 1)[1]
-    return server.url + rest[rest.index("/"):]
+    return server.url + rest[rest.index("/") :]
 
 
 def crawl(registry: Path, start_url: str, api: str, record: str) -> None:
-    (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
+    (registry / f"{SOURCE}.yaml").write_text(
+        textwrap.dedent(f"""\
         id: {SOURCE}
         name: API test source
         kind: api
@@ -57,7 +58,11 @@ def crawl(registry: Path, start_url: str, api: str, record: str) -> None:
         verified: false
         verification: "local test server"
         politeness: {{download_delay: 0, autothrottle: false, concurrent_requests_per_host: 4}}
-        """) + api + record, encoding="utf-8")
+        """)
+        + api
+        + record,
+        encoding="utf-8",
+    )
     result = run_crawl(SOURCE, env={"HARVESTER_REGISTRY_DIR": str(registry)}, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -80,7 +85,8 @@ def records_in(api_dir: Path, name: str, path: str) -> list[dict[str, Any]]:
 
 
 def test_page_number_paging_stops_at_the_empty_page(
-        registry: Path, api_dir: Path, recorded_server: Callable[[Route], RecordedServer]) -> None:
+    registry: Path, api_dir: Path, recorded_server: Callable[[Route], RecordedServer]
+) -> None:
     pages = {n: f"figshare_search_page{n}.json" for n in ("1", "2", "3")}
     first = original_url(api_dir, pages["1"])
     assert "page=" not in first and original_url(api_dir, pages["3"]).endswith("&page=3")
@@ -92,9 +98,11 @@ def test_page_number_paging_stops_at_the_empty_page(
         return (200, JSON, (api_dir / name).read_bytes()) if name else None
 
     server = recorded_server(route)
-    crawl(registry, local_url(server, first),
-          api="api: {records_path: items, pagination: {type: page, param: page, start: 1}}\n",
-          record=textwrap.dedent("""\
+    crawl(
+        registry,
+        local_url(server, first),
+        api="api: {records_path: items, pagination: {type: page, param: page, start: 1}}\n",
+        record=textwrap.dedent("""\
               record:
                 key: article_id
                 url: DOI
@@ -103,7 +111,8 @@ def test_page_number_paging_stops_at_the_empty_page(
                   summary: {path: description, html: true}
                   published: published_date
                   organisations: "authors[].author_name"
-              """))
+              """),
+    )
 
     served = [query_of(p)["page"] for p in server.served("/v1/")]
     assert served == ["1", "2", "3"], "stops at the empty page 3"
@@ -112,19 +121,25 @@ def test_page_number_paging_stops_at_the_empty_page(
     candidates = stored()
     assert len(candidates) == 12 == json.loads((api_dir / pages["1"]).read_bytes())["items_found"]
     quartz = candidates["963308"]
-    assert quartz.title == ("Quartz and calcite microfabric transitions in a pressure and temperature "
-                            "gradient, Sivrihisar, Turkey")
+    assert quartz.title == (
+        "Quartz and calcite microfabric transitions in a pressure and temperature gradient, Sivrihisar, Turkey"
+    )
     assert quartz.url == "http://dx.doi.org/10.6084/m9.figshare.963308"
     assert quartz.published == "2013-12-25"
-    assert quartz.organisations == ["Donna L. Whitney", "Matthew T. Heizler", "Nicholas C.A. Seaton",
-                                    "Christian Teyssier"]
+    assert quartz.organisations == [
+        "Donna L. Whitney",
+        "Matthew T. Heizler",
+        "Nicholas C.A. Seaton",
+        "Christian Teyssier",
+    ]
     assert quartz.summary.startswith("Interlayered quartzite and marble in the southern Sivrihisar Massif")
     assert "<p>" not in quartz.summary
     assert run_row().status == "finished"
 
 
 def test_offset_paging_stops_at_the_short_last_page(
-        registry: Path, api_dir: Path, recorded_server: Callable[[Route], RecordedServer]) -> None:
+    registry: Path, api_dir: Path, recorded_server: Callable[[Route], RecordedServer]
+) -> None:
     """NSF awards: 25 a page, 1-based ``offset``; the 4-award page at offset 26 is the last one."""
     first = original_url(api_dir, "nsf_awards_first.json")
     assert original_url(api_dir, "nsf_awards_offset26.json") == first + "&offset=26"
@@ -137,13 +152,15 @@ def test_offset_paging_stops_at_the_short_last_page(
         return (200, JSON, (api_dir / name).read_bytes()) if name else None
 
     server = recorded_server(route)
-    crawl(registry, local_url(server, first),
-          api=textwrap.dedent("""\
+    crawl(
+        registry,
+        local_url(server, first),
+        api=textwrap.dedent("""\
               api:
                 records_path: response.award
                 pagination: {type: offset, param: offset, start: 1, size: 25}
               """),
-          record=textwrap.dedent("""\
+        record=textwrap.dedent("""\
               record:
                 key: id
                 url: "https://www.nsf.gov/awardsearch/showAward?AWD_ID={id}"
@@ -152,11 +169,13 @@ def test_offset_paging_stops_at_the_short_last_page(
                   organisations: awardeeName
                   published: date
                   amount: {path: fundsObligatedAmt, type: money}
-              """))
+              """),
+    )
 
     assert [query_of(p)["offset"] for p in server.served("/services/")] == ["1", "26"]
-    counts = [len(records_in(api_dir, n, "response.award")) for n in ("nsf_awards_first.json",
-                                                                      "nsf_awards_offset26.json")]
+    counts = [
+        len(records_in(api_dir, n, "response.award")) for n in ("nsf_awards_first.json", "nsf_awards_offset26.json")
+    ]
     assert counts == [25, 4]
     candidates = stored()
     assert len(candidates) == 29
@@ -170,7 +189,8 @@ def test_offset_paging_stops_at_the_short_last_page(
 
 
 def test_offset_paging_with_limit_and_total_stops_at_max_pages(
-        registry: Path, api_dir: Path, recorded_server: Callable[[Route], RecordedServer]) -> None:
+    registry: Path, api_dir: Path, recorded_server: Callable[[Route], RecordedServer]
+) -> None:
     """GBIF download statistics: ``limit``/``offset`` from 0, ``count`` 5.3 million: only two pages
     were recorded, so ``max_pages: 2`` is what ends this crawl (never a third request)."""
     pages = {n: f"gbif_download-statistics_limit5_offset{n}.json" for n in ("0", "5")}
@@ -184,14 +204,16 @@ def test_offset_paging_with_limit_and_total_stops_at_max_pages(
         return (200, JSON, (api_dir / name).read_bytes()) if name else None
 
     server = recorded_server(route)
-    crawl(registry, local_url(server, original_url(api_dir, pages["0"])),
-          api=textwrap.dedent("""\
+    crawl(
+        registry,
+        local_url(server, original_url(api_dir, pages["0"])),
+        api=textwrap.dedent("""\
               api:
                 records_path: results
                 pagination: {type: offset, param: offset, size_param: limit, size: 5, start: 0,
                              total_path: count, max_pages: 2}
               """),
-          record=textwrap.dedent("""\
+        record=textwrap.dedent("""\
               record:
                 key: datasetKey
                 url: "https://www.gbif.org/dataset/{datasetKey}"
@@ -199,7 +221,8 @@ def test_offset_paging_with_limit_and_total_stops_at_max_pages(
                   title: datasetKey
                   downloads: {path: numberDownloads, type: int}
                   records: {path: totalRecords, type: int}
-              """))
+              """),
+    )
 
     served = [(query_of(p)["offset"], query_of(p)["limit"]) for p in server.served("/v1/")]
     assert served == [("0", "5"), ("5", "5")]
@@ -240,12 +263,16 @@ IUCN_RECORD = textwrap.dedent("""\
 
 
 def test_link_header_paging_stops_when_there_is_no_next(
-        registry: Path, api_dir: Path, recorded_server: Callable[[Route], RecordedServer]) -> None:
+    registry: Path, api_dir: Path, recorded_server: Callable[[Route], RecordedServer]
+) -> None:
     """Pages 1 and 2 and the last page (11) were recorded; page 11 answers the request for page 3
     (the one page 2's Link header names), and its Link header has no rel="next"."""
     holder: list[RecordedServer] = []
-    pages = {"1": "iucn-redlist_sturnidae_page1", "2": "iucn-redlist_sturnidae_page2",
-             "3": "iucn-redlist_sturnidae_page11"}
+    pages = {
+        "1": "iucn-redlist_sturnidae_page1",
+        "2": "iucn-redlist_sturnidae_page2",
+        "3": "iucn-redlist_sturnidae_page11",
+    }
     server = recorded_server(iucn_route(api_dir, lambda: holder[0], pages))
     holder.append(server)
     for stem in pages.values():
@@ -253,8 +280,12 @@ def test_link_header_paging_stops_when_there_is_no_next(
     last_link = recorded_headers(api_dir / f"{pages['3']}.headers.json", IUCN_ORIGIN, "")[1]["link"]
     assert 'rel="next"' not in last_link
 
-    crawl(registry, local_url(server, original_url(api_dir, f"{pages['1']}.json")),
-          api="api: {records_path: assessments, pagination: {type: link_header}}\n", record=IUCN_RECORD)
+    crawl(
+        registry,
+        local_url(server, original_url(api_dir, f"{pages['1']}.json")),
+        api="api: {records_path: assessments, pagination: {type: link_header}}\n",
+        record=IUCN_RECORD,
+    )
 
     assert [query_of(p)["page"] for p in server.served(IUCN_PATH)] == ["1", "2", "3"]
     counts = [len(records_in(api_dir, f"{stem}.json", "assessments")) for stem in pages.values()]
@@ -270,16 +301,24 @@ def test_link_header_paging_stops_when_there_is_no_next(
 
 
 def test_next_link_back_to_a_fetched_page_does_not_loop(
-        registry: Path, api_dir: Path, recorded_server: Callable[[Route], RecordedServer]) -> None:
+    registry: Path, api_dir: Path, recorded_server: Callable[[Route], RecordedServer]
+) -> None:
     """Page 3 is answered with page 1's recording, whose Link header says next = page 2 again."""
     holder: list[RecordedServer] = []
-    pages = {"1": "iucn-redlist_sturnidae_page1", "2": "iucn-redlist_sturnidae_page2",
-             "3": "iucn-redlist_sturnidae_page1"}
+    pages = {
+        "1": "iucn-redlist_sturnidae_page1",
+        "2": "iucn-redlist_sturnidae_page2",
+        "3": "iucn-redlist_sturnidae_page1",
+    }
     server = recorded_server(iucn_route(api_dir, lambda: holder[0], pages))
     holder.append(server)
 
-    crawl(registry, local_url(server, original_url(api_dir, "iucn-redlist_sturnidae_page1.json")),
-          api="api: {records_path: assessments, pagination: {type: link_header}}\n", record=IUCN_RECORD)
+    crawl(
+        registry,
+        local_url(server, original_url(api_dir, "iucn-redlist_sturnidae_page1.json")),
+        api="api: {records_path: assessments, pagination: {type: link_header}}\n",
+        record=IUCN_RECORD,
+    )
 
     served = server.served(IUCN_PATH)
     assert [query_of(p)["page"] for p in served] == ["1", "2", "3"], "page 2 is not fetched twice"

@@ -42,7 +42,7 @@ def expected_count(path: Path) -> int:
     if path.suffix == ".json":
         return len(json.loads(body)["items"])
     if body.startswith(DOUBLE_ENCODED_BOM):
-        body = body[len(DOUBLE_ENCODED_BOM):]
+        body = body[len(DOUBLE_ENCODED_BOM) :]
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
     if not body.lstrip().startswith(b"<?xml"):  # no declaration: read as the Latin-1 it is
         root = etree.fromstring(body.decode("cp1252").encode("utf-8"), parser=parser)
@@ -56,38 +56,59 @@ def expected_count(path: Path) -> int:
 # file -> (entry count, first entry's title, link, published) as recorded
 FEEDS = {
     "feed/guardian_us.rss": (
-        55, "Trump State of the Union address promised unity but emphasized discord",
+        55,
+        "Trump State of the Union address promised unity but emphasized discord",
         "https://www.theguardian.com/us-news/2018/jan/31/donald-trump-state-of-the-union-address-unity-discord",
-        "Wed, 31 Jan 2018 07:26:05 GMT"),
+        "Wed, 31 Jan 2018 07:26:05 GMT",
+    ),
     "feed/dailyssrn_rss-all-2.0.xml": (
-        363, "Hub-urile analitice în intelligence - platforme colaborative pentru promovarea interesului "
-             "național (Analytical Hubs in Intelligence -  Collaborative Platforms for Promoting the National "
-             "Interest)",
-        "http://papers.ssrn.com/sol3/papers.cfm?abstract_id=2619167", "Mon, 06 Jul 2015 12:52:52 UTC"),
+        363,
+        "Hub-urile analitice în intelligence - platforme colaborative pentru promovarea interesului "
+        "național (Analytical Hubs in Intelligence -  Collaborative Platforms for Promoting the National "
+        "Interest)",
+        "http://papers.ssrn.com/sol3/papers.cfm?abstract_id=2619167",
+        "Mon, 06 Jul 2015 12:52:52 UTC",
+    ),
     "feed/heise_developer.atom": (
-        15, "Java-Anwendungsserver: Red Hat gibt WildFly 10 frei",
+        15,
+        "Java-Anwendungsserver: Red Hat gibt WildFly 10 frei",
         "http://www.heise.de/developer/meldung/Java-Anwendungsserver-Red-Hat-gibt-WildFly-10-frei-3088438.html"
-        "?wt_mc=rss.developer.beitrag.atom", "2016-02-01T17:22:00+01:00"),
+        "?wt_mc=rss.developer.beitrag.atom",
+        "2016-02-01T17:22:00+01:00",
+    ),
     "feed/npr_technology_feed.json": (
-        25, "Keller Rinaudo: How can delivery drones save lives?",
+        25,
+        "Keller Rinaudo: How can delivery drones save lives?",
         "https://www.npr.org/2021/10/29/1050315385/keller-rinaudo-how-can-delivery-drones-save-lives"
-        "?utm_medium=JSONFeed&utm_campaign=technology", "2021-10-29T10:26:00-04:00"),
+        "?utm_medium=JSONFeed&utm_campaign=technology",
+        "2021-10-29T10:26:00-04:00",
+    ),
     "feed/inessential_feed.json": (
-        20, "James Dempsey and the Breakpoints Benefit App Camp for Girls",
-        "http://inessential.com/2017/06/02/james_dempsey_and_the_breakpoints_benefi", "2017-06-02T22:05:47-07:00"),
+        20,
+        "James Dempsey and the Breakpoints Benefit App Camp for Girls",
+        "http://inessential.com/2017/06/02/james_dempsey_and_the_breakpoints_benefi",
+        "2017-06-02T22:05:47-07:00",
+    ),
     "feed/jn-pt_ultimas.rss": (
-        40, "Mãe de utente é a nova presidente da Raríssimas",
+        40,
+        "Mãe de utente é a nova presidente da Raríssimas",
         "http://feeds.jn.pt/~r/JN-ULTIMAS/~3/UBnb8Ra3Q1U/sonia-laig-e-a-nova-presidente-da-rarissimas-9021600.html",
-        "Wed, 03 Jan 2018 13:47:00 GMT"),
+        "Wed, 03 Jan 2018 13:47:00 GMT",
+    ),
     GDACS: (
-        2, "Green earthquake alert (Magnitude 5.8M, Depth:28.583km) in United States 10/12/2024 18:04 UTC, "
-           "Few people affected in 100km.",
-        "https://www.gdacs.org/report.aspx?eventtype=EQ&eventid=1457082", "Tue, 10 Dec 2024 18:09:57 GMT"),
+        2,
+        "Green earthquake alert (Magnitude 5.8M, Depth:28.583km) in United States 10/12/2024 18:04 UTC, "
+        "Few people affected in 100km.",
+        "https://www.gdacs.org/report.aspx?eventtype=EQ&eventid=1457082",
+        "Tue, 10 Dec 2024 18:09:57 GMT",
+    ),
     UOL: (
-        15, "Ibope: Bolsonaro perde de Haddad, Ciro e Alckmin em simulações de 2º turno",
+        15,
+        "Ibope: Bolsonaro perde de Haddad, Ciro e Alckmin em simulações de 2º turno",
         "https://noticias.uol.com.br/politica/eleicoes/2018/noticias/2018/09/24/"
         "ibope-bolsonaro-perde-de-haddad-ciro-e-alckmin-em-simulacoes-de-2-turno.htm",
-        "Seg, 24 Set 2018 19:42:40 -0300"),
+        "Seg, 24 Set 2018 19:42:40 -0300",
+    ),
 }
 
 
@@ -197,9 +218,11 @@ def crawl(registry: Path) -> None:
 
 @pytest.mark.slow
 def test_feed_crawl_stores_every_entry_then_gets_304(
-        registry: Path, formats: Path, feed_server: ConditionalFeedServer) -> None:
+    registry: Path, formats: Path, feed_server: ConditionalFeedServer
+) -> None:
     start = feed_server.url + FEED_PATH
-    (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
+    (registry / f"{SOURCE}.yaml").write_text(
+        textwrap.dedent(f"""\
         id: {SOURCE}
         name: Feed test source
         kind: feed
@@ -207,13 +230,19 @@ def test_feed_crawl_stores_every_entry_then_gets_304(
         verified: false
         verification: "local test server"
         politeness: {{download_delay: 0, autothrottle: false}}
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
 
     # What the recorded feed holds, read with lxml: link -> written date of its pubDate.
     root = etree.fromstring((formats / FEED_FILE).read_bytes())
     items = root.findall("channel/item")
-    expected = {canonical_url(i.findtext("link").strip()):
-                parsedate_to_datetime(i.findtext("pubDate").strip()).date().isoformat() for i in items}
+    expected = {
+        canonical_url(i.findtext("link").strip()): parsedate_to_datetime(i.findtext("pubDate").strip())
+        .date()
+        .isoformat()
+        for i in items
+    }
     assert len(items) == len(expected) == 55
 
     crawl(registry)

@@ -38,6 +38,7 @@ XML = {"Content-Type": "text/xml;charset=UTF-8"}
 
 # --- what the recorded files hold, read with lxml independently of the spider -------------------
 
+
 def oai_records(path: Path) -> list[etree._Element]:
     return list(etree.parse(str(path)).getroot().iter(f"{OAI}record"))
 
@@ -54,7 +55,8 @@ def has_metadata(record: etree._Element) -> bool:
     """Real Dublin Core metadata; Dryad's withdrawn items carry only ``dc:status`` "Item is not available"."""
     metadata = record.find(f"{OAI}metadata")
     return metadata is not None and any(
-        e.tag != f"{DC}status" for e in metadata.iter() if isinstance(e.tag, str) and e.tag.startswith(DC))
+        e.tag != f"{DC}status" for e in metadata.iter() if isinstance(e.tag, str) and e.tag.startswith(DC)
+    )
 
 
 def ids_with_metadata(path: Path) -> set[str]:
@@ -70,9 +72,11 @@ def live_records(path: Path) -> int:
 
 # --- set-up -----------------------------------------------------------------------------------------
 
+
 def write_source(registry: Path, base_url: str) -> None:
     registry.mkdir(exist_ok=True)
-    (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
+    (registry / f"{SOURCE}.yaml").write_text(
+        textwrap.dedent(f"""\
         id: {SOURCE}
         name: OAI-PMH test source
         kind: oai
@@ -85,7 +89,9 @@ def write_source(registry: Path, base_url: str) -> None:
           from: "2015-05-14T00:00:00Z"
           until: "2015-05-16T00:00:00Z"
           window_days: 1
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
 
 
 def crawl(registry: Path) -> None:
@@ -137,22 +143,31 @@ def candidates_by_fetched_url() -> dict[str, list[Candidate]]:
 
 def windows_done() -> dict[tuple[str, str], int]:
     with session_factory()() as session:
-        return {(w.window_from, w.window_until): w.records
-                for w in session.scalars(select(HarvestWindow).where(HarvestWindow.source_id == SOURCE))}
+        return {
+            (w.window_from, w.window_until): w.records
+            for w in session.scalars(select(HarvestWindow).where(HarvestWindow.source_id == SOURCE))
+        }
 
 
 def duplicate_records() -> list[tuple[str, str, int]]:
     """Records stored twice: candidates sharing a record key (several may share a landing page)."""
     with session_factory()() as session:
-        return [tuple(r) for r in session.execute(
-            select(Candidate.source_id, Candidate.record_key, func.count())
-            .group_by(Candidate.source_id, Candidate.record_key).having(func.count() > 1))]
+        return [
+            tuple(r)
+            for r in session.execute(
+                select(Candidate.source_id, Candidate.record_key, func.count())
+                .group_by(Candidate.source_id, Candidate.record_key)
+                .having(func.count() > 1)
+            )
+        ]
 
 
 # --- tests ------------------------------------------------------------------------------------------
 
+
 def test_resumption_chain_gives_one_candidate_per_record_with_metadata(
-        registry: Path, fixtures_dir: Path, recorded_server: Callable[[Route], RecordedServer]) -> None:
+    registry: Path, fixtures_dir: Path, recorded_server: Callable[[Route], RecordedServer]
+) -> None:
     oai = fixtures_dir / "formats" / "oai"
     server = recorded_server(dryad_route(fixtures_dir, lambda: (200, (oai / ERASMUS).read_bytes())))
     write_source(registry, server.url)
@@ -199,7 +214,8 @@ def test_resumption_chain_gives_one_candidate_per_record_with_metadata(
 
 
 def test_run_interrupted_between_windows_resumes_at_the_unfinished_window(
-        registry: Path, fixtures_dir: Path, recorded_server: Callable[[Route], RecordedServer]) -> None:
+    registry: Path, fixtures_dir: Path, recorded_server: Callable[[Route], RecordedServer]
+) -> None:
     oai = fixtures_dir / "formats" / "oai"
     healthy = {"window_2": False}
 
@@ -226,11 +242,22 @@ def test_run_interrupted_between_windows_resumes_at_the_unfinished_window(
     assert deleted == ["hdl:1765/1160", "hdl:1765/1161"]
     spec = load_registry()[SOURCE]
     with transaction() as session:
-        ensure_source(session, SOURCE, spec.name, spec.kind.value, spec.verified, spec.enabled,
-                      record_hash(json.loads(spec.model_dump_json())))
+        ensure_source(
+            session,
+            SOURCE,
+            spec.name,
+            spec.kind.value,
+            spec.verified,
+            spec.enabled,
+            record_hash(json.loads(spec.model_dump_json())),
+        )
         gone_id = upsert_candidate(
-            session, source_id=SOURCE, url="http://hdl.handle.net/1765/1160", record_hash="0" * 64,
-            run_id=None, initial_status="pending",
+            session,
+            source_id=SOURCE,
+            url="http://hdl.handle.net/1765/1160",
+            record_hash="0" * 64,
+            run_id=None,
+            initial_status="pending",
             values={"record_key": deleted[0], "fetched_url": "http://hdl.handle.net/1765/1160"},
         ).candidate_id
 
@@ -259,14 +286,14 @@ def test_run_interrupted_between_windows_resumes_at_the_unfinished_window(
         assert [(d.reason_code, d.note) for d in decisions] == [("gone_at_source", "deleted at source")]
         keys = set(session.scalars(select(Candidate.record_key).where(Candidate.source_id == SOURCE)))
         assert deleted[1] not in keys, "a deleted record never becomes a new candidate"
-        runs = session.scalars(
-            select(CrawlRun).where(CrawlRun.source_id == SOURCE).order_by(CrawlRun.id)).all()
+        runs = session.scalars(select(CrawlRun).where(CrawlRun.source_id == SOURCE).order_by(CrawlRun.id)).all()
     assert len(runs) == 2 and runs[1].status == "finished"
     assert runs[1].stats["gone"] == 1
 
 
 def test_no_records_match_is_a_completed_empty_window(
-        registry: Path, fixtures_dir: Path, recorded_server: Callable[[Route], RecordedServer]) -> None:
+    registry: Path, fixtures_dir: Path, recorded_server: Callable[[Route], RecordedServer]
+) -> None:
     oai = fixtures_dir / "formats" / "oai"
 
     def route(path: str) -> tuple[int, dict[str, str], bytes] | None:

@@ -63,11 +63,11 @@ def lxml_entries(body: bytes) -> list[tuple[str, str | None]]:
 
 # --- parse_sitemap on the recorded files ------------------------------------------------------
 
+
 def test_hugo_index_and_children_keep_relative_locs_and_lastmods(sitemap_dir: Path) -> None:
     kind, entries = parse_sitemap((sitemap_dir / "hugo-18f_sitemap-index.xml").read_bytes())
     assert kind == "index"
-    assert entries == [("fr/sitemap.xml", "2017-04-09T10:58:08-04:00"),
-                       ("en/sitemap.xml", "2017-04-14T11:25:05-04:00")]
+    assert entries == [("fr/sitemap.xml", "2017-04-09T10:58:08-04:00"), ("en/sitemap.xml", "2017-04-14T11:25:05-04:00")]
     for name, count, with_lastmod in (("hugo-18f_en_sitemap.xml", 13, 10), ("hugo-18f_fr_sitemap.xml", 8, 5)):
         body = (sitemap_dir / name).read_bytes()
         kind, entries = parse_sitemap(body)
@@ -99,13 +99,19 @@ def test_lastmod_values_are_carried(sitemap_dir: Path) -> None:
     kind, entries = parse_sitemap(body)
     assert (kind, len(entries)) == ("urlset", 74)
     assert entries == lxml_entries(body)
-    assert entries[0] == ("http://www.hebdenbridgetimes.co.uk/news/local/video-tour-de-yorkshire-in-calderdale-1-7242580",
-                          "2015-05-03T18:51:50+01:00")
+    assert entries[0] == (
+        "http://www.hebdenbridgetimes.co.uk/news/local/video-tour-de-yorkshire-in-calderdale-1-7242580",
+        "2015-05-03T18:51:50+01:00",
+    )
     assert all(lastmod for _, lastmod in entries)
     kind, children = parse_sitemap((sitemap_dir / "tripadvisor_sitemap-index.xml").read_bytes())
     assert kind == "index"
-    assert [m for _, m in children] == ["2023-06-15T17:26:39Z", "2023-06-15T17:27:34Z", "2023-06-15T17:27:52Z",
-                                        "2023-09-17T18:50:38Z"]
+    assert [m for _, m in children] == [
+        "2023-06-15T17:26:39Z",
+        "2023-06-15T17:27:34Z",
+        "2023-06-15T17:27:52Z",
+        "2023-09-17T18:50:38Z",
+    ]
     _, news = parse_sitemap((sitemap_dir / "shinpaideshou_news-sitemap.xml").read_bytes())
     assert len(news) == 3 and all(m is None for _, m in news), "no <lastmod> in the news sitemap"
 
@@ -118,8 +124,11 @@ def test_the_50000_url_child_is_capped_at_50000(sitemap_dir: Path, monkeypatch: 
     assert kind == "urlset"
     assert len(entries) == spiders.sitemap.MAX_URLS == 50_000
     assert entries == reference
-    assert entries[0] == ("https://www.tripadvisor.com/Hotel_Review-g1904151-d4770620-Reviews-Camping_du_Lac-Caurel_"
-                          "Cotes_d_Armor_Brittany.html", None)
+    assert entries[0] == (
+        "https://www.tripadvisor.com/Hotel_Review-g1904151-d4770620-Reviews-Camping_du_Lac-Caurel_"
+        "Cotes_d_Armor_Brittany.html",
+        None,
+    )
     assert spiders.sitemap.parse_sitemap_capped(body)[2] == 0, "exactly at the cap: nothing left out"
     monkeypatch.setattr(spiders.sitemap, "MAX_URLS", 49_999)  # the cap, not the file, ends the list
     assert parse_sitemap(body)[1] == reference[:49_999]
@@ -144,16 +153,22 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 
 
 def external_entity(system_id: str) -> bytes:
-    return (f'<?xml version="1.0"?>\n<!DOCTYPE urlset [<!ENTITY xxe SYSTEM "{system_id}">]>\n'
-            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
-            '<url><loc>/xxe/&xxe;</loc></url></urlset>\n').encode()
+    return (
+        f'<?xml version="1.0"?>\n<!DOCTYPE urlset [<!ENTITY xxe SYSTEM "{system_id}">]>\n'
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        "<url><loc>/xxe/&xxe;</loc></url></urlset>\n"
+    ).encode()
 
 
 def test_entity_tricks_are_refused_without_expanding(tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOPSECRET", encoding="utf-8")
-    for body in (BILLION_LAUGHS, gzip.compress(BILLION_LAUGHS), external_entity(secret.as_uri()),
-                 external_entity("http://127.0.0.1:9/leak")):
+    for body in (
+        BILLION_LAUGHS,
+        gzip.compress(BILLION_LAUGHS),
+        external_entity(secret.as_uri()),
+        external_entity("http://127.0.0.1:9/leak"),
+    ):
         tracemalloc.start()
         started = time.monotonic()
         try:
@@ -182,8 +197,11 @@ PAGES = {
     "/fr/about/": "xinhuanet_wuhan_zh.html",
 }
 FOLLOW = r"/post/chapter-\d/$|/about/$|/xxe/"
-SITEMAPS = {"/sitemap.xml": "hugo-18f_sitemap-index.xml", "/fr/sitemap.xml": "hugo-18f_fr_sitemap.xml",
-            "/en/sitemap.xml": "hugo-18f_en_sitemap.xml"}
+SITEMAPS = {
+    "/sitemap.xml": "hugo-18f_sitemap-index.xml",
+    "/fr/sitemap.xml": "hugo-18f_fr_sitemap.xml",
+    "/en/sitemap.xml": "hugo-18f_en_sitemap.xml",
+}
 
 
 def hugo_route(sitemap_dir: Path, html_dir: Path, override: dict[str, bytes] | None = None) -> Route:
@@ -202,7 +220,8 @@ def hugo_route(sitemap_dir: Path, html_dir: Path, override: dict[str, bytes] | N
 
 def write_source(registry: Path, start_urls: list[str], sitemap: str) -> None:
     urls = ", ".join(f'"{u}"' for u in start_urls)
-    (registry / f"{SOURCE}.yaml").write_text(textwrap.dedent(f"""\
+    (registry / f"{SOURCE}.yaml").write_text(
+        textwrap.dedent(f"""\
         id: {SOURCE}
         name: Sitemap test source
         kind: sitemap
@@ -210,7 +229,10 @@ def write_source(registry: Path, start_urls: list[str], sitemap: str) -> None:
         verified: false
         verification: "local test server"
         politeness: {{download_delay: 0, autothrottle: false, concurrent_requests_per_host: 4}}
-        """) + sitemap, encoding="utf-8")
+        """)
+        + sitemap,
+        encoding="utf-8",
+    )
 
 
 def crawl(registry: Path) -> None:
@@ -244,8 +266,8 @@ def followed(sitemap_dir: Path, after: str | None = None) -> dict[str, str | Non
 
 
 def test_index_children_and_unchanged_lastmod_is_not_fetched_again(
-        registry: Path, sitemap_dir: Path, html_dir: Path,
-        recorded_server: Callable[[Route], RecordedServer]) -> None:
+    registry: Path, sitemap_dir: Path, html_dir: Path, recorded_server: Callable[[Route], RecordedServer]
+) -> None:
     server = recorded_server(hugo_route(sitemap_dir, html_dir))
     write_source(registry, [server.url + "/sitemap.xml"], f"sitemap: {{follow: ['{FOLLOW}']}}\n")
     expected = followed(sitemap_dir)
@@ -265,8 +287,9 @@ def test_index_children_and_unchanged_lastmod_is_not_fetched_again(
     assert fetched[server.url + "/post/chapter-6/"].sitemap_lastmod == "2017-04-14T11:25:05-04:00"
     assert fetched[server.url + "/fr/post/chapter-1/"].sitemap_lastmod == "2017-04-09T10:58:08-04:00"
     assert fetched[server.url + "/about/"].sitemap_lastmod is None
-    assert {u.removeprefix(server.url): p.sitemap_lastmod for u, p in fetched.items()
-            if u.removeprefix(server.url) in PAGES} == expected
+    assert {
+        u.removeprefix(server.url): p.sitemap_lastmod for u, p in fetched.items() if u.removeprefix(server.url) in PAGES
+    } == expected
 
     server.clear()
     crawl(registry)
@@ -282,14 +305,14 @@ def test_index_children_and_unchanged_lastmod_is_not_fetched_again(
 
 
 def test_lastmod_after_filters_older_urls(
-        registry: Path, sitemap_dir: Path, html_dir: Path,
-        recorded_server: Callable[[Route], RecordedServer]) -> None:
+    registry: Path, sitemap_dir: Path, html_dir: Path, recorded_server: Callable[[Route], RecordedServer]
+) -> None:
     server = recorded_server(hugo_route(sitemap_dir, html_dir))
-    write_source(registry, [server.url + "/sitemap.xml"],
-                 f"sitemap: {{follow: ['{FOLLOW}'], lastmod_after: '2017-04-12'}}\n")
+    write_source(
+        registry, [server.url + "/sitemap.xml"], f"sitemap: {{follow: ['{FOLLOW}'], lastmod_after: '2017-04-12'}}\n"
+    )
     expected = followed(sitemap_dir, after="2017-04-12")
-    assert sorted(expected) == ["/about/", "/fr/about/", "/post/chapter-4/", "/post/chapter-5/",
-                                "/post/chapter-6/"]
+    assert sorted(expected) == ["/about/", "/fr/about/", "/post/chapter-4/", "/post/chapter-5/", "/post/chapter-6/"]
 
     crawl(registry)
     details = [p for p in server.served() if p not in SITEMAPS]
@@ -298,15 +321,16 @@ def test_lastmod_after_filters_older_urls(
 
 
 def test_hostile_sitemaps_are_refused_and_the_crawl_goes_on(
-        registry: Path, sitemap_dir: Path, html_dir: Path,
-        recorded_server: Callable[[Route], RecordedServer]) -> None:
+    registry: Path, sitemap_dir: Path, html_dir: Path, recorded_server: Callable[[Route], RecordedServer]
+) -> None:
     """The index's fr child answers with a billion-laughs document and a second start URL with an
     external entity naming a URL on the same server: both are refused, the en child is crawled."""
     override = {"/fr/sitemap.xml": BILLION_LAUGHS}
     server = recorded_server(hugo_route(sitemap_dir, html_dir, override))
     override["/xxe.xml"] = external_entity(server.url + "/leak")
-    write_source(registry, [server.url + "/sitemap.xml", server.url + "/xxe.xml"],
-                 f"sitemap: {{follow: ['{FOLLOW}']}}\n")
+    write_source(
+        registry, [server.url + "/sitemap.xml", server.url + "/xxe.xml"], f"sitemap: {{follow: ['{FOLLOW}']}}\n"
+    )
 
     started = time.monotonic()
     crawl(registry)

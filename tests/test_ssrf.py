@@ -14,11 +14,23 @@ from tests.conftest import run_crawl
 from tests.recorded_server import RecordedServer
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:6379/", "http://localhost/", "http://10.1.2.3/", "http://192.168.0.1/",
-    "http://169.254.169.254/latest/meta-data/", "http://[::1]/", "http://[::ffff:127.0.0.1]/",
-    "http://0x7f000001/", "http://2130706433/", "http://100.64.0.1/", "file:///etc/passwd", "ftp://example.org/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:6379/",
+        "http://localhost/",
+        "http://10.1.2.3/",
+        "http://192.168.0.1/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://0x7f000001/",
+        "http://2130706433/",
+        "http://100.64.0.1/",
+        "file:///etc/passwd",
+        "ftp://example.org/",
+    ],
+)
 def test_non_public_targets_are_blocked(url: str) -> None:
     with pytest.raises(BlockedAddress, match="blocked: ssrf"):
         check_url(url)
@@ -37,10 +49,13 @@ def test_a_crawl_never_connects_to_a_loopback_source(harvester_env: Path, tmp_pa
         registry.mkdir()
         (registry / "internal_probe.yaml").write_text(
             "id: internal_probe\nname: probe\nkind: api\nverified: false\nverification: test\n"
-            f'start_urls: ["{canary.url}/api"]\n', encoding="utf-8")
+            f'start_urls: ["{canary.url}/api"]\n',
+            encoding="utf-8",
+        )
         upgrade()
-        result = run_crawl("internal_probe", env={"HARVESTER_REGISTRY_DIR": str(registry),
-                                                  "HARVESTER_ALLOW_PRIVATE_HOSTS": "0"})
+        result = run_crawl(
+            "internal_probe", env={"HARVESTER_REGISTRY_DIR": str(registry), "HARVESTER_ALLOW_PRIVATE_HOSTS": "0"}
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         assert canary.requests == []
     with session_factory()() as session:

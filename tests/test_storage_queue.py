@@ -28,13 +28,24 @@ from storage.runs import RunLockedError, ensure_source, finish_run, recover_stal
 URL = "https://www.thegef.org/projects-operations/projects/10233"
 
 
-def _upsert(engine: Engine, record_hash: str, title: str = "Wildlife trafficking in Madagascar",
-            url: str = URL, fetched_url: str = "https://www.thegef.org/projects-operations/database") -> Outcome:
+def _upsert(
+    engine: Engine,
+    record_hash: str,
+    title: str = "Wildlife trafficking in Madagascar",
+    url: str = URL,
+    fetched_url: str = "https://www.thegef.org/projects-operations/database",
+) -> Outcome:
     with transaction(engine) as session:
         ensure_source(session, "gef_projects", "GEF", "export", True, True, "h")
-        return upsert_candidate(session, source_id="gef_projects", url=url, record_hash=record_hash, run_id=None,
-                                initial_status=CandidateStatus.PENDING,
-                                values={"title": title, "fetched_url": fetched_url, "countries": ["MG"]}).outcome
+        return upsert_candidate(
+            session,
+            source_id="gef_projects",
+            url=url,
+            record_hash=record_hash,
+            run_id=None,
+            initial_status=CandidateStatus.PENDING,
+            values={"title": title, "fetched_url": fetched_url, "countries": ["MG"]},
+        ).outcome
 
 
 def _count(engine: Engine) -> int:
@@ -64,18 +75,33 @@ def test_a_recrawl_that_changes_nothing_keeps_the_version_a_curator_has_open(db_
 def test_a_new_candidate_gets_its_values_and_the_column_defaults_for_the_rest(db_engine: Engine) -> None:
     assert _upsert(db_engine, "h1") is Outcome.NEW
     with transaction(db_engine) as session:  # another set of values, through the same reused statement
-        upsert_candidate(session, source_id="gef_projects", url=URL + "/fr", record_hash="h2", run_id=None,
-                         initial_status=CandidateStatus.FILTERED,
-                         values={"fetched_url": URL, "summary": "Résumé", "criteria": {"active": {"score": 1.0}},
-                                 "score": 0.2})
+        upsert_candidate(
+            session,
+            source_id="gef_projects",
+            url=URL + "/fr",
+            record_hash="h2",
+            run_id=None,
+            initial_status=CandidateStatus.FILTERED,
+            values={"fetched_url": URL, "summary": "Résumé", "criteria": {"active": {"score": 1.0}}, "score": 0.2},
+        )
     with transaction(db_engine) as session:
         first, second = session.scalars(select(Candidate).order_by(Candidate.id)).all()
-        assert (first.title, first.countries, first.status, first.version_id) == \
-            ("Wildlife trafficking in Madagascar", ["MG"], CandidateStatus.PENDING, 1)
+        assert (first.title, first.countries, first.status, first.version_id) == (
+            "Wildlife trafficking in Madagascar",
+            ["MG"],
+            CandidateStatus.PENDING,
+            1,
+        )
         assert (first.regions, first.keywords, first.extra, first.curator_edits, first.criteria) == ([], [], {}, {}, {})
         assert (first.gone_at_source, first.changed_since_review, first.created_at is not None) == (False, False, True)
-        assert (second.title, second.summary, second.countries, second.criteria, second.score, second.status) == \
-            (None, "Résumé", [], {"active": {"score": 1.0}}, 0.2, CandidateStatus.FILTERED)
+        assert (second.title, second.summary, second.countries, second.criteria, second.score, second.status) == (
+            None,
+            "Résumé",
+            [],
+            {"active": {"score": 1.0}},
+            0.2,
+            CandidateStatus.FILTERED,
+        )
 
 
 def test_changed_record_updates_fields_but_keeps_the_curator_decision(db_engine: Engine) -> None:
@@ -87,7 +113,10 @@ def test_changed_record_updates_fields_but_keeps_the_curator_decision(db_engine:
     with transaction(db_engine) as session:
         row = session.scalars(select(Candidate)).one()
         assert (row.title, row.status, row.changed_since_review) == (
-            "Wildlife trafficking in Madagascar, phase II", "accepted", True)
+            "Wildlife trafficking in Madagascar, phase II",
+            "accepted",
+            True,
+        )
         assert row.countries == ["MG"]
 
 
@@ -96,8 +125,13 @@ def test_records_missing_from_a_parsed_export_are_marked_gone_not_deleted(db_eng
     _upsert(db_engine, "h1")
     _upsert(db_engine, "h3", title="Lebanon transparency report", url=other)
     with transaction(db_engine) as session:
-        gone = mark_missing_gone(session, "gef_projects", "https://www.thegef.org/projects-operations/database",
-                                 {candidate_key(None, URL)}, None)
+        gone = mark_missing_gone(
+            session,
+            "gef_projects",
+            "https://www.thegef.org/projects-operations/database",
+            {candidate_key(None, URL)},
+            None,
+        )
     assert gone == 1
     with transaction(db_engine) as session:
         rows = {c.url: c.gone_at_source for c in session.scalars(select(Candidate))}
@@ -145,9 +179,15 @@ def _ranked_queue(engine: Engine) -> list[int]:
     with transaction(engine) as session:
         ensure_source(session, "gef_projects", "GEF", "export", True, True, "h")
         for i, score in enumerate(SCORES):
-            upsert_candidate(session, source_id="gef_projects", url=f"{URL}?n={i}", record_hash=str(i), run_id=None,
-                             initial_status="pending" if i != 3 else "deferred",
-                             values={"title": f"record {i}", "fetched_url": URL, "score": score})
+            upsert_candidate(
+                session,
+                source_id="gef_projects",
+                url=f"{URL}?n={i}",
+                record_hash=str(i),
+                run_id=None,
+                initial_status="pending" if i != 3 else "deferred",
+                values={"title": f"record {i}", "fetched_url": URL, "score": score},
+            )
         rows = session.execute(select(Candidate.id, Candidate.score).where(Candidate.status == "pending")).all()
     return [r.id for r in sorted(rows, key=lambda r: (r.score is None, -(r.score or 0), r.id))]
 
@@ -180,8 +220,10 @@ def test_previous_and_next_candidate_cross_into_the_unscored(db_engine: Engine) 
     with transaction(db_engine) as session:
         rows = {c.id: c for c in session.scalars(select(Candidate))}
         walk = [neighbours(session, QueueFilter(status="pending"), rows[i]) for i in expected]
-    assert walk == [(expected[n - 1] if n else None, expected[n + 1] if n + 1 < len(expected) else None)
-                    for n in range(len(expected))]
+    assert walk == [
+        (expected[n - 1] if n else None, expected[n + 1] if n + 1 < len(expected) else None)
+        for n in range(len(expected))
+    ]
 
 
 def test_a_cursor_not_made_by_the_app_is_refused() -> None:
@@ -206,8 +248,13 @@ def test_a_pages_records_are_looked_up_by_index_not_among_all_of_the_source(db_e
     try:
         with transaction(db_engine) as session:
             touch_page_candidates(session, "gef_projects", "https://www.thegef.org/projects-operations/database", None)
-            mark_missing_gone(session, "gef_projects", "https://www.thegef.org/projects-operations/database",
-                              {candidate_key(None, URL)}, None)
+            mark_missing_gone(
+                session,
+                "gef_projects",
+                "https://www.thegef.org/projects-operations/database",
+                {candidate_key(None, URL)},
+                None,
+            )
     finally:
         event.remove(db_engine, "before_cursor_execute", capture)
     assert len(statements) == 2
@@ -229,11 +276,18 @@ def test_queue_pages_are_read_from_the_queue_index_without_a_sort(db_engine: Eng
             session.execute(text("SET LOCAL enable_sort = off"))
         f = QueueFilter(status="pending")
         first = filtered_query(f, db_engine.dialect.name).order_by(*RANK).limit(50)
-        deep = filtered_query(f, db_engine.dialect.name).where(
-            Candidate.score <= 0.5, (Candidate.score < 0.5) | (Candidate.id > 3)).order_by(*RANK).limit(50)
+        deep = (
+            filtered_query(f, db_engine.dialect.name)
+            .where(Candidate.score <= 0.5, (Candidate.score < 0.5) | (Candidate.id > 3))
+            .order_by(*RANK)
+            .limit(50)
+        )
         any_status = filtered_query(QueueFilter(), db_engine.dialect.name).order_by(*RANK).limit(50)
-        for query, index in ((first, "ix_candidates_queue"), (deep, "ix_candidates_queue"),
-                             (any_status, "ix_candidates_rank")):
+        for query, index in (
+            (first, "ix_candidates_queue"),
+            (deep, "ix_candidates_queue"),
+            (any_status, "ix_candidates_rank"),
+        ):
             sql = str(query.compile(db_engine, compile_kwargs={"literal_binds": True}))
             if db_engine.dialect.name == "postgresql":
                 plan = "\n".join(session.scalars(text(f"EXPLAIN {sql}")))
@@ -251,13 +305,24 @@ def test_bulk_decision_covers_every_batch_and_leaves_others_decisions_alone(db_e
         decide(session, expected[5], "accept", Actor("grace"))
         decide(session, expected[6], "note", Actor("grace"), note="looking at it")
     with transaction(db_engine) as session:
-        result = decide_all(session, QueueFilter(status="pending"), "reject", Actor("ada"), mark,
-                            reason="not_cbd_relevant", note="bulk action", batch=3)
+        result = decide_all(
+            session,
+            QueueFilter(status="pending"),
+            "reject",
+            Actor("ada"),
+            mark,
+            reason="not_cbd_relevant",
+            note="bulk action",
+            batch=3,
+        )
     assert result.decided == len(expected) - 2
     assert result.conflicts == [expected[6]]  # the accepted one left the filter; the noted one is a conflict
     with transaction(db_engine) as session:
-        audit = session.execute(select(Decision.candidate_id, Decision.actor, Decision.to_status,
-                                       Decision.reason_code).where(Decision.actor == "ada")).all()
+        audit = session.execute(
+            select(Decision.candidate_id, Decision.actor, Decision.to_status, Decision.reason_code).where(
+                Decision.actor == "ada"
+            )
+        ).all()
         statuses = dict(session.execute(select(Candidate.id, Candidate.status)).all())
         versions = set(session.scalars(select(Candidate.version_id).where(Candidate.status == "rejected")))
     assert sorted(a.candidate_id for a in audit) == sorted(set(expected) - {expected[5], expected[6]})

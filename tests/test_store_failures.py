@@ -27,8 +27,9 @@ from storage.runs import ensure_source, start_run
 PAGE = "https://elsa-undp.github.io/elsar/fr/list.html"
 
 
-def test_a_record_not_stored_keeps_its_page_from_counting_as_read(harvester_env: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_record_not_stored_keeps_its_page_from_counting_as_read(
+    harvester_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("storage.db.SQLITE_BUSY_TIMEOUT_MS", 100)
     monkeypatch.setenv("HARVESTER_DB_RETRY_SECONDS", "0.3")
     monkeypatch.setenv("HARVESTER_DB_RETRY_BACKOFF", "0.1")
@@ -45,11 +46,28 @@ def test_a_record_not_stored_keeps_its_page_from_counting_as_read(harvester_env:
     store = StorePipeline.from_crawler(crawler)
     store.open_spider()
     response = HtmlResponse(PAGE, body=b"<html></html>", headers={"ETag": '"v1"'}, request=Request(PAGE))
-    items = [process_offline(CandidateItem("elsa_undp", f"{PAGE[:-5]}/{i}.html", PAGE, title=f"Fiche {i}",
-                                           text="Les zones essentielles au maintien de la vie. " * 5), spec)
-             for i in range(3)]
-    crawler.signals.send_catch_log(signals.page_parsed, spider=crawler.spider, response=response, record_count=3,
-                                   not_modified=False, complete=True, content_hash="abc")
+    items = [
+        process_offline(
+            CandidateItem(
+                "elsa_undp",
+                f"{PAGE[:-5]}/{i}.html",
+                PAGE,
+                title=f"Fiche {i}",
+                text="Les zones essentielles au maintien de la vie. " * 5,
+            ),
+            spec,
+        )
+        for i in range(3)
+    ]
+    crawler.signals.send_catch_log(
+        signals.page_parsed,
+        spider=crawler.spider,
+        response=response,
+        record_count=3,
+        not_modified=False,
+        complete=True,
+        content_hash="abc",
+    )
     store.process_item(items[0])
 
     writer = sqlite3.connect(get_settings().sqlite_path, isolation_level=None)  # another process's long write

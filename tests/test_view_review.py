@@ -30,16 +30,29 @@ def store(engine: Engine, items: list[CandidateItem], status: str = "pending") -
     with transaction(engine) as session:
         for item in items:
             ensure_source(session, item.source_id, item.source_id, "api", True, True, "h")
-            upsert_candidate(session, source_id=item.source_id, url=item.canonical_url or item.url,
-                             record_hash=item.record_hash or "h", run_id=None, initial_status=status,
-                             values=candidate_values(item))
+            upsert_candidate(
+                session,
+                source_id=item.source_id,
+                url=item.canonical_url or item.url,
+                record_hash=item.record_hash or "h",
+                run_id=None,
+                initial_status=status,
+                values=candidate_values(item),
+            )
 
 
 @pytest.fixture
 def engine(db_engine: Engine, gcf_items: list[CandidateItem]) -> Engine:
     items = copy.deepcopy(gcf_items[:60])
-    hostile = CandidateItem("hostile_site", "https://example.org/x", "https://example.org/x", title=XSS,
-                            summary=XSS, text=f"Training on {XSS} protected areas", organisations=[XSS])
+    hostile = CandidateItem(
+        "hostile_site",
+        "https://example.org/x",
+        "https://example.org/x",
+        title=XSS,
+        summary=XSS,
+        text=f"Training on {XSS} protected areas",
+        organisations=[XSS],
+    )
     apply_hashes(hostile)
     store(db_engine, [*items[:60], hostile])
     with transaction(db_engine) as session:
@@ -115,14 +128,25 @@ def test_accept_with_an_edit_is_audited_with_the_field_diff(curator: TestClient,
     cid = first_candidate_id(engine)
     page = curator.get(f"/candidates/{cid}").text
     version = re.search(r'name="version" value="(\d+)"', page).group(1)
-    r = curator.post(f"/candidates/{cid}/decide", data={"csrf_token": csrf_of(page), "action": "accept",
-                                                         "version": version, "title": "Wetlands resilience, Peru"})
+    r = curator.post(
+        f"/candidates/{cid}/decide",
+        data={
+            "csrf_token": csrf_of(page),
+            "action": "accept",
+            "version": version,
+            "title": "Wetlands resilience, Peru",
+        },
+    )
     assert r.status_code == 303
     with transaction(engine) as session:
         row = session.get(Candidate, cid)
         decision = session.scalars(select(Decision).where(Decision.candidate_id == cid)).one()
         assert (row.status, row.title, decision.actor, decision.to_status) == (
-            "accepted", "Wetlands resilience, Peru", "ada", "accepted")
+            "accepted",
+            "Wetlands resilience, Peru",
+            "ada",
+            "accepted",
+        )
         assert decision.field_diff["title"]["to"] == "Wetlands resilience, Peru"
 
 
@@ -130,12 +154,20 @@ def test_reject_needs_a_reason_and_undo_restores(curator: TestClient, engine: En
     cid = first_candidate_id(engine)
     csrf = curator.get("/api/v1/me").json()["csrf_token"]
     headers = {"X-CSRF-Token": csrf}
-    assert curator.post(f"/api/v1/candidates/{cid}/decisions", json={"action": "reject"}, headers=headers
-                        ).status_code == 400
-    assert curator.post(f"/api/v1/candidates/{cid}/decisions", json={"action": "reject", "reason": "inactive"},
-                        headers=headers).json()["status"] == "rejected"
-    assert curator.post(f"/api/v1/candidates/{cid}/decisions", json={"action": "undo"}, headers=headers
-                        ).json()["status"] == "pending"
+    assert (
+        curator.post(f"/api/v1/candidates/{cid}/decisions", json={"action": "reject"}, headers=headers).status_code
+        == 400
+    )
+    assert (
+        curator.post(
+            f"/api/v1/candidates/{cid}/decisions", json={"action": "reject", "reason": "inactive"}, headers=headers
+        ).json()["status"]
+        == "rejected"
+    )
+    assert (
+        curator.post(f"/api/v1/candidates/{cid}/decisions", json={"action": "undo"}, headers=headers).json()["status"]
+        == "pending"
+    )
     with transaction(engine) as session:
         assert [d.reason_code for d in session.scalars(select(Decision).order_by(Decision.id))] == ["inactive", "undo"]
 
@@ -144,8 +176,11 @@ def test_csrf_missing_or_cross_site_is_refused(curator: TestClient, engine: Engi
     cid = first_candidate_id(engine)
     assert curator.post(f"/candidates/{cid}/decide", data={"action": "defer"}).status_code == 403
     csrf = curator.get("/api/v1/me").json()["csrf_token"]
-    r = curator.post(f"/api/v1/candidates/{cid}/decisions", json={"action": "defer"},
-                     headers={"X-CSRF-Token": csrf, "Origin": "https://evil.example"})
+    r = curator.post(
+        f"/api/v1/candidates/{cid}/decisions",
+        json={"action": "defer"},
+        headers={"X-CSRF-Token": csrf, "Origin": "https://evil.example"},
+    )
     assert r.status_code == 403
     with transaction(engine) as session:
         assert session.get(Candidate, cid).status == "pending"
@@ -154,8 +189,11 @@ def test_csrf_missing_or_cross_site_is_refused(curator: TestClient, engine: Engi
 def test_mass_assignment_in_the_api_is_refused(curator: TestClient, engine: Engine) -> None:
     cid = first_candidate_id(engine)
     csrf = curator.get("/api/v1/me").json()["csrf_token"]
-    r = curator.post(f"/api/v1/candidates/{cid}/decisions", json={"action": "note", "status": "accepted"},
-                     headers={"X-CSRF-Token": csrf})
+    r = curator.post(
+        f"/api/v1/candidates/{cid}/decisions",
+        json={"action": "note", "status": "accepted"},
+        headers={"X-CSRF-Token": csrf},
+    )
     assert r.status_code == 422
 
 
@@ -164,11 +202,16 @@ def test_two_curators_deciding_the_same_version_get_a_conflict_not_a_lost_update
     with client_for(engine, "ada", "curator-pass-1") as ada, client_for(engine, "root", "admin-pass-12") as root:
         version = ada.get(f"/api/v1/candidates/{cid}").json()["version"]
         assert root.get(f"/api/v1/candidates/{cid}").json()["version"] == version
-        first = ada.post(f"/api/v1/candidates/{cid}/decisions", json={"action": "accept", "version": version},
-                         headers={"X-CSRF-Token": ada.get("/api/v1/me").json()["csrf_token"]})
-        second = root.post(f"/api/v1/candidates/{cid}/decisions",
-                           json={"action": "reject", "reason": "other", "version": version},
-                           headers={"X-CSRF-Token": root.get("/api/v1/me").json()["csrf_token"]})
+        first = ada.post(
+            f"/api/v1/candidates/{cid}/decisions",
+            json={"action": "accept", "version": version},
+            headers={"X-CSRF-Token": ada.get("/api/v1/me").json()["csrf_token"]},
+        )
+        second = root.post(
+            f"/api/v1/candidates/{cid}/decisions",
+            json={"action": "reject", "reason": "other", "version": version},
+            headers={"X-CSRF-Token": root.get("/api/v1/me").json()["csrf_token"]},
+        )
     assert first.status_code == 201
     assert second.status_code == 409
     assert "changed by someone else" in second.json()["detail"]
@@ -178,8 +221,15 @@ def test_two_curators_deciding_the_same_version_get_a_conflict_not_a_lost_update
 
 def test_curator_cannot_reach_admin_pages(curator: TestClient) -> None:
     assert curator.get("/admin/users").status_code == 403
-    r = curator.post("/admin/users", data={"name": "eve", "role": "admin", "password": "x" * 12,
-                                           "csrf_token": curator.get("/api/v1/me").json()["csrf_token"]})
+    r = curator.post(
+        "/admin/users",
+        data={
+            "name": "eve",
+            "role": "admin",
+            "password": "x" * 12,
+            "csrf_token": curator.get("/api/v1/me").json()["csrf_token"],
+        },
+    )
     assert r.status_code == 403
 
 
@@ -214,8 +264,11 @@ def test_logout_revokes_the_session(engine: Engine) -> None:
 def test_audit_csv_neutralises_formulas(curator: TestClient, engine: Engine) -> None:
     cid = first_candidate_id(engine)
     csrf = curator.get("/api/v1/me").json()["csrf_token"]
-    curator.post(f"/api/v1/candidates/{cid}/decisions", json={"action": "note", "note": "=HYPERLINK(\"x\")"},
-                 headers={"X-CSRF-Token": csrf})
+    curator.post(
+        f"/api/v1/candidates/{cid}/decisions",
+        json={"action": "note", "note": '=HYPERLINK("x")'},
+        headers={"X-CSRF-Token": csrf},
+    )
     assert "'=HYPERLINK" in curator.get("/audit.csv").text
 
 
@@ -269,8 +322,15 @@ def test_raw_snapshot_is_served_sanitised_for_a_sandboxed_frame(harvester_env: P
 
 def test_queue_and_api_page_by_cursor_through_the_whole_filter(curator: TestClient, engine: Engine) -> None:
     with transaction(engine) as session:
-        expected = [r.id for r in sorted(session.execute(select(Candidate.id, Candidate.score).where(
-            Candidate.source_id == "gcf_projects")).all(), key=lambda r: (r.score is None, -(r.score or 0), r.id))]
+        expected = [
+            r.id
+            for r in sorted(
+                session.execute(
+                    select(Candidate.id, Candidate.score).where(Candidate.source_id == "gcf_projects")
+                ).all(),
+                key=lambda r: (r.score is None, -(r.score or 0), r.id),
+            )
+        ]
     seen, params = [], {"source": "gcf_projects", "limit": "7"}
     while True:
         data = curator.get("/api/v1/candidates", params=params).json()
@@ -298,29 +358,40 @@ def test_queue_says_one_candidate_and_names_the_countries_it_folds(curator: Test
     assert '<span class="more" title="BR, CO, EC, KE, PE, TZ, UG">+2 more</span>' in html
 
 
-def test_bulk_action_confirms_the_exact_count_then_decides_the_whole_filter(curator: TestClient,
-                                                                           engine: Engine) -> None:
+def test_bulk_action_confirms_the_exact_count_then_decides_the_whole_filter(
+    curator: TestClient, engine: Engine
+) -> None:
     csrf = curator.get("/api/v1/me").json()["csrf_token"]
     form = {"csrf_token": csrf, "status": "pending", "source": "gcf_projects", "action": "defer"}
     ask = curator.post("/queue/bulk", data=form)
     assert ask.status_code == 200 and "Defer 60 candidates?" in ask.text
     with transaction(engine) as session:
         assert session.scalar(select(Decision.id).limit(1)) is None
-    confirm = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">',
-                              ask.text.split('id="bulk-confirm-title"')[1].split("</form>")[0]))
+    confirm = dict(
+        re.findall(
+            r'<input type="hidden" name="(\w+)" value="([^"]*)">',
+            ask.text.split('id="bulk-confirm-title"')[1].split("</form>")[0],
+        )
+    )
     assert confirm["confirm"] == "yes" and confirm["count"] == "60"
     other = first_candidate_id(engine)  # another curator decides one in the meantime
     with client_for(engine, "root", "admin-pass-12") as root:
-        root.post(f"/api/v1/candidates/{other}/decisions", json={"action": "note", "note": "mine"},
-                  headers={"X-CSRF-Token": root.get("/api/v1/me").json()["csrf_token"]})
+        root.post(
+            f"/api/v1/candidates/{other}/decisions",
+            json={"action": "note", "note": "mine"},
+            headers={"X-CSRF-Token": root.get("/api/v1/me").json()["csrf_token"]},
+        )
     done = curator.post("/queue/bulk", data=confirm)
     assert done.status_code == 303
     message = dict(parse_qsl(done.headers["location"].split("?", 1)[1]))["message"]
     assert message == f"defer: 59 candidates decided; 1 left alone, decided since you confirmed ({other})"
     with transaction(engine) as session:
         audit = session.execute(select(Decision.candidate_id, Decision.note).where(Decision.actor == "ada")).all()
-        statuses = set(session.scalars(select(Candidate.status).where(Candidate.source_id == "gcf_projects",
-                                                                       Candidate.id != other)))
+        statuses = set(
+            session.scalars(
+                select(Candidate.status).where(Candidate.source_id == "gcf_projects", Candidate.id != other)
+            )
+        )
         assert session.get(Candidate, other).status == "pending"
     assert len(audit) == 59 and {a.note for a in audit} == {"bulk action"} and statuses == {"deferred"}
     assert "reject needs a reason" in curator.post("/queue/bulk", data={**form, "action": "reject"}).text.lower()
@@ -330,8 +401,9 @@ def test_audit_page_and_csv_follow_the_same_filters(curator: TestClient, engine:
     ids = [first_candidate_id(engine), first_candidate_id(engine, "hostile_site")]
     headers = {"X-CSRF-Token": curator.get("/api/v1/me").json()["csrf_token"]}
     curator.post(f"/api/v1/candidates/{ids[0]}/decisions", json={"action": "defer", "note": "ask GCF"}, headers=headers)
-    curator.post(f"/api/v1/candidates/{ids[1]}/decisions", json={"action": "reject", "reason": "other"},
-                 headers=headers)
+    curator.post(
+        f"/api/v1/candidates/{ids[1]}/decisions", json={"action": "reject", "reason": "other"}, headers=headers
+    )
     page = curator.get("/audit", params={"reason": "other", "actor": "ada"}).text
     assert f'href="/candidates/{ids[1]}"' in page and f'href="/candidates/{ids[0]}"' not in page
     assert 'href="/audit.csv?actor=ada&amp;reason=other"' in page
@@ -343,8 +415,9 @@ def test_audit_page_and_csv_follow_the_same_filters(curator: TestClient, engine:
 
 def test_candidate_page_sets_duplicates_side_by_side_and_edits_dates(curator: TestClient, engine: Engine) -> None:
     with transaction(engine) as session:
-        first, second = session.scalars(select(Candidate).where(Candidate.source_id == "gcf_projects")
-                                        .order_by(Candidate.id).limit(2)).all()
+        first, second = session.scalars(
+            select(Candidate).where(Candidate.source_id == "gcf_projects").order_by(Candidate.id).limit(2)
+        ).all()
         first.duplicate_cluster = second.duplicate_cluster = "c1"
         ids, titles = (first.id, second.id), (first.title, second.title)
     page = curator.get(f"/candidates/{ids[0]}").text
@@ -358,8 +431,16 @@ def test_candidate_page_sets_duplicates_side_by_side_and_edits_dates(curator: Te
 
 
 def test_runs_page_shows_each_runs_figures(curator: TestClient, engine: Engine) -> None:
-    stats = {"requests": 71, "items": 64, "new": 60, "updated": 3, "not_modified": 1, "gone": 2, "errors": 5,
-             "duration_s": 12.5}
+    stats = {
+        "requests": 71,
+        "items": 64,
+        "new": 60,
+        "updated": 3,
+        "not_modified": 1,
+        "gone": 2,
+        "errors": 5,
+        "duration_s": 12.5,
+    }
     with transaction(engine) as session:
         ensure_source(session, "gcf_projects", "gcf_projects", "api", True, True, "h")
         run = start_run(session, "gcf_projects", "cli", replay=True)
@@ -370,13 +451,27 @@ def test_runs_page_shows_each_runs_figures(curator: TestClient, engine: Engine) 
 
 
 def test_each_field_shows_where_it_came_from_and_how_it_was_read(curator: TestClient, engine: Engine) -> None:
-    item = CandidateItem("new_site", "https://example.org/a", "https://example.org/a", title="Drought plan",
-                         text="Kenya and Nairobi", countries=["KE"], published="2025",
-                         extra={"country_names": {"KE": ["Kenya", XSS]}})
-    item.provenance = {"title": "jsonld:headline", "countries": "inferred:text", "published": f"meta:{XSS}",
-                       "text": "trafilatura"}
-    item.flags = {"title": ["title-cleaned"], "countries": ["country-inferred-from-text"],
-                  "published": ["date-year-only"]}
+    item = CandidateItem(
+        "new_site",
+        "https://example.org/a",
+        "https://example.org/a",
+        title="Drought plan",
+        text="Kenya and Nairobi",
+        countries=["KE"],
+        published="2025",
+        extra={"country_names": {"KE": ["Kenya", XSS]}},
+    )
+    item.provenance = {
+        "title": "jsonld:headline",
+        "countries": "inferred:text",
+        "published": f"meta:{XSS}",
+        "text": "trafilatura",
+    }
+    item.flags = {
+        "title": ["title-cleaned"],
+        "countries": ["country-inferred-from-text"],
+        "published": ["date-year-only"],
+    }
     apply_hashes(item)
     store(engine, [item])
     cid = first_candidate_id(engine, "new_site")
@@ -389,8 +484,10 @@ def test_each_field_shows_where_it_came_from_and_how_it_was_read(curator: TestCl
     assert "meta:&lt;script&gt;" in html
 
     version = re.search(r'name="version" value="(\d+)"', html).group(1)
-    curator.post(f"/candidates/{cid}/decide", data={"csrf_token": csrf_of(html), "action": "accept",
-                                                    "version": version, "title": "Kenya drought plan"})
+    curator.post(
+        f"/candidates/{cid}/decide",
+        data={"csrf_token": csrf_of(html), "action": "accept", "version": version, "title": "Kenya drought plan"},
+    )
     html = curator.get(f"/candidates/{cid}").text
     title = re.search(r'<span class="origin" data-field="title">(.*?)</span></label>', html).group(1)
     assert "curator-edited" in title and "jsonld:headline" not in title

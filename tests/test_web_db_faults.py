@@ -37,8 +37,11 @@ def test_an_unreachable_database_is_a_503_with_retry_after_not_a_500() -> None:
     engine = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/harvester?connect_timeout=2")
     client = TestClient(create_app(engine), follow_redirects=False, raise_server_exceptions=False)
     client.cookies.set("chm_session", "a-session-token")
-    for response in (client.get("/api/v1/candidates"), client.get("/queue"),
-                     client.post("/login", data={"name": "ada", "password": "curator-pass-1"})):
+    for response in (
+        client.get("/api/v1/candidates"),
+        client.get("/queue"),
+        client.post("/login", data={"name": "ada", "password": "curator-pass-1"}),
+    ):
         assert response.status_code == 503, response.text
         assert response.headers["retry-after"] == "5"
         assert "database is unavailable" in response.text
@@ -57,8 +60,13 @@ def served_on_postgresql(postgres_url: str, tmp_path: Path) -> Iterator[str]:
     log = tmp_path / "serve.log"
     env = {**os.environ, "HARVESTER_DATABASE_URL": postgres_url, "HARVESTER_DATA_DIR": str(tmp_path)}
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "harvester", "serve", "--host", "127.0.0.1", "--port",
-                                 str(port)], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=out)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harvester", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -87,8 +95,9 @@ class Browser:
 
     def __init__(self, base: str) -> None:
         self.base = base
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
-                                                  self._NoRedirect)
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), self._NoRedirect
+        )
 
     def send(self, path: str, form: dict[str, str] | None = None) -> tuple[int, str]:
         data = urllib.parse.urlencode(form).encode() if form is not None else None

@@ -13,8 +13,12 @@ from harvester.charts.render import ChartFormatError, fmt_for, render
 def simulation_chart(sim: Mapping[str, Any]) -> Chart:
     """Recall against records screened, with the line reading in random order would follow on average."""
     n = int(sim["n"])
-    chart = Chart(f"Active-learning simulation: {sim['n_relevant']} relevant in {n} records "
-                  f"(WSS@95 {sim['wss_95']:.3f})", "records screened", "recall", y_range=(0, 1.02))
+    chart = Chart(
+        f"Active-learning simulation: {sim['n_relevant']} relevant in {n} records (WSS@95 {sim['wss_95']:.3f})",
+        "records screened",
+        "recall",
+        y_range=(0, 1.02),
+    )
     found = chart.add_series(f"model, retrained every {sim['step']}")
     for read, recall in sim["recall_curve"]:
         found.add(int(read), float(recall))

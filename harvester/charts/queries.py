@@ -43,13 +43,16 @@ def _sample(points: list[Any]) -> list[Any]:
 
 # ---- dashboard ---------------------------------------------------------------------------------------
 
+
 def queue_history(session: Session) -> Chart:
     chart = Chart("Queue size by status over time", "time", "candidates", Kind.STEP)
     first_from: dict[int, str | None] = {}
     events: list[tuple[datetime, int, str | None, str]] = []  # (at, order, from, to)
     for cid, at, did, before, after in session.execute(
-            select(Decision.candidate_id, Decision.at, Decision.id, Decision.from_status, Decision.to_status)
-            .order_by(Decision.id)):
+        select(Decision.candidate_id, Decision.at, Decision.id, Decision.from_status, Decision.to_status).order_by(
+            Decision.id
+        )
+    ):
         first_from.setdefault(cid, before)
         events.append((aware(at), did, before, after))
     for cid, created, status in session.execute(select(Candidate.id, Candidate.created_at, Candidate.status)):
@@ -76,9 +79,11 @@ def queue_history(session: Session) -> Chart:
 def decided_by_source(session: Session) -> dict[str, tuple[int, int]]:
     """``source -> (accepted, decided)`` by current status (decided = accepted + rejected)."""
     out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for source, status, n in session.execute(select(Candidate.source_id, Candidate.status, func.count())
-                                             .where(Candidate.status.in_(DECIDED))
-                                             .group_by(Candidate.source_id, Candidate.status)):
+    for source, status, n in session.execute(
+        select(Candidate.source_id, Candidate.status, func.count())
+        .where(Candidate.status.in_(DECIDED))
+        .group_by(Candidate.source_id, Candidate.status)
+    ):
         out[source][1] += n
         if status == CandidateStatus.ACCEPTED.value:
             out[source][0] += n
@@ -86,8 +91,9 @@ def decided_by_source(session: Session) -> dict[str, tuple[int, int]]:
 
 
 def acceptance_rate(session: Session) -> Chart:
-    chart = Chart("Acceptance rate per source (accepted / decided)", "source", "acceptance rate", Kind.BAR,
-                  y_range=(0, 1))
+    chart = Chart(
+        "Acceptance rate per source (accepted / decided)", "source", "acceptance rate", Kind.BAR, y_range=(0, 1)
+    )
     series = chart.add_series("accepted / decided")
     for source, (accepted, decided) in decided_by_source(session).items():
         series.add(source, accepted / decided)
@@ -101,8 +107,12 @@ def _runs(session: Session, source_id: str | None = None, limit: int = 500) -> l
     return list(reversed(session.scalars(query).all()))
 
 
-def runs_chart(runs: Sequence[CrawlRun], stat: str = "items", title: str = "Candidates per source per run",
-               y_label: str = "records in the run") -> Chart:
+def runs_chart(
+    runs: Sequence[CrawlRun],
+    stat: str = "items",
+    title: str = "Candidates per source per run",
+    y_label: str = "records in the run",
+) -> Chart:
     """One line per source: a stat of each run against the run's start."""
     chart = Chart(title, "run started", y_label)
     by_source: dict[str, Any] = {}
@@ -132,8 +142,9 @@ def run_duration(session: Session) -> Chart:
 
 
 def not_modified(session: Session) -> Chart:
-    chart = runs_chart(_runs(session), "not_modified_share", "Not-modified share per run",
-                       "not_modified / records seen")
+    chart = runs_chart(
+        _runs(session), "not_modified_share", "Not-modified share per run", "not_modified / records seen"
+    )
     chart.y_range = (0, 1.05)
     return chart
 
@@ -146,11 +157,16 @@ def _histogram(scores: Sequence[float]) -> list[int]:
 
 
 def score_distribution(session: Session) -> Chart:
-    chart = Chart("Score distribution by status (share of each status)", "score (bin start)",
-                  "share of the status's candidates", Kind.STEP)
+    chart = Chart(
+        "Score distribution by status (share of each status)",
+        "score (bin start)",
+        "share of the status's candidates",
+        Kind.STEP,
+    )
     for status in (CandidateStatus.PENDING.value, *DECIDED):
-        scores = session.scalars(select(Candidate.score).where(Candidate.status == status,
-                                                               Candidate.score.is_not(None))).all()
+        scores = session.scalars(
+            select(Candidate.score).where(Candidate.status == status, Candidate.score.is_not(None))
+        ).all()
         if not scores:
             continue
         series = chart.add_series(f"{status} ({len(scores)})")
@@ -160,6 +176,7 @@ def score_distribution(session: Session) -> Chart:
 
 
 # ---- one source --------------------------------------------------------------------------------------
+
 
 def source_run_counts(session: Session, source_id: str) -> Chart:
     chart = Chart(f"{source_id}: records per run", "run #", "records")
@@ -174,8 +191,12 @@ def source_run_counts(session: Session, source_id: str) -> Chart:
 
 
 def source_field_fill(session: Session, source_id: str) -> Chart:
-    chart = Chart(f"{source_id}: field fill rate per run (a drop is selector drift)", "run #",
-                  "share of the run's candidates", y_range=(0, 1.05))
+    chart = Chart(
+        f"{source_id}: field fill rate per run (a drop is selector drift)",
+        "run #",
+        "share of the run's candidates",
+        y_range=(0, 1.05),
+    )
     runs = [r for r in _runs(session, source_id) if isinstance((r.stats or {}).get("field_fill"), dict)]
     for name in FILL_FIELDS:
         points = [(r.id, r.stats["field_fill"][name]) for r in runs if name in r.stats["field_fill"]]
@@ -212,12 +233,16 @@ def next_scheduled_run(session: Session, source_id: str) -> tuple[datetime | Non
 
 # ---- classification ----------------------------------------------------------------------------------
 
+
 def decision_sequence(session: Session) -> list[int]:
     """Curator accepts (1) and rejects (0) in the order taken; an undo removes the decision it undid."""
     labels: list[int] = []
     last: dict[int, int] = {}
-    for cid, before, after in session.execute(select(Decision.candidate_id, Decision.from_status, Decision.to_status)
-                                              .where(Decision.actor != SYSTEM_ACTOR).order_by(Decision.id)):
+    for cid, before, after in session.execute(
+        select(Decision.candidate_id, Decision.from_status, Decision.to_status)
+        .where(Decision.actor != SYSTEM_ACTOR)
+        .order_by(Decision.id)
+    ):
         if after in DECIDED and before not in DECIDED:
             last[cid] = len(labels)
             labels.append(int(after == CandidateStatus.ACCEPTED.value))
@@ -248,11 +273,17 @@ def recall_curve(session: Session) -> Chart:
 
 def model_versions(session: Session) -> Chart:
     chart = Chart("Model versions: cross-validated figures", "trained", "figure", y_range=(0, 1.05))
-    rows = session.execute(select(ClassifierModel.version, ClassifierModel.created_at, ClassifierModel.metrics)
-                           .order_by(ClassifierModel.id)).all()
-    for label, ranker, key in (("model ROC AUC", "model", "roc_auc"), ("model average precision", "model",
-                                                                       "average_precision"),
-                               ("model WSS@95", "model", "wss_95"), ("rules ROC AUC", "rules", "roc_auc")):
+    rows = session.execute(
+        select(ClassifierModel.version, ClassifierModel.created_at, ClassifierModel.metrics).order_by(
+            ClassifierModel.id
+        )
+    ).all()
+    for label, ranker, key in (
+        ("model ROC AUC", "model", "roc_auc"),
+        ("model average precision", "model", "average_precision"),
+        ("model WSS@95", "model", "wss_95"),
+        ("rules ROC AUC", "rules", "roc_auc"),
+    ):
         series = chart.add_series(label)
         for _, created, metrics in rows:
             value = ((metrics or {}).get(ranker) or {}).get(key)
@@ -264,8 +295,9 @@ def model_versions(session: Session) -> Chart:
 def score_histogram(session: Session) -> Chart:
     chart = Chart("Score histogram by scorer", "score (bin start)", "candidates", Kind.STEP)
     by_scorer: dict[str, list[float]] = defaultdict(list)
-    for version, score in session.execute(select(Candidate.classifier_version, Candidate.score)
-                                          .where(Candidate.score.is_not(None))):
+    for version, score in session.execute(
+        select(Candidate.classifier_version, Candidate.score).where(Candidate.score.is_not(None))
+    ):
         by_scorer[version or "unknown"].append(score)
     for version, scores in sorted(by_scorer.items(), key=lambda kv: -len(kv[1]))[:6]:
         series = chart.add_series(f"{version} ({len(scores)})")
@@ -282,8 +314,12 @@ def remaining(session: Session) -> tuple[RemainingEstimate, StoppingSignal]:
 
     Every queue page shows it, so it is cached per database until a decision is taken or the pending
     count changes (the newest decision id and the pending count are two cheap indexed reads)."""
-    pending = session.scalar(select(func.count()).select_from(Candidate)
-                             .where(Candidate.status == CandidateStatus.PENDING.value)) or 0
+    pending = (
+        session.scalar(
+            select(func.count()).select_from(Candidate).where(Candidate.status == CandidateStatus.PENDING.value)
+        )
+        or 0
+    )
     key = (str(session.get_bind().url), session.scalar(select(func.max(Decision.id))), pending)
     if (hit := _REMAINING_CACHE.get(key)) is not None:
         return hit
@@ -293,8 +329,11 @@ def remaining(session: Session) -> tuple[RemainingEstimate, StoppingSignal]:
     from storage.audit import recall_audit
 
     labels = decision_sequence(session)
-    stopping = replace(stopping_signal(labels, len(labels) + pending), audit=recall_audit(session),
-                       recall_target=get_settings().recall_target)
+    stopping = replace(
+        stopping_signal(labels, len(labels) + pending),
+        audit=recall_audit(session),
+        recall_target=get_settings().recall_target,
+    )
     result = estimate_remaining(labels, pending), stopping
     if len(_REMAINING_CACHE) >= 16:
         _REMAINING_CACHE.clear()
@@ -309,10 +348,13 @@ CHART_CACHE_SIZE = 256
 def data_state(session: Session) -> tuple[Any, ...]:
     """What every chart is drawn from, in a few cheap reads: a decision, a new or re-scored candidate, a run
     that starts or finishes, or a new model changes it. Charts are cached per state (``cached``)."""
-    return (str(session.get_bind().url), session.scalar(select(func.max(Decision.id))),
-            *session.execute(select(func.max(Candidate.id), func.count(), func.max(Candidate.updated_at))).one(),
-            *session.execute(select(func.max(CrawlRun.id), func.max(CrawlRun.finished_at))).one(),
-            session.scalar(select(func.max(ClassifierModel.id))))
+    return (
+        str(session.get_bind().url),
+        session.scalar(select(func.max(Decision.id))),
+        *session.execute(select(func.max(Candidate.id), func.count(), func.max(Candidate.updated_at))).one(),
+        *session.execute(select(func.max(CrawlRun.id), func.max(CrawlRun.finished_at))).one(),
+        session.scalar(select(func.max(ClassifierModel.id))),
+    )
 
 
 def cached(state: tuple[Any, ...], what: tuple[Any, ...], make: Callable[[], T]) -> T:
@@ -327,8 +369,13 @@ def cached(state: tuple[Any, ...], what: tuple[Any, ...], make: Callable[[], T])
     return value
 
 
-DASHBOARD = {"queue-history": queue_history, "candidates-per-run": candidates_per_run,
-             "acceptance-rate": acceptance_rate, "score-distribution": score_distribution,
-             "run-duration": run_duration, "not-modified": not_modified}
+DASHBOARD = {
+    "queue-history": queue_history,
+    "candidates-per-run": candidates_per_run,
+    "acceptance-rate": acceptance_rate,
+    "score-distribution": score_distribution,
+    "run-duration": run_duration,
+    "not-modified": not_modified,
+}
 SOURCE = {"run-counts": source_run_counts, "field-fill": source_field_fill}
 CLASSIFICATION = {"recall-curve": recall_curve, "model-versions": model_versions, "score-histogram": score_histogram}

@@ -20,8 +20,15 @@ DASHES = ("-", "--", "-.", ":")
 HATCHES = ("", "//", "..", "xx", "\\\\", "++", "oo", "--")
 REFERENCE_COLOUR = "#777777"
 FORMATS = {"svg": "image/svg+xml", "png": "image/png"}
-RC = {"svg.fonttype": "none", "svg.hashsalt": "chm-harvester", "font.size": 9, "axes.titlesize": 10,
-      "font.family": "sans-serif", "axes.spines.top": False, "axes.spines.right": False}
+RC = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "chm-harvester",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "font.family": "sans-serif",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
 
 
 _RC_LOCK = threading.Lock()  # rc_context changes process-wide settings: one chart at a time (web threads)
@@ -86,8 +93,17 @@ def _lines(ax: Any, chart: Chart) -> None:
             xs, ys = _closed(s)
             ax.step(xs, ys, where="post", color=colour, linestyle=dash, linewidth=1.6, label=s.name)
         else:
-            ax.plot(s.x, s.y, color=colour, linestyle=dash, marker=marker, markersize=3 if many else 5,
-                    markevery=max(1, len(s.x) // 20), linewidth=1.6, label=s.name)
+            ax.plot(
+                s.x,
+                s.y,
+                color=colour,
+                linestyle=dash,
+                marker=marker,
+                markersize=3 if many else 5,
+                markevery=max(1, len(s.x) // 20),
+                linewidth=1.6,
+                label=s.name,
+            )
     xs = [x for s in chart.series for x in s.x]
     if any(isinstance(x, datetime) for x in xs):
         from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
@@ -116,8 +132,20 @@ def _bars(ax: Any, series: list[Series]) -> None:
     for i, (s, colour, hatch) in enumerate(zip(series, cycle(OKABE_ITO), cycle(HATCHES), strict=False)):
         values = dict(zip((str(x) for x in s.x), s.y, strict=True))
         xs = [c + i * width - 0.4 + width / 2 for c in range(len(categories))]
-        bars = ax.bar(xs, [values.get(c, 0.0) for c in categories], width=width, color=colour, hatch=hatch,
-                      edgecolor="#333333", linewidth=0.5, label=s.name)
+        bars = ax.bar(
+            xs,
+            [values.get(c, 0.0) for c in categories],
+            width=width,
+            color=colour,
+            hatch=hatch,
+            edgecolor="#333333",
+            linewidth=0.5,
+            label=s.name,
+        )
         ax.bar_label(bars, fmt="%.2g", fontsize=8)
-    ax.set_xticks(range(len(categories)), categories, rotation=30 if len(categories) > 4 else 0, ha="right"
-                  if len(categories) > 4 else "center")
+    ax.set_xticks(
+        range(len(categories)),
+        categories,
+        rotation=30 if len(categories) > 4 else 0,
+        ha="right" if len(categories) > 4 else "center",
+    )

@@ -39,8 +39,15 @@ class PermanentKmError(KmError):
     def errors(self) -> list[dict[str, str]]:
         body = self.body if isinstance(self.body, dict) else {}
         found = body.get("errors") if isinstance(body.get("errors"), list) else []
-        out = [{"code": str(e.get("code", "")), "property": str(e.get("property", "")),
-                "detail": str(e.get("message", ""))} for e in found if isinstance(e, dict)]
+        out = [
+            {
+                "code": str(e.get("code", "")),
+                "property": str(e.get("property", "")),
+                "detail": str(e.get("message", "")),
+            }
+            for e in found
+            if isinstance(e, dict)
+        ]
         return out or [{"code": f"HTTP {self.status}", "property": "", "detail": str(self)}]
 
 
@@ -83,8 +90,16 @@ class KmClient:
         except urllib.error.HTTPError as exc:
             return exc.code, _json(exc.read())
 
-    def call(self, method: str, path: str, body: Any = None, *, auth: bool = True,
-             ok_missing: bool = False, retry: bool = True) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        auth: bool = True,
+        ok_missing: bool = False,
+        retry: bool = True,
+    ) -> Any:
         """One API call with retries (``retry=False`` for a non-idempotent call: the caller checks
         what happened before trying again); returns the JSON body (``None`` for 404 when ``ok_missing``)."""
         refreshed = False
@@ -114,8 +129,12 @@ class KmClient:
         if self._token and (self._expires is None or datetime.now(UTC) < self._expires - REFRESH_MARGIN):
             return self._token
         try:
-            answer = self.call("POST", f"{V2013}/authentication/token",
-                               {"email": self.credentials.email, "password": self.credentials.password}, auth=False)
+            answer = self.call(
+                "POST",
+                f"{V2013}/authentication/token",
+                {"email": self.credentials.email, "password": self.credentials.password},
+                auth=False,
+            )
         except KmError as exc:
             raise KmAuthError(f"sign-in to {self.base_url} failed: {exc}", exc.status, exc.body) from None
         token = answer.get("authenticationToken") if isinstance(answer, dict) else None
@@ -127,8 +146,11 @@ class KmClient:
     def validate(self, schema: str, doc: dict[str, Any]) -> list[dict[str, str]]:
         answer = self.call("PUT", f"{V2013}/documents/x/validate?schema={_q(schema)}", doc)
         found = answer.get("errors") if isinstance(answer, dict) else None
-        return [{"code": str(e.get("code", "")), "property": str(e.get("property", "")), "detail": ""}
-                for e in found or [] if isinstance(e, dict)]
+        return [
+            {"code": str(e.get("code", "")), "property": str(e.get("property", "")), "detail": ""}
+            for e in found or []
+            if isinstance(e, dict)
+        ]
 
     def save_draft(self, identifier: str, schema: str, doc: dict[str, Any]) -> dict[str, Any]:
         answer = self.call("PUT", f"{V2013}/documents/{_q(identifier)}/versions/draft?schema={_q(schema)}", doc)
@@ -137,12 +159,21 @@ class KmClient:
     def delete_draft(self, identifier: str) -> None:
         self.call("DELETE", f"{V2013}/documents/{_q(identifier)}/versions/draft", ok_missing=True)
 
-    def start_workflow(self, workflow_type: str, draft: dict[str, Any], identifier: str, info: str,
-                       version: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"type": workflow_type, "data": {
-            "realm": self.realm, "documentID": draft.get("documentID"), "identifier": identifier,
-            "title": draft.get("workingDocumentTitle"), "abstract": draft.get("workingDocumentSummary"),
-            "metadata": draft.get("workingDocumentMetadata"), "additionalInfo": info[:1000]}}
+    def start_workflow(
+        self, workflow_type: str, draft: dict[str, Any], identifier: str, info: str, version: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": workflow_type,
+            "data": {
+                "realm": self.realm,
+                "documentID": draft.get("documentID"),
+                "identifier": identifier,
+                "title": draft.get("workingDocumentTitle"),
+                "abstract": draft.get("workingDocumentSummary"),
+                "metadata": draft.get("workingDocumentMetadata"),
+                "additionalInfo": info[:1000],
+            },
+        }
         if version:
             body["version"] = version
         answer = self.call("POST", f"{V2013}/workflows", body, retry=False)

@@ -27,8 +27,13 @@ class ExportSummary:
     planned_calls: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"out_dir": str(self.out_dir), "documents": self.documents, "invalid": self.invalid,
-                "errors": dict(self.errors), "planned_calls": self.planned_calls}
+        return {
+            "out_dir": str(self.out_dir),
+            "documents": self.documents,
+            "invalid": self.invalid,
+            "errors": dict(self.errors),
+            "planned_calls": self.planned_calls,
+        }
 
 
 def planned_calls(row: ChmSubmission, schema: str) -> list[dict[str, str]]:
@@ -36,8 +41,11 @@ def planned_calls(row: ChmSubmission, schema: str) -> list[dict[str, str]]:
     ident, step = quote(row.identifier, safe=""), next_step(row)
     docs = f"{V2013}/documents/{ident}"
     if step == "submit":
-        calls = [("PUT", f"{V2013}/documents/x/validate?schema={schema}"),
-                 ("PUT", f"{docs}/versions/draft?schema={schema}"), ("POST", f"{V2013}/workflows")]
+        calls = [
+            ("PUT", f"{V2013}/documents/x/validate?schema={schema}"),
+            ("PUT", f"{docs}/versions/draft?schema={schema}"),
+            ("POST", f"{V2013}/workflows"),
+        ]
         if row.pending_step == "workflow":
             calls.insert(0, ("GET", f"{V2013}/workflows?q=<open requests of {row.identifier}>"))
         elif row.status == "publish_requested" and row.workflow_id:
@@ -45,8 +53,13 @@ def planned_calls(row: ChmSubmission, schema: str) -> list[dict[str, str]]:
     elif step == "poll":
         calls = [("GET", f"{V2013}/workflows/{row.workflow_id}")]
     elif step == "withdraw":
-        first = [("DELETE", f"{V2013}/workflows/{row.workflow_id}")] if row.status == "publish_requested" else \
-            [("POST", f"{V2013}/workflows")] if row.status == "published" else []
+        first = (
+            [("DELETE", f"{V2013}/workflows/{row.workflow_id}")]
+            if row.status == "publish_requested"
+            else [("POST", f"{V2013}/workflows")]
+            if row.status == "published"
+            else []
+        )
         calls = [*first, ("DELETE", f"{docs}/versions/draft")]
     else:
         calls = []
@@ -68,9 +81,15 @@ def export(engine: Engine, out_dir: Path, realm: str, candidate_ids: list[int] |
     with transaction(engine) as session:
         prepared: list[tuple[Prepared, ChmSubmission]] = prepare_all(session, realm, candidate_ids)
         for item, row in prepared:
-            entry: dict[str, Any] = {"candidate": item.candidate_id, "schema": item.schema,
-                                     "identifier": item.identifier, "sha256": item.sha256,
-                                     "valid": not item.errors, "errors": item.errors, "status": row.status}
+            entry: dict[str, Any] = {
+                "candidate": item.candidate_id,
+                "schema": item.schema,
+                "identifier": item.identifier,
+                "sha256": item.sha256,
+                "valid": not item.errors,
+                "errors": item.errors,
+                "status": row.status,
+            }
             if item.errors:
                 summary.invalid += 1
                 summary.errors.update(e["code"] for e in item.errors)
@@ -83,8 +102,10 @@ def export(engine: Engine, out_dir: Path, realm: str, candidate_ids: list[int] |
     if plan:
         plan.insert(0, {"candidate": "", "step": "sign-in", "method": "POST", "path": f"{V2013}/authentication/token"})
     summary.planned_calls = len(plan)
-    (out_dir / "manifest.jsonl").write_text("".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n"
-                                                    for e in manifest), encoding="utf-8")
-    (out_dir / "push-plan.jsonl").write_text("".join(json.dumps(c, sort_keys=True) + "\n" for c in plan),
-                                             encoding="utf-8")
+    (out_dir / "manifest.jsonl").write_text(
+        "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in manifest), encoding="utf-8"
+    )
+    (out_dir / "push-plan.jsonl").write_text(
+        "".join(json.dumps(c, sort_keys=True) + "\n" for c in plan), encoding="utf-8"
+    )
     return summary

@@ -69,8 +69,9 @@ def canonical_json(doc: dict[str, Any]) -> str:
 def languages_of(record: ChmInput) -> list[str]:
     """The record's language when it is a UN language; otherwise the detected code stays and local
     validation says so (a curator then sets ``languages`` and the texts in a UN language)."""
-    curated = record.curated.get("header", {}).get("languages") if isinstance(record.curated.get("header"), dict) \
-        else None
+    curated = (
+        record.curated.get("header", {}).get("languages") if isinstance(record.curated.get("header"), dict) else None
+    )
     if curated:
         return list(curated)
     return [record.language or "und"]
@@ -78,7 +79,7 @@ def languages_of(record: ChmInput) -> list[str]:
 
 def first_words(text: str, limit: int) -> str:
     words = text.split()
-    return text.strip() if len(words) <= limit else " ".join(words[:limit - 1]) + " …"
+    return text.strip() if len(words) <= limit else " ".join(words[: limit - 1]) + " …"
 
 
 def year_month(record: ChmInput) -> tuple[str | None, str]:
@@ -104,8 +105,12 @@ def _ls(lang: str, text: str | None) -> dict[str, str] | None:
 
 
 def provenance_note(record: ChmInput, date_from: str) -> str:
-    parts = ["chm-harvester" + (f" candidate_id={record.candidate_id}" if record.candidate_id else ""),
-             f"source={record.source_id}", f"url={record.url}", f"language={record.language or 'unknown'}"]
+    parts = [
+        "chm-harvester" + (f" candidate_id={record.candidate_id}" if record.candidate_id else ""),
+        f"source={record.source_id}",
+        f"url={record.url}",
+        f"language={record.language or 'unknown'}",
+    ]
     if record.language_prob is not None:
         parts.append(f"language_probability={record.language_prob:.2f}")
     if record.score is not None:
@@ -123,8 +128,10 @@ def _relevant_information(record: ChmInput, lang: str) -> dict[str, str] | None:
     if lang != "en":
         return None  # the provenance text is English; the notes carry it for every language
     support = ", ".join(record.tags.get("supportTypes") or []) or "not determined"
-    text = (f"Harvested by CHM Harvester from {record.source_name} ({record.url}). "
-            f"Decision X/16 support type: {support}. Reviewed and accepted by a CHM curator.")
+    text = (
+        f"Harvested by CHM Harvester from {record.source_name} ({record.url}). "
+        f"Decision X/16 support type: {support}. Reviewed and accepted by a CHM curator."
+    )
     return {lang: f"<p>{html.escape(text)}</p>"}
 
 
@@ -153,8 +160,11 @@ def map_capacity_building(record: ChmInput) -> dict[str, Any]:
     lang = languages_of(record)[0]
     summary = record.summary or record.text
     doc: dict[str, Any] = {
-        "header": {"identifier": chm_identifier(record.url), "schema": "capacityBuildingInitiative",
-                   "languages": [lang]},
+        "header": {
+            "identifier": chm_identifier(record.url),
+            "schema": "capacityBuildingInitiative",
+            "languages": [lang],
+        },
         "title": _ls(lang, record.title),
         "projectDocument": [{"url": record.url, "name": record.source_name, "language": lang}],
         "startDate": record.start_date if record.start_date and len(record.start_date) == 10 else None,
@@ -196,8 +206,11 @@ def accepted_tags(tags: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-MAPPERS = {"resource": map_resource, "capacityBuildingInitiative": map_capacity_building,
-           "organization": map_organization}
+MAPPERS = {
+    "resource": map_resource,
+    "capacityBuildingInitiative": map_capacity_building,
+    "organization": map_organization,
+}
 
 
 def map_candidate(record: ChmInput) -> dict[str, Any]:

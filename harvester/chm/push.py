@@ -55,17 +55,26 @@ class PushSummary:
     calls: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"base_url": self.target.base_url, "realm": self.target.realm, "steps": dict(self.steps),
-                "statuses": dict(self.statuses), "problems": self.problems, "calls": self.calls}
+        return {
+            "base_url": self.target.base_url,
+            "realm": self.target.realm,
+            "steps": dict(self.steps),
+            "statuses": dict(self.statuses),
+            "problems": self.problems,
+            "calls": self.calls,
+        }
 
 
-def resolve_target(settings: Settings, *, production: bool = False, base_url: str | None = None,
-                   realm: str | None = None) -> Target:
+def resolve_target(
+    settings: Settings, *, production: bool = False, base_url: str | None = None, realm: str | None = None
+) -> Target:
     if production:
         return Target(PRODUCTION_BASE, PRODUCTION_REALM)
     target = Target((base_url or settings.chm_api_base).rstrip("/"), realm or settings.chm_realm)
-    if urlsplit(target.base_url).hostname == urlsplit(PRODUCTION_BASE).hostname or \
-            target.realm.upper() == PRODUCTION_REALM:
+    if (
+        urlsplit(target.base_url).hostname == urlsplit(PRODUCTION_BASE).hostname
+        or target.realm.upper() == PRODUCTION_REALM
+    ):
         raise ChmConfigError(f"{target.base_url} realm {target.realm} is the production CHM: pass --production")
     return target
 
@@ -73,10 +82,15 @@ def resolve_target(settings: Settings, *, production: bool = False, base_url: st
 def client_for(settings: Settings, target: Target) -> KmClient:
     if not settings.chm_email or settings.chm_password is None:
         raise ChmConfigError("set HARVESTER_CHM_EMAIL and HARVESTER_CHM_PASSWORD (a CBD account) to push")
-    return KmClient(target.base_url, target.realm, Credentials(settings.chm_email,
-                                                               settings.chm_password.get_secret_value()),
-                    auth_scheme=settings.chm_auth_scheme, timeout=settings.chm_timeout,
-                    max_attempts=settings.chm_max_attempts, backoff=settings.chm_retry_backoff)
+    return KmClient(
+        target.base_url,
+        target.realm,
+        Credentials(settings.chm_email, settings.chm_password.get_secret_value()),
+        auth_scheme=settings.chm_auth_scheme,
+        timeout=settings.chm_timeout,
+        max_attempts=settings.chm_max_attempts,
+        backoff=settings.chm_retry_backoff,
+    )
 
 
 class _Pusher:
@@ -99,8 +113,14 @@ class _Pusher:
         try:
             {"submit": self.submit, "poll": self.poll, "withdraw": self.withdraw}[step](row)
         except PermanentKmError as exc:
-            self.update(row_id, status=ChmStatus.FAILED, permanent_error=True, errors=exc.errors, error=str(exc),
-                        pending_step=None)  # refused, so nothing was created remotely
+            self.update(
+                row_id,
+                status=ChmStatus.FAILED,
+                permanent_error=True,
+                errors=exc.errors,
+                error=str(exc),
+                pending_step=None,
+            )  # refused, so nothing was created remotely
             self.summary.problems.append({"candidate": row.candidate_id, "error": str(exc), "permanent": True})
         except TransientKmError as exc:
             self.update(row_id, status=ChmStatus.FAILED, permanent_error=False, error=str(exc))
@@ -119,14 +139,25 @@ class _Pusher:
             row = self.update(row.id, workflow_id=None)
         errors = self.client.validate(row.schema, doc)
         if errors:
-            self.update(row.id, status=ChmStatus.INVALID, errors=errors, permanent_error=True, pending_step=None,
-                        requested_action=None,
-                        error=SERVER_PREFIX + "; ".join(f"{e['code']} {e['property']}" for e in errors))
+            self.update(
+                row.id,
+                status=ChmStatus.INVALID,
+                errors=errors,
+                permanent_error=True,
+                pending_step=None,
+                requested_action=None,
+                error=SERVER_PREFIX + "; ".join(f"{e['code']} {e['property']}" for e in errors),
+            )
             return
         self.update(row.id, pending_step="draft")
         draft = self.client.save_draft(row.identifier, row.schema, doc)
-        row = self.update(row.id, status=ChmStatus.DRAFT_SAVED, document_id=_str(draft.get("documentID")),
-                          pushed_hash=digest, pending_step="workflow")
+        row = self.update(
+            row.id,
+            status=ChmStatus.DRAFT_SAVED,
+            document_id=_str(draft.get("documentID")),
+            pushed_hash=digest,
+            pending_step="workflow",
+        )
         self.requested(row, self.start_request(row, draft))
 
     def start_request(self, row: ChmSubmission, draft: dict[str, Any]) -> dict[str, Any]:
@@ -147,14 +178,26 @@ class _Pusher:
         raise failure
 
     def requested(self, row: ChmSubmission, workflow: dict[str, Any]) -> None:
-        self.update(row.id, status=ChmStatus.PUBLISH_REQUESTED, workflow_id=_str(workflow.get("_id")),
-                    pending_step=None, requested_action=None, errors=[], error=None, permanent_error=False)
+        self.update(
+            row.id,
+            status=ChmStatus.PUBLISH_REQUESTED,
+            workflow_id=_str(workflow.get("_id")),
+            pending_step=None,
+            requested_action=None,
+            errors=[],
+            error=None,
+            permanent_error=False,
+        )
 
     def poll(self, row: ChmSubmission) -> None:
         workflow = self.client.workflow(row.workflow_id or "")
         if workflow is None:
-            self.update(row.id, status=ChmStatus.FAILED, permanent_error=False,
-                        error=f"publishing request {row.workflow_id} not found; it will be submitted again")
+            self.update(
+                row.id,
+                status=ChmStatus.FAILED,
+                permanent_error=False,
+                error=f"publishing request {row.workflow_id} not found; it will be submitted again",
+            )
             return
         state = str(workflow.get("state", "")).lower()
         if state == "running":
@@ -163,16 +206,24 @@ class _Pusher:
             self.update(row.id, status=ChmStatus.PUBLISHED, error=None)
         else:
             reason = _reason(workflow) or f"request ended in state {state!r}"
-            self.update(row.id, status=ChmStatus.REJECTED, error=reason,
-                        errors=[{"code": "rejected", "property": "", "detail": reason}])
+            self.update(
+                row.id,
+                status=ChmStatus.REJECTED,
+                error=reason,
+                errors=[{"code": "rejected", "property": "", "detail": reason}],
+            )
 
     def withdraw(self, row: ChmSubmission) -> None:
         if row.status == ChmStatus.PUBLISH_REQUESTED and row.workflow_id:
             self.client.cancel_workflow(row.workflow_id)
         elif row.status == ChmStatus.PUBLISHED:
-            self.client.start_workflow(DELETE_TYPE, {"documentID": row.document_id}, row.identifier,
-                                       f"Withdrawn by a CHM Harvester admin, candidate {row.candidate_id}",
-                                       version=DELETE_VERSION)
+            self.client.start_workflow(
+                DELETE_TYPE,
+                {"documentID": row.document_id},
+                row.identifier,
+                f"Withdrawn by a CHM Harvester admin, candidate {row.candidate_id}",
+                version=DELETE_VERSION,
+            )
         self.client.delete_draft(row.identifier)
         self.update(row.id, status=ChmStatus.WITHDRAWN, requested_action=None, pending_step=None, error=None)
 
@@ -200,9 +251,16 @@ def _reason(workflow: dict[str, Any]) -> str | None:
     return None
 
 
-def push(engine: Engine, settings: Settings, *, production: bool = False, base_url: str | None = None,
-         realm: str | None = None, candidate_ids: list[int] | None = None, client: KmClient | None = None
-         ) -> PushSummary:
+def push(
+    engine: Engine,
+    settings: Settings,
+    *,
+    production: bool = False,
+    base_url: str | None = None,
+    realm: str | None = None,
+    candidate_ids: list[int] | None = None,
+    client: KmClient | None = None,
+) -> PushSummary:
     """Bring every accepted candidate's CHM document to the target realm; return what happened."""
     target = resolve_target(settings, production=production, base_url=base_url, realm=realm)
     client = client or client_for(settings, target)

@@ -47,7 +47,8 @@ def chm_reference_dir(base: Path | None = None) -> Path:
     if not folder.is_dir():
         raise ReferenceMissingError(
             f"CHM reference folder {folder} not found: put the shared reference data there or set "
-            "HARVESTER_REFERENCE_DIR")
+            "HARVESTER_REFERENCE_DIR"
+        )
     return folder
 
 

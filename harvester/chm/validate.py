@@ -14,8 +14,14 @@ IDENTIFIER = re.compile(r"^[A-Za-z0-9\-_]{11,128}$")
 REFERENCE = re.compile(r"^[A-Za-z0-9\-_]{11,128}(@\d+)?$")
 YEAR_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ][0-9:.]+Z?)?$")
-TERM_DOMAINS = {"cbdSubjects": "cbdSubjects", "thematicAreas": "cbdSubjects", "gbfTargets": "gbfTargets",
-                "aichiTargets": "aichiTargets", "countryRegions": "countryRegions", "resourceTypes": "resourceTypes"}
+TERM_DOMAINS = {
+    "cbdSubjects": "cbdSubjects",
+    "thematicAreas": "cbdSubjects",
+    "gbfTargets": "gbfTargets",
+    "aichiTargets": "aichiTargets",
+    "countryRegions": "countryRegions",
+    "resourceTypes": "resourceTypes",
+}
 ANY_OF = {"resource": ("authors", "organizations")}
 
 
@@ -131,8 +137,9 @@ def _header(doc: dict[str, Any], schema: str, checker: _Checker) -> None:
         return
     for lang in languages:
         if lang not in UN_LANGUAGES:
-            checker.err("Error.InvalidValue", "header.languages", f"{lang!r} is not a UN language "
-                        f"({', '.join(UN_LANGUAGES)})")
+            checker.err(
+                "Error.InvalidValue", "header.languages", f"{lang!r} is not a UN language ({', '.join(UN_LANGUAGES)})"
+            )
 
 
 def validate(doc: dict[str, Any]) -> list[ChmError]:

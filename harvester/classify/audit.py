@@ -52,11 +52,19 @@ class RecallAudit:
 
     def sentence(self) -> str:
         bound = self.recall_at_least
-        recall = "recall not measurable yet (no relevant record found)" if bound is None else \
-            f"recall at least {bound:.1%} with {self.confidence:.0%} confidence"
-        return (f"auto-excluded {self.excluded}, sampled {self.sampled}, relevant found {self.relevant_in_sample}: "
-                f"{recall}")
+        recall = (
+            "recall not measurable yet (no relevant record found)"
+            if bound is None
+            else f"recall at least {bound:.1%} with {self.confidence:.0%} confidence"
+        )
+        return (
+            f"auto-excluded {self.excluded}, sampled {self.sampled}, relevant found {self.relevant_in_sample}: {recall}"
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "excluded_relevant_share_at_most": self.excluded_relevant_share_at_most,
-                "recall_at_least": self.recall_at_least, "sentence": self.sentence()}
+        return {
+            **asdict(self),
+            "excluded_relevant_share_at_most": self.excluded_relevant_share_at_most,
+            "recall_at_least": self.recall_at_least,
+            "sentence": self.sentence(),
+        }

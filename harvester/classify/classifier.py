@@ -52,8 +52,7 @@ def _scan(fields: list[Field], languages: tuple[str, ...]) -> tuple[dict[str, li
                         if label == IGNORE:
                             continue
                         key = (m.start, m.end, label)
-                        hit = Hit(label, m.term.folded, weight, f.name, factor, m.start, m.end, ft.text,
-                                  order)
+                        hit = Hit(label, m.term.folded, weight, f.name, factor, m.start, m.end, ft.text, order)
                         if key in seen:  # the same span matched in two languages: keep the stronger
                             i = seen[key]
                             if weight > hits[group][i].weight:
@@ -98,10 +97,8 @@ def classify(doc: ClassifierInput, today: date | None = None) -> Classification:
 
     support, support_types = criteria.support_type(hits["support_type"])
     relevance = criteria.cbd_relevance(hits["cbd_relevance"])
-    active = criteria.active(hits["active"], _str(doc.start_date), _str(doc.end_date), _str(doc.published),
-                             today)
-    international = criteria.international(hits["international"], hits["organisations"], given + found,
-                                           len(codes))
+    active = criteria.active(hits["active"], _str(doc.start_date), _str(doc.end_date), _str(doc.published), today)
+    international = criteria.international(hits["international"], hits["organisations"], given + found, len(codes))
 
     scores: dict[str, CriterionScore] = {
         "support_type": support,

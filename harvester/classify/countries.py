@@ -30,8 +30,10 @@ _RU_ADJ = ("ая", "яя", "ий", "ый", "ой", "ое", "ее", "ые", "ие
 
 def _pycountry_names(lang: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
-    translators = [gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[loc], fallback=True)
-                   for loc in _LOCALES.get(lang, ())]
+    translators = [
+        gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[loc], fallback=True)
+        for loc in _LOCALES.get(lang, ())
+    ]
     for country in pycountry.countries:
         for attr in _ATTRS:
             english = getattr(country, attr, None)

@@ -60,8 +60,9 @@ def overall(scores: dict[str, float]) -> float:
     return sum(w * scores.get(name, 0.0) for name, w in OVERALL_WEIGHTS.items())
 
 
-def _capped_total(hits: list[Hit], multiplier: dict[str, float] | None = None,
-                  default: float = 1.0) -> tuple[float, dict[str, float], set[str]]:
+def _capped_total(
+    hits: list[Hit], multiplier: dict[str, float] | None = None, default: float = 1.0
+) -> tuple[float, dict[str, float], set[str]]:
     """(W with broad cues capped at WEAK_CAP, total per label, labels with a term of weight >= 1)."""
     weights = {(h.label, h.term): h.weight for h in hits}
     strong = weak = 0.0
@@ -100,17 +101,20 @@ def cbd_relevance(hits: list[Hit]) -> Relevance:
     topics = [t for t, v in per_label.items() if t in known and t in strong_labels and v >= TOPIC_MIN]
     topics.sort(key=lambda t: (-per_label[t], t))
     evidence = [to_evidence(h, "cbd_relevance") for h in pick(hits, lambda h: h.label)]
-    return Relevance(CriterionScore(saturate(weighted, K_CBD), evidence), topics,
-                     per_label.get("technology_transfer", 0.0) > 0)
+    return Relevance(
+        CriterionScore(saturate(weighted, K_CBD), evidence), topics, per_label.get("technology_transfer", 0.0) > 0
+    )
 
 
 def _date_ev(field: str, raw: str | None, detail: str) -> Evidence:
-    return Evidence(criterion="active", kind="date", text=str(raw), start=None, end=None, field=field,
-                    detail=detail, label="date")
+    return Evidence(
+        criterion="active", kind="date", text=str(raw), start=None, end=None, field=field, detail=detail, label="date"
+    )
 
 
-def _date_prior(start: str | None, end: str | None, published: str | None,
-                today: date) -> tuple[float, float, list[Evidence]]:
+def _date_prior(
+    start: str | None, end: str | None, published: str | None, today: date
+) -> tuple[float, float, list[Evidence]]:
     """(prior, cap, evidence) from the candidate's dates."""
     end_d = dates.latest(end)
     if end_d is not None:
@@ -121,11 +125,19 @@ def _date_prior(start: str | None, end: str | None, published: str | None,
         if days <= 365:
             why = f"ended {end_d.isoformat()}, {days} days before {today.isoformat()} (within a year)"
             return 0.35, 1.0, [_date_ev("end_date", end, why)]
-        why = (f"ended {end_d.isoformat()}, {days / 365.25:.1f} years before {today.isoformat()}: "
-               "not active (score capped at 0.15)")
+        why = (
+            f"ended {end_d.isoformat()}, {days / 365.25:.1f} years before {today.isoformat()}: "
+            "not active (score capped at 0.15)"
+        )
         return 0.0, 0.15, [_date_ev("end_date", end, why)]
-    refs = [(name, raw, d) for name, raw, d in (("start_date", start, dates.earliest(start)),
-                                                 ("published", published, dates.earliest(published))) if d]
+    refs = [
+        (name, raw, d)
+        for name, raw, d in (
+            ("start_date", start, dates.earliest(start)),
+            ("published", published, dates.earliest(published)),
+        )
+        if d
+    ]
     if not refs:
         return 0.0, 1.0, []
     name, raw, ref = max(refs, key=lambda r: r[2])
@@ -140,8 +152,7 @@ def _date_prior(start: str | None, end: str | None, published: str | None,
     return prior, 1.0, [_date_ev(name, raw, why)]
 
 
-def active(hits: list[Hit], start: str | None, end: str | None, published: str | None,
-           today: date) -> CriterionScore:
+def active(hits: list[Hit], start: str | None, end: str | None, published: str | None, today: date) -> CriterionScore:
     prior, cap, evidence = _date_prior(start, end, published, today)
     totals = totals_by_label(hits)
     pos = saturate(totals.get("ongoing", 0.0), K_SIGNALS)
@@ -157,11 +168,12 @@ def _is_prose(field: str) -> bool:
 
 
 def _whole_value(h: Hit) -> bool:
-    return not h.source[:h.start].strip() and not h.source[h.end:].strip()
+    return not h.source[: h.start].strip() and not h.source[h.end :].strip()
 
 
-def international(signals: list[Hit], organisations: list[Hit], countries: list[Hit],
-                  n_countries: int) -> CriterionScore:
+def international(
+    signals: list[Hit], organisations: list[Hit], countries: list[Hit], n_countries: int
+) -> CriterionScore:
     explicit = [h for h in signals if h.label == "scope" and not _is_prose(h.field) and _whole_value(h)]
     weighted, _, _ = _capped_total([h for h in signals if h not in explicit] + organisations)
     weighted += (1.5 if n_countries >= 2 else 0.0) + (0.5 if n_countries >= 3 else 0.0)

@@ -95,15 +95,18 @@ def _figures(labels: list[int], scores: list[float], threshold: float) -> dict[s
     true_met = sum(1 for m, y in zip(met, labels, strict=True) if m and y)
     both = 0 < positives < len(labels)
     return {
-        "n": len(labels), "n_positive": positives, "n_met": sum(met),
+        "n": len(labels),
+        "n_positive": positives,
+        "n_met": sum(met),
         "precision": round(true_met / sum(met), 4) if any(met) else None,
         "recall": round(true_met / positives, 4) if positives else None,
         "roc_auc": round(float(roc_auc_score(labels, scores)), 4) if both else None,
     }
 
 
-def evaluate_criteria(records: Sequence[CriteriaRecord], threshold: float = MET_THRESHOLD,
-                      scores: list[dict[str, float]] | None = None) -> dict[str, Any]:
+def evaluate_criteria(
+    records: Sequence[CriteriaRecord], threshold: float = MET_THRESHOLD, scores: list[dict[str, float]] | None = None
+) -> dict[str, Any]:
     """Per criterion with labels: how many records are labelled, positive and met, precision, recall, ROC AUC
     (``None`` where one class is missing). Criteria no record labels are listed as unsupported."""
     scores = scores if scores is not None else criterion_scores(records)
@@ -113,8 +116,9 @@ def evaluate_criteria(records: Sequence[CriteriaRecord], threshold: float = MET_
         if not idx:
             out["unlabelled"].append(name)
             continue
-        out["criteria"][name] = _figures([records[i].labels[name] for i in idx], [scores[i][name] for i in idx],
-                                         threshold)
+        out["criteria"][name] = _figures(
+            [records[i].labels[name] for i in idx], [scores[i][name] for i in idx], threshold
+        )
     if not out["criteria"]:
         raise LabelledSetError("no record has a label for any criterion")
     return out

@@ -59,16 +59,90 @@ _PRIME = (1 << 31) - 1  # Mersenne prime: a x + b < 2^63 for a, b, x < p, exact 
 LANGUAGE_SEGMENT = re.compile(r"^(?:[a-z]{2}|[a-z]{2}[-_][a-z]{2,4})$")
 LANGUAGE_PARAMS = {"lang", "language", "locale", "hl", "lng"}
 LANGUAGE_CODES = {
-    "ar", "bg", "cs", "da", "de", "el", "en", "es", "et", "fi", "fr", "ga", "hr", "hu", "it", "ja", "ko",
-    "lt", "lv", "mt", "nl", "no", "pl", "pt", "ro", "ru", "sk", "sl", "sv", "sw", "th", "tr", "uk", "vi", "zh",
+    "ar",
+    "bg",
+    "cs",
+    "da",
+    "de",
+    "el",
+    "en",
+    "es",
+    "et",
+    "fi",
+    "fr",
+    "ga",
+    "hr",
+    "hu",
+    "it",
+    "ja",
+    "ko",
+    "lt",
+    "lv",
+    "mt",
+    "nl",
+    "no",
+    "pl",
+    "pt",
+    "ro",
+    "ru",
+    "sk",
+    "sl",
+    "sv",
+    "sw",
+    "th",
+    "tr",
+    "uk",
+    "vi",
+    "zh",
 }
 TITLE_PREFIX = re.compile(r"^\s*(?:project\s+title|title|titre|titulo|título)\s*:\s*", re.I)
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
 ORG_STOP = {"the", "of", "for", "and", "la", "le", "les", "de", "del", "des", "du", "el", "y", "et"}
 TITLE_STOP = ORG_STOP | {
-    "a", "an", "in", "on", "to", "at", "by", "with", "from", "its", "their", "through", "towards", "into",
-    "en", "pour", "dans", "par", "sur", "au", "aux", "un", "une", "los", "las", "para", "por", "con", "e",
-    "do", "da", "dos", "das", "em", "com", "o", "und", "der", "die", "im", "zur", "zum", "il", "di",
+    "a",
+    "an",
+    "in",
+    "on",
+    "to",
+    "at",
+    "by",
+    "with",
+    "from",
+    "its",
+    "their",
+    "through",
+    "towards",
+    "into",
+    "en",
+    "pour",
+    "dans",
+    "par",
+    "sur",
+    "au",
+    "aux",
+    "un",
+    "une",
+    "los",
+    "las",
+    "para",
+    "por",
+    "con",
+    "e",
+    "do",
+    "da",
+    "dos",
+    "das",
+    "em",
+    "com",
+    "o",
+    "und",
+    "der",
+    "die",
+    "im",
+    "zur",
+    "zum",
+    "il",
+    "di",
 }
 
 
@@ -139,8 +213,11 @@ def url_key(url: str | None) -> str | None:
         labels = labels[1:]
     segments = [s for s in parts.path.split("/") if s]
     segments = [s for s in segments if not _is_language_segment(s)]
-    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                   if k.lower() not in LANGUAGE_PARAMS and not k.lower().startswith("utm_"))
+    query = sorted(
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.lower() not in LANGUAGE_PARAMS and not k.lower().startswith("utm_")
+    )
     if not segments and not query and not parts.fragment:
         return None  # a home page names a site, not a record
     key = ".".join(labels) + "/" + "/".join(segments)
@@ -174,8 +251,9 @@ def text_shingles(text: str | None) -> tuple[str | None, frozenset[int]]:
     exact = _digest(" ".join(words))
     if len(words) < SHINGLE + MIN_SHINGLES - 1:
         return exact, frozenset()
-    shingles = frozenset(zlib.crc32(" ".join(words[i:i + SHINGLE]).encode("utf-8"))
-                         for i in range(len(words) - SHINGLE + 1))
+    shingles = frozenset(
+        zlib.crc32(" ".join(words[i : i + SHINGLE]).encode("utf-8")) for i in range(len(words) - SHINGLE + 1)
+    )
     return exact, shingles
 
 
@@ -196,9 +274,10 @@ def minhash(hashes: Iterable[int], num_perm: int = NUM_PERM) -> np.ndarray:
 
 def band_keys(signature: np.ndarray, bands: int, prefix: str) -> tuple[str, ...]:
     rows = len(signature) // bands
-    return tuple(f"{prefix}{i}:" + hashlib.blake2b(signature[i * rows:(i + 1) * rows].tobytes(),
-                                                    digest_size=8).hexdigest()
-                 for i in range(bands))
+    return tuple(
+        f"{prefix}{i}:" + hashlib.blake2b(signature[i * rows : (i + 1) * rows].tobytes(), digest_size=8).hexdigest()
+        for i in range(bands)
+    )
 
 
 def fingerprint(record: DupRecord) -> Fingerprint:
@@ -218,8 +297,9 @@ def fingerprint(record: DupRecord) -> Fingerprint:
         title_key=title_key(record.title),
         text_key=exact,
         countries=frozenset(c.strip().upper() for c in record.countries if isinstance(c, str) and c.strip()),
-        organisations=frozenset(k for k in (organisation_key(o) for o in record.organisations
-                                            if isinstance(o, str)) if k),
+        organisations=frozenset(
+            k for k in (organisation_key(o) for o in record.organisations if isinstance(o, str)) if k
+        ),
         signature=signature,
         title_words=words,
         bands=bands,
@@ -259,8 +339,7 @@ def match(a: Fingerprint, b: Fingerprint) -> str | None:
         return None
     if a.text_key and a.text_key == b.text_key:
         return "same_text"
-    if a.title_key and a.title_key == b.title_key and (
-            a.source_id != b.source_id or organisations_compatible(a, b)):
+    if a.title_key and a.title_key == b.title_key and (a.source_id != b.source_id or organisations_compatible(a, b)):
         return "same_title"
     if a.signature is None or b.signature is None:
         return None
@@ -283,7 +362,7 @@ def candidate_pairs(prints: Sequence[Fingerprint]) -> Iterable[tuple[int, int]]:
         if len(members) < 2 or len(members) > MAX_BUCKET:
             continue
         for x, i in enumerate(members):
-            for j in members[x + 1:]:
+            for j in members[x + 1 :]:
                 pair = (i, j) if i < j else (j, i)
                 if pair not in seen:
                     seen.add(pair)

@@ -34,8 +34,9 @@ def encoder() -> Any:
     return use
 
 
-def embedding_text(title: str | None = None, summary: str | None = None, text: str | None = None,
-                   keywords: Iterable[str] = ()) -> str:
+def embedding_text(
+    title: str | None = None, summary: str | None = None, text: str | None = None, keywords: Iterable[str] = ()
+) -> str:
     """What is embedded: title, keywords, summary, text, cut at ``MAX_CHARS`` on a word boundary."""
     parts = [title or "", " ; ".join(k for k in keywords if isinstance(k, str)), summary or "", text or ""]
     joined = " \n".join(" ".join(p.split()) for p in parts if p and p.strip())
@@ -52,7 +53,7 @@ def embed(texts: Sequence[str], batch: int = BATCH) -> np.ndarray:
     todo = [i for i, t in enumerate(texts) if t and t.strip()]
     model = encoder() if todo else None
     for start in range(0, len(todo), batch):
-        idx = todo[start:start + batch]
+        idx = todo[start : start + batch]
         vectors = np.asarray(model.encode([texts[i] for i in idx]), dtype=np.float32)  # type: ignore[union-attr]
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         out[idx] = vectors / np.where(norms > 0, norms, 1.0)

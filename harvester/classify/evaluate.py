@@ -83,8 +83,9 @@ def read_labelled(path: Path, detect_missing_language: bool = True) -> list[Labe
         if not isinstance(lang, str) or not lang.strip():
             lang = _detect(title, text) if detect_missing_language else UNKNOWN_LANGUAGE
         url = data.get("url")
-        records.append(LabelledRecord(rid, title, text, int(label), lang.strip().lower(),
-                                      url if isinstance(url, str) else None))
+        records.append(
+            LabelledRecord(rid, title, text, int(label), lang.strip().lower(), url if isinstance(url, str) else None)
+        )
     if not records:
         raise LabelledSetError(f"{path}: no records")
     return records
@@ -116,8 +117,7 @@ def zero_shot_scores(docs: Sequence[Doc]) -> list[float]:
     return zero_shot.score_docs(docs)
 
 
-def _breakdown(records: Sequence[LabelledRecord], scores: Sequence[float], budget: int,
-               **about: Any) -> dict[str, Any]:
+def _breakdown(records: Sequence[LabelledRecord], scores: Sequence[float], budget: int, **about: Any) -> dict[str, Any]:
     labels = [r.label for r in records]
     by_language: dict[str, Any] = {}
     total = len(records)
@@ -136,8 +136,15 @@ def _breakdown(records: Sequence[LabelledRecord], scores: Sequence[float], budge
     return out
 
 
-def evaluate(records: Sequence[LabelledRecord], *, budget: int | None = None, folds: int = 5, seed: int = 0,
-             today: date | None = None, scored: tuple[list[Doc], list[float]] | None = None) -> dict[str, Any]:
+def evaluate(
+    records: Sequence[LabelledRecord],
+    *,
+    budget: int | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    today: date | None = None,
+    scored: tuple[list[Doc], list[float]] | None = None,
+) -> dict[str, Any]:
     """Figures of the zero-shot score, the rules and the cross-validated model (``scored``: ``scored_docs``
     output, if known)."""
     from harvester.classify import zero_shot
@@ -149,26 +156,38 @@ def evaluate(records: Sequence[LabelledRecord], *, budget: int | None = None, fo
     budget = default_budget(n) if budget is None else max(1, min(budget, n))
     docs, rules = scored or scored_docs(records, today)
     out: dict[str, Any] = {
-        "n": n, "n_relevant": n_rel, "budget": budget,
+        "n": n,
+        "n_relevant": n_rel,
+        "budget": budget,
         "languages": dict(Counter(r.lang for r in records).most_common()),
         "rankers": {
-            "zero_shot": _breakdown(records, zero_shot_scores(docs), budget,
-                                    how=zero_shot.calibration().explain()),
+            "zero_shot": _breakdown(records, zero_shot_scores(docs), budget, how=zero_shot.calibration().explain()),
             "rules": _breakdown(records, rules, budget, how="criteria.overall: weighted criteria (a)-(d)"),
         },
     }
     if min(n_rel, n - n_rel) >= 2:
         k = min(folds, n_rel, n - n_rel)
-        out["rankers"]["model"] = _breakdown(records, cross_validated(docs, labels, k, seed), budget, folds=k,
-                                             how=f"learned re-ranker, {k}-fold cross-validated")
+        out["rankers"]["model"] = _breakdown(
+            records,
+            cross_validated(docs, labels, k, seed),
+            budget,
+            folds=k,
+            how=f"learned re-ranker, {k}-fold cross-validated",
+        )
     else:
         out["model_skipped"] = "cross-validation needs at least 2 relevant and 2 irrelevant records"
     return out
 
 
-def simulate_records(records: Sequence[LabelledRecord], *, step: int = 10, seed: int = 0,
-                     today: date | None = None, progress: Callable[[int, int], None] | None = None,
-                     docs: list[Doc] | None = None) -> Simulation:
+def simulate_records(
+    records: Sequence[LabelledRecord],
+    *,
+    step: int = 10,
+    seed: int = 0,
+    today: date | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    docs: list[Doc] | None = None,
+) -> Simulation:
     docs = docs if docs is not None else scored_docs(records, today)[0]
     try:
         return simulate(docs, [r.label for r in records], step=step, seed=seed, progress=progress)
@@ -176,16 +195,30 @@ def simulate_records(records: Sequence[LabelledRecord], *, step: int = 10, seed:
         raise LabelledSetError(str(exc)) from None
 
 
-def simulate_seeds(records: Sequence[LabelledRecord], *, seeds: int = 1, step: int = 10, seed: int = 0,
-                   today: date | None = None, progress: Callable[[int, int], None] | None = None,
-                   docs: list[Doc] | None = None) -> dict[str, Any]:
+def simulate_seeds(
+    records: Sequence[LabelledRecord],
+    *,
+    seeds: int = 1,
+    step: int = 10,
+    seed: int = 0,
+    today: date | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    docs: list[Doc] | None = None,
+) -> dict[str, Any]:
     """``seeds`` replays from different starting labels (seeds ``seed`` .. ``seed + seeds - 1``): the
     median replay's figures and curve, with ``wss_95`` the median and ``wss_95_range`` [min, max]."""
     docs = docs if docs is not None else scored_docs(records, today)[0]
-    runs = [simulate_records(records, step=step, seed=s, docs=docs, progress=progress).as_dict()
-            for s in range(seed, seed + max(1, seeds))]
+    runs = [
+        simulate_records(records, step=step, seed=s, docs=docs, progress=progress).as_dict()
+        for s in range(seed, seed + max(1, seeds))
+    ]
     values = [r["wss_95"] for r in runs]
     median = statistics.median(values)
     closest = min(runs, key=lambda r: abs(r["wss_95"] - median))
-    return {**closest, "seeds": [r for r in range(seed, seed + len(runs))], "wss_95": median,
-            "wss_95_range": [min(values), max(values)], "wss_95_runs": values}
+    return {
+        **closest,
+        "seeds": [r for r in range(seed, seed + len(runs))],
+        "wss_95": median,
+        "wss_95_range": [min(values), max(values)],
+        "wss_95_runs": values,
+    }

@@ -31,7 +31,7 @@ class Hit:
 
     @property
     def text(self) -> str:
-        return self.source[self.start:self.end]
+        return self.source[self.start : self.end]
 
     @property
     def strength(self) -> float:
@@ -112,5 +112,13 @@ def pick(hits: list[Hit], bucket: Callable[[Hit], str], limit: int = MAX_EVIDENC
 
 
 def to_evidence(h: Hit, criterion: str, kind: str = "term") -> Evidence:
-    return Evidence(criterion=criterion, kind=kind, text=h.text, start=h.start, end=h.end, field=h.field,
-                    detail=sentence_around(h.source, h.start, h.end), label=h.label)
+    return Evidence(
+        criterion=criterion,
+        kind=kind,
+        text=h.text,
+        start=h.start,
+        end=h.end,
+        field=h.field,
+        detail=sentence_around(h.source, h.start, h.end),
+        label=h.label,
+    )

@@ -21,8 +21,16 @@ ALL_TERMS = ("support_type", "cbd_relevance", "active", "international", "organi
 MAX_LIST_ITEMS = 200
 MAX_EXTRA_KEYS = 50
 
-_FACTORS = {"title": 2.0, "summary": 1.25, "text": 1.0, "keywords": 1.5, "extra": 1.5, "regions": 1.5,
-            "organisations": 1.5, "countries": 2.0}
+_FACTORS = {
+    "title": 2.0,
+    "summary": 1.25,
+    "text": 1.0,
+    "keywords": 1.5,
+    "extra": 1.5,
+    "regions": 1.5,
+    "organisations": 1.5,
+    "countries": 2.0,
+}
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,7 @@ def field_text(doc: ClassifierInput, name: str) -> str | None:
     base, idx = m.group("base"), m.group("i")
     if base.startswith("extra."):
         extra = getattr(doc, "extra", None)
-        value = extra.get(base[len("extra."):]) if isinstance(extra, dict) else None
+        value = extra.get(base[len("extra.") :]) if isinstance(extra, dict) else None
     else:
         value = getattr(doc, base, None)
     if idx is not None:

@@ -90,8 +90,12 @@ def fold(text: str) -> tuple[str, list[int] | None]:
     ``index`` is ``None`` when folding kept every character in place (ASCII text without leading
     whitespace, runs of whitespace or dashes), meaning offsets are the same in both strings.
     """
-    if (text.isascii() and not text.startswith(_SPACE) and "  " not in text
-            and not any(c in text for c in "-`\t\n\r\x0b\x0c")):
+    if (
+        text.isascii()
+        and not text.startswith(_SPACE)
+        and "  " not in text
+        and not any(c in text for c in "-`\t\n\r\x0b\x0c")
+    ):
         return text.lower(), None
     if _DROPPED in text:
         return _fold_by_character(text)

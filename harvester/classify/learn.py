@@ -43,11 +43,21 @@ class Doc:
     embedding: np.ndarray | None = field(default=None, compare=False, repr=False)  # unit vector or None
 
 
-def model_text(title: str | None = None, summary: str | None = None, text: str | None = None,
-               keywords: Iterable[str] = (), organisations: Iterable[str] = ()) -> str:
+def model_text(
+    title: str | None = None,
+    summary: str | None = None,
+    text: str | None = None,
+    keywords: Iterable[str] = (),
+    organisations: Iterable[str] = (),
+) -> str:
     """Title, keywords, organisations, summary and text, at most MAX_TEXT_CHARS characters."""
-    parts = [title or "", " ; ".join(k for k in keywords if isinstance(k, str)),
-             " ; ".join(o for o in organisations if isinstance(o, str)), summary or "", text or ""]
+    parts = [
+        title or "",
+        " ; ".join(k for k in keywords if isinstance(k, str)),
+        " ; ".join(o for o in organisations if isinstance(o, str)),
+        summary or "",
+        text or "",
+    ]
     return "\n".join(p for p in parts if p)[:MAX_TEXT_CHARS]
 
 
@@ -77,15 +87,27 @@ class Featurizer:
     """Hashed char n-gram TF-IDF + weighted rule scores + weighted embedding. ``fit`` learns only the
     IDF weights."""
 
-    def __init__(self, n_features: int = N_FEATURES, ngrams: tuple[int, int] = NGRAMS,
-                 rule_weight: float = RULE_WEIGHT, embedding_weight: float = EMBEDDING_WEIGHT) -> None:
+    def __init__(
+        self,
+        n_features: int = N_FEATURES,
+        ngrams: tuple[int, int] = NGRAMS,
+        rule_weight: float = RULE_WEIGHT,
+        embedding_weight: float = EMBEDDING_WEIGHT,
+    ) -> None:
         from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 
         self.rule_weight = rule_weight
         self.embedding_weight = embedding_weight
-        self.hasher = HashingVectorizer(analyzer="char_wb", ngram_range=ngrams, n_features=n_features,
-                                        alternate_sign=False, norm=None, lowercase=True,
-                                        strip_accents="unicode", dtype=np.float32)
+        self.hasher = HashingVectorizer(
+            analyzer="char_wb",
+            ngram_range=ngrams,
+            n_features=n_features,
+            alternate_sign=False,
+            norm=None,
+            lowercase=True,
+            strip_accents="unicode",
+            dtype=np.float32,
+        )
         self.tfidf = TfidfTransformer(sublinear_tf=True)
 
     def hashed(self, docs: Sequence[Doc]) -> sparse.csr_matrix:
@@ -98,8 +120,9 @@ class Featurizer:
 
     def transform(self, docs: Sequence[Doc], hashed: sparse.csr_matrix | None = None) -> sparse.csr_matrix:
         text = self.tfidf.transform(self.hashed(docs) if hashed is None else hashed)
-        rules = sparse.csr_matrix(np.array([d.rules for d in docs], dtype=np.float32).reshape(len(docs), -1)
-                                  * self.rule_weight)
+        rules = sparse.csr_matrix(
+            np.array([d.rules for d in docs], dtype=np.float32).reshape(len(docs), -1) * self.rule_weight
+        )
         blocks = [text, rules]
         if self.weight_of_embedding:
             blocks.append(sparse.csr_matrix(_embeddings(docs) * self.weight_of_embedding))
@@ -115,8 +138,9 @@ def _classifier(c: float = C) -> Any:
     from sklearn.linear_model import LogisticRegression
 
     # liblinear's dual solver: far fewer samples than hashed features, so ~20x faster than the primal
-    return LogisticRegression(C=c, class_weight="balanced", solver="liblinear", dual=True, max_iter=1000,
-                              random_state=SEED)
+    return LogisticRegression(
+        C=c, class_weight="balanced", solver="liblinear", dual=True, max_iter=1000, random_state=SEED
+    )
 
 
 @dataclass
@@ -129,8 +153,9 @@ class RelevanceModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def train(cls, docs: Sequence[Doc], labels: Sequence[int], c: float = C,
-              hashed: sparse.csr_matrix | None = None) -> RelevanceModel:
+    def train(
+        cls, docs: Sequence[Doc], labels: Sequence[int], c: float = C, hashed: sparse.csr_matrix | None = None
+    ) -> RelevanceModel:
         y = np.asarray(labels, dtype=int)
         if len(set(y.tolist())) < 2:
             raise ValueError("training needs both relevant and irrelevant examples")
@@ -150,10 +175,13 @@ class RelevanceModel:
         width = text.shape[1]
         rules = np.array([d.rules for d in docs], dtype=np.float64).reshape(len(docs), -1)
         n_rules = rules.shape[1]
-        z = text @ coef[:width] + (rules * self.featurizer.rule_weight) @ coef[width:width + n_rules] \
+        z = (
+            text @ coef[:width]
+            + (rules * self.featurizer.rule_weight) @ coef[width : width + n_rules]
             + self.classifier.intercept_[0]
+        )
         if self.featurizer.weight_of_embedding:
-            z = z + (_embeddings(docs) * self.featurizer.weight_of_embedding) @ coef[width + n_rules:]
+            z = z + (_embeddings(docs) * self.featurizer.weight_of_embedding) @ coef[width + n_rules :]
         return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64).ravel()))
 
     def dumps(self) -> bytes:
@@ -177,6 +205,7 @@ class RelevanceModel:
 
 # ---- figures -------------------------------------------------------------------------------------
 
+
 def ranked(scores: Sequence[float], seed: int = SEED) -> np.ndarray:
     """Indices by descending score; ties in a seeded random order (never the file's: a labelled set
     sorted by label would otherwise flatter a ranker that gives many records the same score)."""
@@ -190,7 +219,7 @@ def recall_at(labels: Sequence[int], scores: Sequence[float], budget: int) -> fl
     y = np.asarray(labels, dtype=int)
     if y.sum() == 0:
         return None
-    return float(y[ranked(scores)][:max(budget, 0)].sum() / y.sum())
+    return float(y[ranked(scores)][: max(budget, 0)].sum() / y.sum())
 
 
 def screened_for(labels: Sequence[int], scores: Sequence[float], recall: float = 0.95) -> int | None:
@@ -257,6 +286,7 @@ def cross_validated(docs: Sequence[Doc], labels: Sequence[int], folds: int = 5, 
 
 # ---- active-learning simulation ----------------------------------------------------------------------
 
+
 @dataclass
 class Simulation:
     """One replay: ``curve`` holds (records screened, recall) after every batch."""
@@ -272,15 +302,29 @@ class Simulation:
     wss_100: float | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "n_relevant": self.n_relevant, "step": self.step, "prior": self.prior,
-                "screened_for_95": self.screened_for_95, "wss_95": self.wss_95,
-                "screened_for_100": self.screened_for_100, "wss_100": self.wss_100,
-                "recall_curve": [[n, round(r, 4)] for n, r in self.curve]}
+        return {
+            "n": self.n,
+            "n_relevant": self.n_relevant,
+            "step": self.step,
+            "prior": self.prior,
+            "screened_for_95": self.screened_for_95,
+            "wss_95": self.wss_95,
+            "screened_for_100": self.screened_for_100,
+            "wss_100": self.wss_100,
+            "recall_curve": [[n, round(r, 4)] for n, r in self.curve],
+        }
 
 
-def simulate(docs: Sequence[Doc], labels: Sequence[int], *, step: int = 10, n_prior_relevant: int = 1,
-             n_prior_irrelevant: int = 1, seed: int = SEED,
-             progress: Callable[[int, int], None] | None = None) -> Simulation:
+def simulate(
+    docs: Sequence[Doc],
+    labels: Sequence[int],
+    *,
+    step: int = 10,
+    n_prior_relevant: int = 1,
+    n_prior_irrelevant: int = 1,
+    seed: int = SEED,
+    progress: Callable[[int, int], None] | None = None,
+) -> Simulation:
     """Replay screening with active learning, as ASReview's simulate does.
 
     Start from ``n_prior_relevant`` relevant and ``n_prior_irrelevant`` irrelevant records drawn
@@ -316,6 +360,14 @@ def simulate(docs: Sequence[Doc], labels: Sequence[int], *, step: int = 10, n_pr
     found = np.cumsum(y[order])
     n95 = int(np.argmax(found >= 0.95 * n_rel - 1e-9)) + 1
     n100 = int(np.argmax(found >= n_rel)) + 1
-    return Simulation(n=n, n_relevant=n_rel, step=step, prior=prior, curve=curve,
-                      screened_for_95=n95, wss_95=(n - n95) / n - 0.05,
-                      screened_for_100=n100, wss_100=(n - n100) / n)
+    return Simulation(
+        n=n,
+        n_relevant=n_rel,
+        step=step,
+        prior=prior,
+        curve=curve,
+        screened_for_95=n95,
+        wss_95=(n - n95) / n - 0.05,
+        screened_for_100=n100,
+        wss_100=(n - n100) / n,
+    )

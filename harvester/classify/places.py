@@ -56,8 +56,8 @@ def _cities(ft: FoldedText, languages: tuple[str, ...]) -> list[Match]:
 
 def _quoted(text: str, start: int, end: int) -> bool:
     """A name standing alone in quotes is something else's name (a highway M-1 "Беларусь", a ship, a firm)."""
-    before = text[start - 1:start] if start else ""
-    return bool(before) and before in QUOTES and text[end:end + 1] in QUOTES
+    before = text[start - 1 : start] if start else ""
+    return bool(before) and before in QUOTES and text[end : end + 1] in QUOTES
 
 
 def countries_in_text(title: str | None, text: str | None, language: str | None) -> list[CountryMention]:
@@ -70,8 +70,10 @@ def countries_in_text(title: str | None, text: str | None, language: str | None)
         if not part:
             continue
         ft = FoldedText(part)
-        for matches, into, share in ((country_names.find_countries(ft, languages), found, 1.0),
-                                     (_cities(ft, languages), cities, CITY_SHARE)):
+        for matches, into, share in (
+            (country_names.find_countries(ft, languages), found, 1.0),
+            (_cities(ft, languages), cities, CITY_SHARE),
+        ):
             for m in sorted(matches, key=lambda m: m.start):
                 if _quoted(ft.text, m.start, m.end):
                     continue
@@ -79,7 +81,7 @@ def countries_in_text(title: str | None, text: str | None, language: str | None)
                 mention = into.setdefault(code, CountryMention(code, first=position + m.start))
                 lead = weight == 1.0 and m.start < LEAD_CHARS
                 mention.salience += share * (LEAD_WEIGHT if lead else weight)
-                name = ft.text[m.start:m.end].strip()
+                name = ft.text[m.start : m.end].strip()
                 if name and name not in mention.names:
                     mention.names.append(name)
         position += len(part) + 1

@@ -31,8 +31,9 @@ from harvester.classify.audit import RecallAudit
 from harvester.classify.learn import Doc, RelevanceModel
 
 METHOD = "yield curve"
-DESCRIPTION = ("logistic fit of the accept rate against screening position, summed over the pending "
-               "candidates; 95% interval")
+DESCRIPTION = (
+    "logistic fit of the accept rate against screening position, summed over the pending candidates; 95% interval"
+)
 HEURISTIC = "since last accept"
 HEURISTIC_TEXT = "decisions since the last accept; stop after max(50, 5% of the records) in a row"
 MIN_DECISIONS = 20
@@ -60,16 +61,25 @@ class RemainingEstimate:
     def describe(self) -> str:
         if self.expected is None:
             return f"no estimate yet: {self.why_not}"
-        return (f"about {self.expected:.0f} relevant left in {self.pool} pending "
-                f"(95% interval {self.low:.0f} to {self.high:.0f})")
+        return (
+            f"about {self.expected:.0f} relevant left in {self.pool} pending "
+            f"(95% interval {self.low:.0f} to {self.high:.0f})"
+        )
 
     def as_dict(self) -> dict[str, object]:
         def rnd(v: float | None) -> float | None:
             return None if v is None else round(v, 2)
 
-        return {"method": self.method, "description": self.description, "pool": self.pool,
-                "decided": self.decided, "expected": rnd(self.expected), "low": rnd(self.low),
-                "high": rnd(self.high), "why_not": self.why_not or None}
+        return {
+            "method": self.method,
+            "description": self.description,
+            "pool": self.pool,
+            "decided": self.decided,
+            "expected": rnd(self.expected),
+            "low": rnd(self.low),
+            "high": rnd(self.high),
+            "why_not": self.why_not or None,
+        }
 
 
 @dataclass(frozen=True)
@@ -152,15 +162,18 @@ def estimate_remaining(labels_in_order: Sequence[int], pool: int, *, seed: int =
         ahead, weight = (n + (np.arange(GRID) + 0.5) * pool / GRID) / total, pool / GRID
     draws = np.random.default_rng(seed).multivariate_normal(theta, cov, size=DRAWS)
     p_draws = 1 / (1 + np.exp(-(draws[:, :1] + draws[:, 1:] * ahead[None, :])))
-    sums = weight * p_draws.sum(axis=1) + np.sqrt(weight * (p_draws * (1 - p_draws)).sum(axis=1)) * \
-        np.random.default_rng(seed + 1).standard_normal(DRAWS)
+    sums = weight * p_draws.sum(axis=1) + np.sqrt(
+        weight * (p_draws * (1 - p_draws)).sum(axis=1)
+    ) * np.random.default_rng(seed + 1).standard_normal(DRAWS)
     p = 1 / (1 + np.exp(-(theta[0] + theta[1] * ahead)))
     low, high = np.percentile(sums, [2.5, 97.5])
-    return RemainingEstimate(**base, expected=float(weight * p.sum()), low=float(np.clip(low, 0, pool)),
-                             high=float(np.clip(high, 0, pool)))
+    return RemainingEstimate(
+        **base, expected=float(weight * p.sum()), low=float(np.clip(low, 0, pool)), high=float(np.clip(high, 0, pool))
+    )
 
 
 # ---- checking the estimate on a replayed screening ---------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ReplayPoint:
@@ -194,8 +207,9 @@ def screening_order(docs: Sequence[Doc], labels: Sequence[int], *, step: int = 1
     while not read.all():
         idx, unread = np.flatnonzero(read), np.flatnonzero(~read)
         model = RelevanceModel.train([docs[i] for i in idx], y[idx], hashed=hashed[idx])
-        proba = model.classifier.predict_proba(model.featurizer.transform([docs[i] for i in unread],
-                                                                          hashed[unread]))[:, 1]
+        proba = model.classifier.predict_proba(model.featurizer.transform([docs[i] for i in unread], hashed[unread]))[
+            :, 1
+        ]
         pick = unread[np.argsort(-proba, kind="stable")[:step]]
         read[pick] = True
         order.extend(int(i) for i in pick)
@@ -205,5 +219,8 @@ def screening_order(docs: Sequence[Doc], labels: Sequence[int], *, step: int = 1
 def replay(labels: Sequence[int], order: Sequence[int], checkpoints: Sequence[int]) -> list[ReplayPoint]:
     """At each checkpoint (records screened, in ``order``), the estimate for the unscreened rest and the truth."""
     seq = [int(labels[i]) for i in order]
-    return [ReplayPoint(k, sum(seq[:k]), sum(seq[k:]), estimate_remaining(seq[:k], len(seq) - k))
-            for k in checkpoints if 0 < k <= len(seq)]
+    return [
+        ReplayPoint(k, sum(seq[:k]), sum(seq[k:]), estimate_remaining(seq[:k], len(seq) - k))
+        for k in checkpoints
+        if 0 < k <= len(seq)
+    ]

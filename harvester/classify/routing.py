@@ -41,20 +41,28 @@ class Thresholds:
 
     def triage(self, score: float | None) -> str:
         s = score or 0.0
-        return INCLUDE if s >= max(self.include_from, self.exclude_below) else \
-            POSTPONE if s >= self.exclude_below else EXCLUDE
+        return (
+            INCLUDE
+            if s >= max(self.include_from, self.exclude_below)
+            else POSTPONE
+            if s >= self.exclude_below
+            else EXCLUDE
+        )
 
     def as_dict(self) -> dict[str, float | str]:
-        return {"recall_target": self.recall_target, "exclude_below": self.exclude_below,
-                "include_from": self.include_from, "source": self.source}
+        return {
+            "recall_target": self.recall_target,
+            "exclude_below": self.exclude_below,
+            "include_from": self.include_from,
+            "source": self.source,
+        }
 
 
 def recall_threshold(recall_target: float, relevant_percentiles: list[float]) -> float:
     """The score above which ``recall_target`` of the calibration set's relevant records lie."""
     if not 0.0 < recall_target < 1.0:
         raise ThresholdError(f"recall target {recall_target!r} is not a number between 0 and 1")
-    return float(np.interp(100.0 * (1.0 - recall_target), np.arange(len(relevant_percentiles)),
-                           relevant_percentiles))
+    return float(np.interp(100.0 * (1.0 - recall_target), np.arange(len(relevant_percentiles)), relevant_percentiles))
 
 
 def thresholds(recall_target: float | None = None, override: float | str | None = None) -> Thresholds:
@@ -67,8 +75,12 @@ def thresholds(recall_target: float | None = None, override: float | str | None 
     raw = os.environ.get(ENV_VAR, "").strip() or override
     if raw is not None and str(raw).strip():
         return Thresholds(target, _fraction(raw), INCLUDE_FROM, ENV_VAR)
-    return Thresholds(target, round(recall_threshold(target, calibration().meta["relevant_percentiles"]), 4),
-                      INCLUDE_FROM, "calibration")
+    return Thresholds(
+        target,
+        round(recall_threshold(target, calibration().meta["relevant_percentiles"]), 4),
+        INCLUDE_FROM,
+        "calibration",
+    )
 
 
 def pending_threshold(override: float | str | None = None) -> float:

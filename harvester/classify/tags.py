@@ -33,8 +33,9 @@ def _add(out: dict[str, list[str]], mapping: Any) -> None:
                 out[key].append(ident)
 
 
-def chm_tags(support_types: list[str], topics: list[str], technology_transfer: bool,
-             countries: list[str]) -> dict[str, list[str]]:
+def chm_tags(
+    support_types: list[str], topics: list[str], technology_transfer: bool, countries: list[str]
+) -> dict[str, list[str]]:
     data = load_data("chm_tags")
     out: dict[str, list[str]] = {key: [] for key in TAG_KEYS}
     if technology_transfer:

@@ -30,7 +30,11 @@ from harvester.classify.matching import Matcher
 
 VOCAB_DIR = Path(__file__).resolve().parent / "vocab"
 SUPPORT_TYPES = (
-    "needs_assessment", "capacity_building", "workshops", "information_dissemination", "other_implementation",
+    "needs_assessment",
+    "capacity_building",
+    "workshops",
+    "information_dissemination",
+    "other_implementation",
 )
 REFERENCE_LANGUAGE = "en"
 _NOT_LANGUAGES = {"countries", "chm_tags", "places"}
@@ -84,7 +88,7 @@ def parse_entry(entry: Any) -> tuple[str, float]:
     if isinstance(entry, str):
         term, weight = entry, 1.0
     elif isinstance(entry, dict) and len(entry) == 1:
-        (term, weight), = entry.items()
+        ((term, weight),) = entry.items()
     else:
         raise ValueError(f"bad vocabulary entry {entry!r}")
     if not isinstance(term, str) or not term.strip():

@@ -84,8 +84,13 @@ def features(vectors: np.ndarray, cbd_relevance: Sequence[float]) -> np.ndarray:
     """``(n, len(FEATURES))`` for embeddings ``vectors`` and the rules' criterion (b) scores."""
     vectors = np.asarray(vectors, dtype=np.float32).reshape(len(cbd_relevance), -1)
     ex = exemplars()
-    return np.column_stack([_closeness(vectors, ex.relevant), _closeness(vectors, ex.irrelevant),
-                            np.asarray(cbd_relevance, dtype=np.float32)])
+    return np.column_stack(
+        [
+            _closeness(vectors, ex.relevant),
+            _closeness(vectors, ex.irrelevant),
+            np.asarray(cbd_relevance, dtype=np.float32),
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -134,12 +139,18 @@ def score_docs(docs: Sequence[Any]) -> list[float]:
 def describe() -> dict[str, Any]:
     """How the score is formed, for the app and the API."""
     cal = calibration()
-    return {"version": VERSION, "formula": cal.explain(), "features": {
-        "relevant": f"mean of the {TOP_K} best cosine similarities of the record's multilingual embedding "
-                    "to CBD exemplars (six UN languages)",
-        "irrelevant": "the same against exemplars of out-of-scope records (chemicals, energy, infrastructure, ...)",
-        "cbd_relevance": "the rules' criterion (b) score"},
-        "fitted_on": cal.meta.get("fitted_on"), "cross_validated": cal.meta.get("cross_validated")}
+    return {
+        "version": VERSION,
+        "formula": cal.explain(),
+        "features": {
+            "relevant": f"mean of the {TOP_K} best cosine similarities of the record's multilingual embedding "
+            "to CBD exemplars (six UN languages)",
+            "irrelevant": "the same against exemplars of out-of-scope records (chemicals, energy, infrastructure, ...)",
+            "cbd_relevance": "the rules' criterion (b) score",
+        },
+        "fitted_on": cal.meta.get("fitted_on"),
+        "cross_validated": cal.meta.get("cross_validated"),
+    }
 
 
 def score_basis(classifier_version: str | None) -> str:
@@ -149,6 +160,8 @@ def score_basis(classifier_version: str | None) -> str:
     if classifier_version and classifier_version.startswith("rules-"):
         return "rules: criteria (a)-(d) weighted 0.25/0.40/0.15/0.20"
     if classifier_version:
-        return (f"learned re-ranker {classifier_version}: logistic regression on character n-grams, criteria "
-                "(a)-(d) and the embedding, trained on curator decisions")
+        return (
+            f"learned re-ranker {classifier_version}: logistic regression on character n-grams, criteria "
+            "(a)-(d) and the embedding, trained on curator decisions"
+        )
     return "not scored"

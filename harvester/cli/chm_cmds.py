@@ -24,8 +24,12 @@ def _engine() -> Engine:
 
 
 @chm.command("export")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder (default: <data_dir>/chm/export).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (default: <data_dir>/chm/export).",
+)
 @click.option("--candidate", "candidate_ids", type=int, multiple=True, help="Only these candidates.")
 @json_option
 def export_cmd(out_dir: Path | None, candidate_ids: tuple[int, ...], as_json: bool) -> None:
@@ -34,13 +38,16 @@ def export_cmd(out_dir: Path | None, candidate_ids: tuple[int, ...], as_json: bo
     from harvester.settings import get_settings
 
     settings = get_settings()
-    summary = export(_engine(), out_dir or settings.data_dir / "chm" / "export", settings.chm_realm,
-                     list(candidate_ids) or None)
+    summary = export(
+        _engine(), out_dir or settings.data_dir / "chm" / "export", settings.chm_realm, list(candidate_ids) or None
+    )
     if as_json:
         print_json(summary.as_dict())
         return
-    click.echo(f"{summary.documents} valid documents, {summary.invalid} invalid, "
-               f"{summary.planned_calls} planned KM API calls -> {summary.out_dir}")
+    click.echo(
+        f"{summary.documents} valid documents, {summary.invalid} invalid, "
+        f"{summary.planned_calls} planned KM API calls -> {summary.out_dir}"
+    )
     for code, count in sorted(summary.errors.items()):
         click.echo(f"  {code}: {count}")
 
@@ -51,22 +58,31 @@ def export_cmd(out_dir: Path | None, candidate_ids: tuple[int, ...], as_json: bo
 @click.option("--realm", help="CHM realm (default HARVESTER_CHM_REALM, CHM-DEV).")
 @click.option("--candidate", "candidate_ids", type=int, multiple=True, help="Only these candidates.")
 @json_option
-def push_cmd(production: bool, base_url: str | None, realm: str | None, candidate_ids: tuple[int, ...],
-             as_json: bool) -> None:
+def push_cmd(
+    production: bool, base_url: str | None, realm: str | None, candidate_ids: tuple[int, ...], as_json: bool
+) -> None:
     """Submit accepted candidates: validate, save drafts, request publication, poll open requests."""
     from harvester.chm.push import ChmConfigError, push
     from harvester.settings import get_settings
 
     try:
-        summary = push(_engine(), get_settings(), production=production, base_url=base_url, realm=realm,
-                       candidate_ids=list(candidate_ids) or None)
+        summary = push(
+            _engine(),
+            get_settings(),
+            production=production,
+            base_url=base_url,
+            realm=realm,
+            candidate_ids=list(candidate_ids) or None,
+        )
     except ChmConfigError as exc:
         raise click.UsageError(str(exc)) from None
     if as_json:
         print_json(summary.as_dict())
     else:
-        click.echo(f"{summary.target.base_url} realm {summary.target.realm}: {summary.calls} calls; "
-                   + ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items())))
+        click.echo(
+            f"{summary.target.base_url} realm {summary.target.realm}: {summary.calls} calls; "
+            + ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items()))
+        )
         for problem in summary.problems:
             kind = "permanent" if problem["permanent"] else "will retry"
             click.echo(f"  candidate {problem['candidate']}: {problem['error']} ({kind})", err=True)
@@ -84,23 +100,43 @@ def status_cmd(realm: str | None, as_json: bool) -> None:
 
     engine = _engine()
     with transaction(engine) as session:
-        rows = [{"candidate": r.candidate_id, "realm": r.realm, "schema": r.schema, "identifier": r.identifier,
-                 "status": r.status, "attempts": r.attempts, "workflow": r.workflow_id, "error": r.error,
-                 "requested": r.requested_action} for r in all_submissions(session, realm)]
+        rows = [
+            {
+                "candidate": r.candidate_id,
+                "realm": r.realm,
+                "schema": r.schema,
+                "identifier": r.identifier,
+                "status": r.status,
+                "attempts": r.attempts,
+                "workflow": r.workflow_id,
+                "error": r.error,
+                "requested": r.requested_action,
+            }
+            for r in all_submissions(session, realm)
+        ]
     if as_json:
         print_json(rows)
     else:
-        print_table(["candidate", "realm", "status", "attempts", "identifier", "error"],
-                    [[r["candidate"], r["realm"], r["status"], r["attempts"], r["identifier"], r["error"]]
-                     for r in rows])
+        print_table(
+            ["candidate", "realm", "status", "attempts", "identifier", "error"],
+            [[r["candidate"], r["realm"], r["status"], r["attempts"], r["identifier"], r["error"]] for r in rows],
+        )
 
 
 @chm.command("curate")
 @click.argument("candidate_id", type=int)
-@click.option("--schema", type=click.Choice(["resource", "capacityBuildingInitiative", "organization"]),
-              default="resource", show_default=True)
-@click.option("--data", "data_file", type=click.File("r", encoding="utf-8"),
-              help="JSON object of CHM fields merged over the mapped document (the extra mandatory data).")
+@click.option(
+    "--schema",
+    type=click.Choice(["resource", "capacityBuildingInitiative", "organization"]),
+    default="resource",
+    show_default=True,
+)
+@click.option(
+    "--data",
+    "data_file",
+    type=click.File("r", encoding="utf-8"),
+    help="JSON object of CHM fields merged over the mapped document (the extra mandatory data).",
+)
 @click.option("--as", "actor", default="cli", show_default=True, help="Curator name for the record.")
 def curate_cmd(candidate_id: int, schema: str, data_file: click.utils.LazyFile | None, actor: str) -> None:
     """Choose a candidate's CHM schema and supply CHM field values; prints the local validation."""

@@ -58,8 +58,13 @@ def classify() -> None:
 
 
 @classify.command()
-@click.option("--min-decisions", type=click.IntRange(2), default=20, show_default=True,
-              help="Refuse to train with fewer accept/reject decisions.")
+@click.option(
+    "--min-decisions",
+    type=click.IntRange(2),
+    default=20,
+    show_default=True,
+    help="Refuse to train with fewer accept/reject decisions.",
+)
 @json_option
 @one_line_errors
 def retrain(min_decisions: int, as_json: bool) -> None:
@@ -71,21 +76,32 @@ def retrain(min_decisions: int, as_json: bool) -> None:
     from storage.model_store import retrain as train
 
     row = train(min_decisions=min_decisions)
-    data = {"version": row.version, "kind": row.kind, "n_train": row.n_train, "metrics": row.metrics,
-            "library": row.library_version}
+    data = {
+        "version": row.version,
+        "kind": row.kind,
+        "n_train": row.n_train,
+        "metrics": row.metrics,
+        "library": row.library_version,
+    }
     if as_json:
         print_json(data)
         return
     m = data["metrics"]
-    click.echo(f"model {data['version']} trained on {data['n_train']} decisions "
-               f"({m['n_accepted']} accepted, {m['n_rejected']} rejected; {m['cv_folds']}-fold cross-validation):")
+    click.echo(
+        f"model {data['version']} trained on {data['n_train']} decisions "
+        f"({m['n_accepted']} accepted, {m['n_rejected']} rejected; {m['cv_folds']}-fold cross-validation):"
+    )
     _figures_table({"model": {"all": m["model"]}, "rules": {"all": m["rules"]}})
     click.echo("run `harvester classify rescore` to re-rank the queue with it; new crawls use it already")
 
 
 @classify.command()
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-              help="Pending at or above this score, filtered below [default: derived for HARVESTER_RECALL_TARGET].")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Pending at or above this score, filtered below [default: derived for HARVESTER_RECALL_TARGET].",
+)
 @json_option
 @one_line_errors
 def rescore(threshold: float | None, as_json: bool) -> None:
@@ -102,16 +118,22 @@ def rescore(threshold: float | None, as_json: bool) -> None:
     if as_json:
         print_json(report.as_dict())
         return
-    click.echo(f"rescored {report.scored} candidates with {report.version} (threshold {report.threshold}): "
-               f"{report.to_pending} moved to pending, {report.to_filtered} to filtered, "
-               f"{report.kept_by_curator} kept where a curator put them")
+    click.echo(
+        f"rescored {report.scored} candidates with {report.version} (threshold {report.threshold}): "
+        f"{report.to_pending} moved to pending, {report.to_filtered} to filtered, "
+        f"{report.kept_by_curator} kept where a curator put them"
+    )
     print_table(["status", "candidates"], sorted(report.by_status.items()))
 
 
 @classify.command()
 @click.option("--source", "source_id", default=None, help="Only this source's candidates.")
-@click.option("--recall-target", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
-              help="Show the triage thresholds for this recall target [default: HARVESTER_RECALL_TARGET].")
+@click.option(
+    "--recall-target",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Show the triage thresholds for this recall target [default: HARVESTER_RECALL_TARGET].",
+)
 @json_option
 @one_line_errors
 def audit(source_id: str | None, recall_target: float | None, as_json: bool) -> None:
@@ -130,8 +152,10 @@ def audit(source_id: str | None, recall_target: float | None, as_json: bool) -> 
         return
     t = data["triage"]
     click.echo(f"score: {data['score']['formula']}")
-    click.echo(f"triage for recall {t['recall_target']:.0%} ({t['source']}): include at {t['include_from']:.2f} or "
-               f"more, postpone from {t['exclude_below']:.4f}, exclude below")
+    click.echo(
+        f"triage for recall {t['recall_target']:.0%} ({t['source']}): include at {t['include_from']:.2f} or "
+        f"more, postpone from {t['exclude_below']:.4f}, exclude below"
+    )
     click.echo(report.sentence())
 
 
@@ -146,9 +170,11 @@ def dedupe(as_json: bool) -> None:
     if as_json:
         print_json(report.as_dict())
         return
-    click.echo(f"{report.candidates} candidates: {report.clustered} in {report.clusters} near-duplicate clusters "
-               f"({report.cross_source} across sources, largest {report.largest}); "
-               f"{report.changed} cluster assignments changed")
+    click.echo(
+        f"{report.candidates} candidates: {report.clustered} in {report.clusters} near-duplicate clusters "
+        f"({report.cross_source} across sources, largest {report.largest}); "
+        f"{report.changed} cluster assignments changed"
+    )
 
 
 @classify.command()
@@ -159,37 +185,87 @@ def models(as_json: bool) -> None:
     from storage.model_store import list_models
 
     with session_factory()() as session:
-        data = [{"version": r.version, "created_at": r.created_at, "n_train": r.n_train, "kind": r.kind,
-                 "library": r.library_version, "metrics": r.metrics} for r in list_models(session)]
+        data = [
+            {
+                "version": r.version,
+                "created_at": r.created_at,
+                "n_train": r.n_train,
+                "kind": r.kind,
+                "library": r.library_version,
+                "metrics": r.metrics,
+            }
+            for r in list_models(session)
+        ]
     if as_json:
         print_json(data)
         return
-    print_table(["version", "created", "n_train", "cv ROC AUC", "cv WSS@95", "rules ROC AUC"],
-                [[d["version"], str(d["created_at"])[:19], d["n_train"], _fmt(d["metrics"]["model"]["roc_auc"]),
-                  _fmt(d["metrics"]["model"]["wss_95"]), _fmt(d["metrics"]["rules"]["roc_auc"])] for d in data])
+    print_table(
+        ["version", "created", "n_train", "cv ROC AUC", "cv WSS@95", "rules ROC AUC"],
+        [
+            [
+                d["version"],
+                str(d["created_at"])[:19],
+                d["n_train"],
+                _fmt(d["metrics"]["model"]["roc_auc"]),
+                _fmt(d["metrics"]["model"]["wss_95"]),
+                _fmt(d["metrics"]["rules"]["roc_auc"]),
+            ]
+            for d in data
+        ],
+    )
 
 
 @classify.command("eval")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
-@click.option("--criteria", "criteria_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Instead: per criterion, precision, recall and ROC AUC of its score against the labels in this "
-              "JSON Lines file (python -m bench.build_criteria_set builds one from the UNFCCC CIP file).")
-@click.option("--budget", type=click.IntRange(1), default=None,
-              help="Review budget N for recall@N [default: 10% of the records].")
-@click.option("--simulate", is_flag=True,
-              help="Also replay active learning (ASReview-style) and report its recall curve.")
-@click.option("--step", type=click.IntRange(1), default=10, show_default=True,
-              help="Simulation: retrain after this many decisions.")
+@click.option(
+    "--criteria",
+    "criteria_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Instead: per criterion, precision, recall and ROC AUC of its score against the labels in this "
+    "JSON Lines file (python -m bench.build_criteria_set builds one from the UNFCCC CIP file).",
+)
+@click.option(
+    "--budget", type=click.IntRange(1), default=None, help="Review budget N for recall@N [default: 10% of the records]."
+)
+@click.option(
+    "--simulate", is_flag=True, help="Also replay active learning (ASReview-style) and report its recall curve."
+)
+@click.option(
+    "--step",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="Simulation: retrain after this many decisions.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for folds and the simulation's start.")
-@click.option("--seeds", type=click.IntRange(1), default=1, show_default=True,
-              help="With --simulate: replay from this many seeded starts; report the median and range of WSS@95.")
+@click.option(
+    "--seeds",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="With --simulate: replay from this many seeded starts; report the median and range of WSS@95.",
+)
 @click.option("--folds", type=click.IntRange(2), default=5, show_default=True, help="Cross-validation folds.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), callback=chart_path,
-              help="With --simulate: draw the recall curve and the random-screening line into this .svg or .png.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=chart_path,
+    help="With --simulate: draw the recall curve and the random-screening line into this .svg or .png.",
+)
 @json_option
 @one_line_errors
-def eval_cmd(file: Path | None, criteria_file: Path | None, budget: int | None, simulate: bool, step: int,
-             seed: int, seeds: int, folds: int, plot: Path | None, as_json: bool) -> None:
+def eval_cmd(
+    file: Path | None,
+    criteria_file: Path | None,
+    budget: int | None,
+    simulate: bool,
+    step: int,
+    seed: int,
+    seeds: int,
+    folds: int,
+    plot: Path | None,
+    as_json: bool,
+) -> None:
     """Score the zero-shot score, the rules and the learned model on a labelled JSON Lines FILE.
 
     Each line: {"id", "title", "text", "url"?, "label": 0|1, "lang"?}. Prints ROC AUC, average
@@ -212,8 +288,9 @@ def eval_cmd(file: Path | None, criteria_file: Path | None, budget: int | None, 
     scored = scored_docs(records)
     result = evaluate(records, budget=budget, folds=folds, seed=seed, scored=scored)
     if simulate:
-        result["simulation"] = simulate_seeds(records, seeds=seeds, step=step, seed=seed, docs=scored[0],
-                                              progress=_progress("simulating"))
+        result["simulation"] = simulate_seeds(
+            records, seeds=seeds, step=step, seed=seed, docs=scored[0], progress=_progress("simulating")
+        )
         if plot is not None:
             from harvester.charts.curves import simulation_chart, write_chart
 
@@ -223,8 +300,10 @@ def eval_cmd(file: Path | None, criteria_file: Path | None, budget: int | None, 
         print_json(result)
         return
     langs = ", ".join(f"{lang} {n}" for lang, n in result["languages"].items())
-    click.echo(f"{file}: {result['n']} records, {result['n_relevant']} relevant "
-               f"({result['n_relevant'] / result['n']:.1%}); languages: {langs}")
+    click.echo(
+        f"{file}: {result['n']} records, {result['n_relevant']} relevant "
+        f"({result['n_relevant'] / result['n']:.1%}); languages: {langs}"
+    )
     _figures_table(result["rankers"])
     if "model_skipped" in result:
         click.echo(f"model not evaluated: {result['model_skipped']}")
@@ -241,9 +320,13 @@ def criteria_report(path: Path, as_json: bool) -> None:
         print_json(result)
         return
     click.echo(f"{path}: {result['n']} records; a criterion is met at a score of {result['threshold']} or more")
-    print_table(["criterion", "labelled", "positive", "met", "precision", "recall", "ROC AUC"],
-                [[name, f["n"], f["n_positive"], f["n_met"], _fmt(f["precision"]), _fmt(f["recall"]),
-                  _fmt(f["roc_auc"])] for name, f in result["criteria"].items()])
+    print_table(
+        ["criterion", "labelled", "positive", "met", "precision", "recall", "ROC AUC"],
+        [
+            [name, f["n"], f["n_positive"], f["n_met"], _fmt(f["precision"]), _fmt(f["recall"]), _fmt(f["roc_auc"])]
+            for name, f in result["criteria"].items()
+        ],
+    )
     if result["unlabelled"]:
         click.echo(f"no labels for: {', '.join(result['unlabelled'])}")
 
@@ -258,17 +341,30 @@ def _figures_table(rankers: dict[str, dict[str, Any]]) -> None:
             f = ranker["all"] if part == "all" else ranker.get(part, {}).get(scope.split(" ", 1)[1])
             if f is None:
                 continue
-            rows.append([name, scope, f["n"], f["n_relevant"], _fmt(f["roc_auc"]), _fmt(f["average_precision"]),
-                         f"{_fmt(f['recall_at_budget'])} @{f['budget']}", _fmt(f["wss_95"]),
-                         _fmt(f["screened_for_95"])])
-    print_table(["ranker", "subset", "n", "relevant", "ROC AUC", "avg prec", "recall@budget", "WSS@95",
-                 "read for 95%"], rows)
+            rows.append(
+                [
+                    name,
+                    scope,
+                    f["n"],
+                    f["n_relevant"],
+                    _fmt(f["roc_auc"]),
+                    _fmt(f["average_precision"]),
+                    f"{_fmt(f['recall_at_budget'])} @{f['budget']}",
+                    _fmt(f["wss_95"]),
+                    _fmt(f["screened_for_95"]),
+                ]
+            )
+    print_table(
+        ["ranker", "subset", "n", "relevant", "ROC AUC", "avg prec", "recall@budget", "WSS@95", "read for 95%"], rows
+    )
 
 
 def _simulation_table(sim: dict[str, Any]) -> None:
-    click.echo(f"\nactive-learning simulation: start from {len(sim['prior'])} labels (1 relevant + 1 irrelevant, "
-               f"seeded), retrain every {sim['step']} decisions, read in ranked order until every relevant "
-               "record is found")
+    click.echo(
+        f"\nactive-learning simulation: start from {len(sim['prior'])} labels (1 relevant + 1 irrelevant, "
+        f"seeded), retrain every {sim['step']} decisions, read in ranked order until every relevant "
+        "record is found"
+    )
     curve, n = sim["recall_curve"], sim["n"]
     marks = sorted({max(1, round(n * p / 100)) for p in (5, 10, 20, 30, 40, 50, 75, 100)})
     rows = []
@@ -280,9 +376,13 @@ def _simulation_table(sim: dict[str, Any]) -> None:
         if reached[-1] >= 1.0:
             break
     print_table(["records read", "recall"], rows)
-    click.echo(f"WSS@95 {_fmt(sim['wss_95'])} (95% recall after reading {sim['screened_for_95']} of {n}); "
-               f"WSS@100 {_fmt(sim['wss_100'])} (all {sim['n_relevant']} relevant after {sim['screened_for_100']})")
+    click.echo(
+        f"WSS@95 {_fmt(sim['wss_95'])} (95% recall after reading {sim['screened_for_95']} of {n}); "
+        f"WSS@100 {_fmt(sim['wss_100'])} (all {sim['n_relevant']} relevant after {sim['screened_for_100']})"
+    )
     if len(sim.get("seeds", ())) > 1:
         low, high = sim["wss_95_range"]
-        click.echo(f"over {len(sim['seeds'])} seeds: WSS@95 median {_fmt(sim['wss_95'])}, "
-                   f"range {_fmt(low)}-{_fmt(high)} (curve and counts above: the median replay)")
+        click.echo(
+            f"over {len(sim['seeds'])} seeds: WSS@95 median {_fmt(sim['wss_95'])}, "
+            f"range {_fmt(low)}-{_fmt(high)} (curve and counts above: the median replay)"
+        )

@@ -20,8 +20,9 @@ def latest_runs(source_ids: list[str], after_id: int) -> dict[str, dict]:
     from storage.models import CrawlRun
 
     with session_factory()() as session:
-        rows = session.scalars(select(CrawlRun).where(CrawlRun.id > after_id, CrawlRun.source_id.in_(source_ids))
-                               .order_by(CrawlRun.id)).all()
+        rows = session.scalars(
+            select(CrawlRun).where(CrawlRun.id > after_id, CrawlRun.source_id.in_(source_ids)).order_by(CrawlRun.id)
+        ).all()
     return {r.source_id: {"run": r.id, "status": r.status, **(r.stats or {})} for r in rows}
 
 
@@ -61,21 +62,52 @@ def crawl_and_report(source_ids: list[str], options: CrawlOptions, workers: int 
     try:
         results = latest_runs(source_ids, before)
     except SQLAlchemyError as exc:
-        raise click.ClickException(f"crawl process exited with {code}; its runs cannot be read, the database "
-                                   f"fails: {str(exc).splitlines()[0]}") from None
-    rows = [[sid, r.get("status"), r.get("requests"), r.get("pages_parsed", 0) + r.get("pages_not_modified", 0),
-             r.get("new"), r.get("new_pending"), r.get("updated"), r.get("not_modified"), r.get("gone"),
-             r.get("store_failed", 0), r.get("errors")] for sid, r in sorted(results.items())]
-    print_table(["source", "status", "requests", "pages", "new", "pending", "updated", "not_modified", "gone",
-                 "not_stored", "errors"], rows)
+        raise click.ClickException(
+            f"crawl process exited with {code}; its runs cannot be read, the database fails: {str(exc).splitlines()[0]}"
+        ) from None
+    rows = [
+        [
+            sid,
+            r.get("status"),
+            r.get("requests"),
+            r.get("pages_parsed", 0) + r.get("pages_not_modified", 0),
+            r.get("new"),
+            r.get("new_pending"),
+            r.get("updated"),
+            r.get("not_modified"),
+            r.get("gone"),
+            r.get("store_failed", 0),
+            r.get("errors"),
+        ]
+        for sid, r in sorted(results.items())
+    ]
+    print_table(
+        [
+            "source",
+            "status",
+            "requests",
+            "pages",
+            "new",
+            "pending",
+            "updated",
+            "not_modified",
+            "gone",
+            "not_stored",
+            "errors",
+        ],
+        rows,
+    )
     missing = [s for s in source_ids if s not in results]
     if code != 0:
         raise_alerts(source_ids)
     if code != 0 or missing:
         unrecorded = f"; no run recorded for {', '.join(missing)}" if missing else ""
         raise click.ClickException(f"crawl process exited with {code}{unrecorded}")
-    unfinished = [f"{sid}: {r.get('incomplete') or r.get('status')}" for sid, r in sorted(results.items())
-                  if r.get("status") != "finished" or r.get("incomplete")]
+    unfinished = [
+        f"{sid}: {r.get('incomplete') or r.get('status')}"
+        for sid, r in sorted(results.items())
+        if r.get("status") != "finished" or r.get("incomplete")
+    ]
     if unfinished:
         raise click.ClickException("crawl did not complete: " + "; ".join(unfinished))
     return results
@@ -100,14 +132,24 @@ def raise_alerts(source_ids: list[str]) -> None:
 @click.command()
 @click.argument("source_ids", nargs=-1)
 @click.option("--all", "crawl_all", is_flag=True, help="Crawl every enabled source.")
-@click.option("--replay", type=click.Path(path_type=Path, file_okay=False),
-              help="Serve responses from the WARC files in DIR instead of the network.")
-@click.option("--record", type=click.Path(path_type=Path, file_okay=False),
-              help="Also write every response to a WARC file in DIR.")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Distributed mode (HARVESTER_REDIS_URL): crawl processes on this machine sharing the crawl.")
-def crawl(source_ids: tuple[str, ...], crawl_all: bool, replay: Path | None, record: Path | None,
-          workers: int) -> None:
+@click.option(
+    "--replay",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Serve responses from the WARC files in DIR instead of the network.",
+)
+@click.option(
+    "--record",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Also write every response to a WARC file in DIR.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Distributed mode (HARVESTER_REDIS_URL): crawl processes on this machine sharing the crawl.",
+)
+def crawl(source_ids: tuple[str, ...], crawl_all: bool, replay: Path | None, record: Path | None, workers: int) -> None:
     """Crawl SOURCE... (registry ids) or --all, store candidates and print per-source run stats.
 
     With HARVESTER_REDIS_URL set, every crawl process of a source (this command on several machines, or
@@ -123,8 +165,9 @@ def crawl(source_ids: tuple[str, ...], crawl_all: bool, replay: Path | None, rec
         ids = [get_source(s, registry).id for s in source_ids]
         files = [s for s in ids if registry[s].kind == SourceKind.FILE]
         if files:
-            raise click.UsageError(f"{', '.join(files)}: a file source is imported, not crawled "
-                                   f"(harvester import {files[0]})")
+            raise click.UsageError(
+                f"{', '.join(files)}: a file source is imported, not crawled (harvester import {files[0]})"
+            )
     else:
         raise click.UsageError("name at least one SOURCE or use --all")
     if replay and not replay.is_dir():
@@ -141,8 +184,9 @@ def demo(no_serve: bool) -> None:
 
     settings = get_settings()
     specs = [s for s in load_registry().values() if s.verified and s.enabled]
-    click.echo(f"building the replay of {len(specs)} verified partner sources in {settings.replay_cache_dir} ...",
-               err=True)
+    click.echo(
+        f"building the replay of {len(specs)} verified partner sources in {settings.replay_cache_dir} ...", err=True
+    )
     build_replay(specs, settings.replay_cache_dir)
     before = _last_run_id()
     crawl_and_report([s.id for s in specs], CrawlOptions(replay_dir=settings.replay_cache_dir, trigger="demo"))
@@ -157,8 +201,9 @@ def _import_partner_files() -> None:
     """The demo's second step: partner files (third-party dumps, unverified) imported as runs of their own."""
     from harvester.cli.import_cmds import IMPORT_COLUMNS, import_row, run_import
 
-    specs = [s for s in load_registry().values() if s.kind == SourceKind.FILE and s.enabled and s.file
-             and s.file.fixture]
+    specs = [
+        s for s in load_registry().values() if s.kind == SourceKind.FILE and s.enabled and s.file and s.file.fixture
+    ]
     click.echo(f"importing {len(specs)} partner files (third-party dumps, not replays: unverified) ...", err=True)
     rows = []
     for spec in specs:
@@ -208,8 +253,9 @@ def _draw_audit_samples(after_run_id: int, k: int) -> None:
     from storage.models import CrawlRun, RunStatus
 
     with transaction() as session:
-        for run_id in session.scalars(select(CrawlRun.id).where(CrawlRun.id > after_run_id,
-                                                                 CrawlRun.status == RunStatus.FINISHED.value)):
+        for run_id in session.scalars(
+            select(CrawlRun.id).where(CrawlRun.id > after_run_id, CrawlRun.status == RunStatus.FINISHED.value)
+        ):
             draw_sample(session, run_id, k)
 
 
@@ -225,12 +271,24 @@ def _queue_summary() -> None:
     total_pending = sum(v for (_, st), v in counts.items() if st == "pending")
     total = sum(counts.values())
     registry = load_registry()
-    origin = {s.id: "partner file" if s.kind == SourceKind.FILE else "replay" if s.verified else "crawl"
-              for s in registry.values()}
-    rows = [[source, origin.get(source, "?"), sum(v for (sid, _), v in counts.items() if sid == source),
-             counts.get((source, "pending"), 0)] for source in sorted({sid for sid, _ in counts})]
+    origin = {
+        s.id: "partner file" if s.kind == SourceKind.FILE else "replay" if s.verified else "crawl"
+        for s in registry.values()
+    }
+    rows = [
+        [
+            source,
+            origin.get(source, "?"),
+            sum(v for (sid, _), v in counts.items() if sid == source),
+            counts.get((source, "pending"), 0),
+        ]
+        for source in sorted({sid for sid, _ in counts})
+    ]
     print_table(["source", "from", "candidates", "pending"], rows)
     t = thresholds()
-    click.echo(f"queue: {total} candidates, {total_pending} pending review ({total_pending / max(total, 1):.0%}; "
-               f"triage for {t.recall_target:.0%} recall excludes scores below {t.exclude_below:.3f})", file=sys.stdout)
+    click.echo(
+        f"queue: {total} candidates, {total_pending} pending review ({total_pending / max(total, 1):.0%}; "
+        f"triage for {t.recall_target:.0%} recall excludes scores below {t.exclude_below:.3f})",
+        file=sys.stdout,
+    )
     click.echo(f"recall audit: {audit.sentence()}", file=sys.stdout)

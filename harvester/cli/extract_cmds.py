@@ -16,14 +16,28 @@ from harvester.registry import get_source
 def candidate_dict(item: CandidateItem) -> dict[str, Any]:
     """Same field names as ``queue --json``, plus the text and per-field provenance."""
     return {
-        "url": item.canonical_url or item.url, "record_key": item.record_key, "title": item.title,
-        "source": item.source_id, "language": item.language, "language_probability": item.language_prob,
-        "score": item.score, "organisations": item.organisations, "countries": item.countries,
-        "regions": item.regions, "keywords": item.keywords, "start_date": item.start_date,
-        "end_date": item.end_date, "published": item.published, "summary": item.summary, "text": item.text,
-        "extra": item.extra, "gone_at_source": item.gone,
-        "criteria": {k: v.as_dict() for k, v in item.criteria.items()}, "tags": item.tags,
-        "provenance": item.provenance, "flags": item.flags,
+        "url": item.canonical_url or item.url,
+        "record_key": item.record_key,
+        "title": item.title,
+        "source": item.source_id,
+        "language": item.language,
+        "language_probability": item.language_prob,
+        "score": item.score,
+        "organisations": item.organisations,
+        "countries": item.countries,
+        "regions": item.regions,
+        "keywords": item.keywords,
+        "start_date": item.start_date,
+        "end_date": item.end_date,
+        "published": item.published,
+        "summary": item.summary,
+        "text": item.text,
+        "extra": item.extra,
+        "gone_at_source": item.gone,
+        "criteria": {k: v.as_dict() for k, v in item.criteria.items()},
+        "tags": item.tags,
+        "provenance": item.provenance,
+        "flags": item.flags,
         "origins": {name: origin.kind for name, origin in field_origins(item.provenance).items()},
     }
 
@@ -59,5 +73,7 @@ def extract(source_id: str, url: str | None, as_json: bool, files: tuple[Path, .
     for c in out:
         score = f"{c['score']:.2f}" if c["score"] is not None else "-"
         click.echo(f"{score}  {c['language'] or '??'}  {c['url']}\n      {c['title']}")
-        click.echo(f"      countries={','.join(c['countries'])} organisations={'; '.join(c['organisations'][:3])}"
-                   f" published={c['published']}")
+        click.echo(
+            f"      countries={','.join(c['countries'])} organisations={'; '.join(c['organisations'][:3])}"
+            f" published={c['published']}"
+        )

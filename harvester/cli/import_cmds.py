@@ -25,8 +25,17 @@ def _capture_date(ctx: click.Context, param: click.Parameter, value: str | None)
 
 def import_row(source_id: str, run_id: int, stats: dict[str, Any]) -> list[Any]:
     files = ", ".join(f["file"] for f in stats["import"]["files"])
-    return [source_id, run_id, files, stats["items"], stats["new"], stats["new_pending"], stats["updated"],
-            stats["not_modified"], stats["gone"]]
+    return [
+        source_id,
+        run_id,
+        files,
+        stats["items"],
+        stats["new"],
+        stats["new_pending"],
+        stats["updated"],
+        stats["not_modified"],
+        stats["gone"],
+    ]
 
 
 def run_import(spec: SourceSpec, files: tuple[Path, ...], captured: date | None, complete: bool) -> Any:
@@ -35,8 +44,9 @@ def run_import(spec: SourceSpec, files: tuple[Path, ...], captured: date | None,
     from storage.db import upgrade
 
     if spec.kind != SourceKind.FILE:
-        raise click.UsageError(f"source {spec.id!r} is of kind {spec.kind.value!r}: crawl it, only file sources "
-                               "are imported")
+        raise click.UsageError(
+            f"source {spec.id!r} is of kind {spec.kind.value!r}: crawl it, only file sources are imported"
+        )
     if files:
         if captured is None:
             raise click.UsageError("state the files' capture date with --captured YYYY-MM-DD")
@@ -52,13 +62,19 @@ def run_import(spec: SourceSpec, files: tuple[Path, ...], captured: date | None,
 @click.command("import")
 @click.argument("source_id")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--captured", callback=_capture_date, metavar="YYYY-MM-DD",
-              help="Capture date the files' publisher states (required with FILE; the entry's date otherwise).")
-@click.option("--complete", is_flag=True,
-              help="The files hold every record the partner has: stored records missing from them are gone.")
+@click.option(
+    "--captured",
+    callback=_capture_date,
+    metavar="YYYY-MM-DD",
+    help="Capture date the files' publisher states (required with FILE; the entry's date otherwise).",
+)
+@click.option(
+    "--complete",
+    is_flag=True,
+    help="The files hold every record the partner has: stored records missing from them are gone.",
+)
 @json_option
-def import_cmd(source_id: str, files: tuple[Path, ...], captured: date | None, complete: bool,
-               as_json: bool) -> None:
+def import_cmd(source_id: str, files: tuple[Path, ...], captured: date | None, complete: bool, as_json: bool) -> None:
     """Import FILE... (CSV, JSON, JSON Lines or XLSX, as the file source SOURCE_ID declares) as one run.
 
     Without FILE, the file the registry entry names in the fixtures folder is imported. A bad file is

@@ -21,8 +21,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from storage.backup import BackupError
     from storage.db import DatabaseUrlError
 
-    return (RegistryError, DatabaseUrlError, FixturesMissingError, ReferenceMissingError, FileImportError,
-            BackupError)
+    return (RegistryError, DatabaseUrlError, FixturesMissingError, ReferenceMissingError, FileImportError, BackupError)
 
 
 class HarvesterGroup(click.Group):

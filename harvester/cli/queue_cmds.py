@@ -29,16 +29,32 @@ def queue(status: str | None, source_id: str | None, limit: int, as_json: bool) 
     if as_json:
         print_json(data)
         return
-    print_table(["id", "score", "status", "source", "lang", "countries", "title"],
-                [[d["id"], f"{d['score']:.2f}" if d["score"] is not None else "", d["status"], d["source"],
-                  d["language"], ",".join(d["countries"][:4]), (d["title"] or "")[:70]] for d in data])
+    print_table(
+        ["id", "score", "status", "source", "lang", "countries", "title"],
+        [
+            [
+                d["id"],
+                f"{d['score']:.2f}" if d["score"] is not None else "",
+                d["status"],
+                d["source"],
+                d["language"],
+                ",".join(d["countries"][:4]),
+                (d["title"] or "")[:70],
+            ]
+            for d in data
+        ],
+    )
 
 
 @click.group(invoke_without_command=True)
 @click.option("--source", "source_id", help="Only this source id.")
 @click.option("--limit", type=int, default=50, show_default=True)
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), callback=chart_path,
-              help="Also draw the run history (records per run, per source) into this .svg or .png file.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=chart_path,
+    help="Also draw the run history (records per run, per source) into this .svg or .png file.",
+)
 @json_option
 @click.pass_context
 def runs(ctx: click.Context, source_id: str | None, limit: int, plot: Path | None, as_json: bool) -> None:
@@ -50,9 +66,20 @@ def runs(ctx: click.Context, source_id: str | None, limit: int, plot: Path | Non
 
     with session_factory()() as session:
         rows = list_runs(session, source_id, limit)
-        data = [{"id": r.id, "source": r.source_id, "trigger": r.trigger, "status": r.status,
-                 "started_at": r.started_at, "finished_at": r.finished_at, "finish_reason": r.finish_reason,
-                 "replay": r.replay, "stats": r.stats} for r in rows]
+        data = [
+            {
+                "id": r.id,
+                "source": r.source_id,
+                "trigger": r.trigger,
+                "status": r.status,
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+                "finish_reason": r.finish_reason,
+                "replay": r.replay,
+                "stats": r.stats,
+            }
+            for r in rows
+        ]
         if plot is not None:
             from harvester.charts.curves import runs_history_chart, write_chart
 
@@ -61,11 +88,24 @@ def runs(ctx: click.Context, source_id: str | None, limit: int, plot: Path | Non
     if as_json:
         print_json(data)
         return
-    print_table(["id", "source", "status", "trigger", "started", "items", "new", "not_modified", "errors",
-                 "left out (reason)"],
-                [[d["id"], d["source"], d["status"], d["trigger"], str(d["started_at"])[:19],
-                  d["stats"].get("items"), d["stats"].get("new"), d["stats"].get("not_modified"),
-                  d["stats"].get("errors"), left_out(d["stats"])] for d in data])
+    print_table(
+        ["id", "source", "status", "trigger", "started", "items", "new", "not_modified", "errors", "left out (reason)"],
+        [
+            [
+                d["id"],
+                d["source"],
+                d["status"],
+                d["trigger"],
+                str(d["started_at"])[:19],
+                d["stats"].get("items"),
+                d["stats"].get("new"),
+                d["stats"].get("not_modified"),
+                d["stats"].get("errors"),
+                left_out(d["stats"]),
+            ]
+            for d in data
+        ],
+    )
 
 
 def left_out(stats: dict[str, Any]) -> str:

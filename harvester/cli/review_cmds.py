@@ -36,8 +36,9 @@ def users_add(name: str, role: str, password: str) -> None:
     click.echo(f"user {name} added as {role}")
 
 
-AS_OPTION = click.option("--as", "actor", default="cli", show_default=True,
-                         help="Who makes the change, as recorded in the account audit.")
+AS_OPTION = click.option(
+    "--as", "actor", default="cli", show_default=True, help="Who makes the change, as recorded in the account audit."
+)
 
 
 def _account_change(change: Callable[..., T], *args: object) -> T:
@@ -63,11 +64,22 @@ def users_list(as_json: bool) -> None:
 
     for a in _account_change(list_accounts):
         if as_json:
-            click.echo(json.dumps({"name": a.name, "role": a.role, "active": a.active, "sessions": a.sessions,
-                                   "last_login": a.last_login.isoformat() if a.last_login else None}))
+            click.echo(
+                json.dumps(
+                    {
+                        "name": a.name,
+                        "role": a.role,
+                        "active": a.active,
+                        "sessions": a.sessions,
+                        "last_login": a.last_login.isoformat() if a.last_login else None,
+                    }
+                )
+            )
         else:
-            click.echo(f"{a.name:<20} {a.role:<8} {'active' if a.active else 'inactive':<9} "
-                       f"{a.sessions} session(s)  last login {a.last_login or 'never'}")
+            click.echo(
+                f"{a.name:<20} {a.role:<8} {'active' if a.active else 'inactive':<9} "
+                f"{a.sessions} session(s)  last login {a.last_login or 'never'}"
+            )
 
 
 @users.command("deactivate")
@@ -132,10 +144,19 @@ def serve(host: str, port: int) -> None:
 
     upgrade()
     trusted = get_settings().forwarded_allow_ips
-    click.echo(f"review app on http://{host}:{port}/ (Ctrl+C stops)"
-               + (f"; trusting proxy headers from {trusted}" if trusted else ""), err=True)
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning", proxy_headers=bool(trusted),
-                forwarded_allow_ips=trusted or None)
+    click.echo(
+        f"review app on http://{host}:{port}/ (Ctrl+C stops)"
+        + (f"; trusting proxy headers from {trusted}" if trusted else ""),
+        err=True,
+    )
+    uvicorn.run(
+        create_app(),
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
+    )
 
 
 @click.command()
@@ -145,8 +166,9 @@ def serve(host: str, port: int) -> None:
 @click.option("--defer", "action", flag_value="defer", help="Defer the candidates.")
 @click.option("--note", help="A note kept with each decision.")
 @click.option("--as", "actor", default="cli", show_default=True, help="Who decides (a user name).")
-def decide(candidate_ids: tuple[int, ...], action: str | None, reason: str | None, note: str | None,
-           actor: str) -> None:
+def decide(
+    candidate_ids: tuple[int, ...], action: str | None, reason: str | None, note: str | None, actor: str
+) -> None:
     """Accept, reject or defer candidates from the command line, audited like the app's decisions."""
     from sqlalchemy import select
 

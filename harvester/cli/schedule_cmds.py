@@ -22,19 +22,26 @@ def _settings(max_workers: int | None, misfire_grace_hours: float | None) -> Sch
     from schedules.jobs import schedule_settings
 
     settings = schedule_settings()
-    over = {k: v for k, v in (("max_workers", max_workers), ("misfire_grace_hours", misfire_grace_hours))
-            if v is not None}
+    over = {
+        k: v for k, v in (("max_workers", max_workers), ("misfire_grace_hours", misfire_grace_hours)) if v is not None
+    }
     return settings.model_copy(update=over) if over else settings
 
 
 @schedule.command("run")
-@click.option("--max-workers", type=click.IntRange(min=1),
-              help="Crawls that may run at the same time [default: HARVESTER_SCHEDULE_MAX_WORKERS or 2].")
-@click.option("--misfire-grace-hours", type=click.FloatRange(min=0, min_open=True),
-              help="Catch up a firing missed by at most this many hours "
-                   "[default: HARVESTER_SCHEDULE_MISFIRE_GRACE_HOURS or 12].")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.option(
+    "--max-workers",
+    type=click.IntRange(min=1),
+    help="Crawls that may run at the same time [default: HARVESTER_SCHEDULE_MAX_WORKERS or 2].",
+)
+@click.option(
+    "--misfire-grace-hours",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Catch up a firing missed by at most this many hours [default: HARVESTER_SCHEDULE_MISFIRE_GRACE_HOURS or 12].",
+)
+@click.option(
+    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+)
 def schedule_run(max_workers: int | None, misfire_grace_hours: float | None, log_level: str) -> None:
     """Run the scheduler daemon in the foreground until SIGINT/SIGTERM (one per database).
 
@@ -73,7 +80,8 @@ def schedule_list(as_json: bool) -> None:
         when = r["next_run_time"].isoformat(timespec="minutes") if r["next_run_time"] else "-"
         if adaptive:
             detail = f"every {adaptive['interval_hours']:g} h; " + (
-                "crawls then" if adaptive["crawls_at_next_run"] else "skips then: interval not elapsed")
+                "crawls then" if adaptive["crawls_at_next_run"] else "skips then: interval not elapsed"
+            )
         else:
             detail = r["note"]
         if r["note"] and adaptive:
@@ -83,6 +91,7 @@ def schedule_list(as_json: bool) -> None:
 
 
 # -- over-harvest quarantine: `harvester runs quarantined|release|discard` (attached to the `runs` group) --
+
 
 @click.command("quarantined")
 @click.option("--all", "include_decided", is_flag=True, help="Also runs already released or discarded.")
@@ -97,9 +106,13 @@ def runs_quarantined(include_decided: bool, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    print_table(["run", "source", "state", "new", "held", "why"],
-                [[r["run"], r["source"], r["state"], r["new"], r["held_candidates"], r["details"].get("reason", "")]
-                 for r in rows])
+    print_table(
+        ["run", "source", "state", "new", "held", "why"],
+        [
+            [r["run"], r["source"], r["state"], r["new"], r["held_candidates"], r["details"].get("reason", "")]
+            for r in rows
+        ],
+    )
 
 
 def _quarantine_decision(run_id: int, actor: str, release: bool) -> None:

@@ -9,8 +9,13 @@ from scrapy.logformatter import LogFormatter, LogFormatterResult
 
 
 class HarvesterLogFormatter(LogFormatter):
-    def dropped(self, item: Any, exception: BaseException, response: Any, spider: Any = None,
-                ) -> LogFormatterResult:
+    def dropped(
+        self,
+        item: Any,
+        exception: BaseException,
+        response: Any,
+        spider: Any = None,
+    ) -> LogFormatterResult:
         return {"level": logging.INFO, "msg": "Dropped: %(exception)s", "args": {"exception": exception}}
 
     def scraped(self, item: Any, response: Any, spider: Any = None) -> LogFormatterResult:

@@ -204,8 +204,14 @@ class RecordMiddleware:
             name = getattr(self.crawler.spider, "name", "crawl")
             self.fh = (self.directory / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}.warc.gz").open("ab")
             self.exchanges = ExchangeWriter(WARCWriter(self.fh, gzip=True))
-        self.exchanges.write(request.method, response.url, _pairs(request.headers), response.status,
-                             _pairs(response.headers), response.body)
+        self.exchanges.write(
+            request.method,
+            response.url,
+            _pairs(request.headers),
+            response.status,
+            _pairs(response.headers),
+            response.body,
+        )
         self.fh.flush()
         self.count += 1
         return response

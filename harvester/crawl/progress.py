@@ -26,10 +26,12 @@ class ProgressExtension:
 
     def line(self, spider: Any, final: str = "") -> str:
         s = self.crawler.stats.get_stats() if self.crawler.stats else {}
-        return (f"[{spider.name}] requests={s.get('downloader/request_count', 0)} "
-                f"items={s.get('item_scraped_count', 0)} new={s.get('harvester/store/new', 0)} "
-                f"not_modified={s.get('harvester/store/not_modified', 0)} errors={s.get('harvester/errors', 0)}"
-                f"{final}")
+        return (
+            f"[{spider.name}] requests={s.get('downloader/request_count', 0)} "
+            f"items={s.get('item_scraped_count', 0)} new={s.get('harvester/store/new', 0)} "
+            f"not_modified={s.get('harvester/store/not_modified', 0)} errors={s.get('harvester/errors', 0)}"
+            f"{final}"
+        )
 
     def opened(self, spider: Any) -> None:
         self.loop = task.LoopingCall(lambda: print(self.line(spider), file=sys.stderr, flush=True))

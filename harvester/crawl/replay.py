@@ -70,8 +70,13 @@ class ReplayDownloadHandler(BaseDownloadHandler):
         if recorded is None:
             if stats is not None:
                 stats.inc_value("harvester/replay/missing")
-            return Response(url=request.url, status=404, body=b"", request=request,
-                            headers=Headers({NOT_RECORDED_HEADER: NOT_RECORDED}))
+            return Response(
+                url=request.url,
+                status=404,
+                body=b"",
+                request=request,
+                headers=Headers({NOT_RECORDED_HEADER: NOT_RECORDED}),
+            )
         if stats is not None:
             stats.inc_value("harvester/replay/served")
         headers = Headers(recorded.headers)

@@ -44,14 +44,25 @@ class CrawlOptions:
 def crawl_settings(options: CrawlOptions) -> Settings:
     settings = Settings()
     settings.setmodule("harvester.crawl.settings", priority="project")
-    over: dict[str, Any] = {"HARVESTER_TRIGGER": options.trigger, "LOG_LEVEL": options.log_level,
-                            "HARVESTER_PROGRESS": options.progress}
+    over: dict[str, Any] = {
+        "HARVESTER_TRIGGER": options.trigger,
+        "LOG_LEVEL": options.log_level,
+        "HARVESTER_PROGRESS": options.progress,
+    }
     if options.replay_dir:
         over |= {
             "HARVESTER_REPLAY_DIR": str(options.replay_dir),
-            "DOWNLOAD_HANDLERS": {"http": REPLAY_HANDLER, "https": REPLAY_HANDLER,
-                                  "file": None, "data": None, "ftp": None, "s3": None},
-            "DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "CONCURRENT_REQUESTS_PER_DOMAIN": 8,
+            "DOWNLOAD_HANDLERS": {
+                "http": REPLAY_HANDLER,
+                "https": REPLAY_HANDLER,
+                "file": None,
+                "data": None,
+                "ftp": None,
+                "s3": None,
+            },
+            "DOWNLOAD_DELAY": 0,
+            "AUTOTHROTTLE_ENABLED": False,
+            "CONCURRENT_REQUESTS_PER_DOMAIN": 8,
             "RETRY_ENABLED": False,
         }
     if options.record_dir:
@@ -77,8 +88,11 @@ def run_in_this_process(source_ids: list[str], options: CrawlOptions) -> int:
     for crawler in crawlers:
         process.crawl(crawler)
     process.start()
-    failures = [(c.spidercls.name, why) for c in crawlers
-                if (why := crawl_outcome(c.stats.get_stats() if c.stats else {})) is not None]
+    failures = [
+        (c.spidercls.name, why)
+        for c in crawlers
+        if (why := crawl_outcome(c.stats.get_stats() if c.stats else {})) is not None
+    ]
     for name, why in failures:
         print(f"harvester crawl: {name}: {why}", file=sys.stderr)
     return STORE_FAILED_EXIT if failures else 0
@@ -190,8 +204,13 @@ def stop_overdue(child: subprocess.Popen[bytes], limit_s: float, grace_s: float,
     log.warning("crawl process %s exceeded its wall-clock limit of %g s: SIGTERM", child.pid, limit_s)
     code, signal_name = stop_group(child, grace_s)
     failed = fail_runs_of(child.pid, before_run_id, f"wall-clock limit of {limit_s:g} s exceeded ({signal_name})")
-    log.warning("crawl process %s stopped (%s, exit %s); run(s) %s marked failed", child.pid, signal_name, code,
-                ", ".join(map(str, failed)) or "none")
+    log.warning(
+        "crawl process %s stopped (%s, exit %s); run(s) %s marked failed",
+        child.pid,
+        signal_name,
+        code,
+        ", ".join(map(str, failed)) or "none",
+    )
     return code
 
 
@@ -216,8 +235,9 @@ def close_left_running(pid: int, after_run_id: int, reason: str) -> None:
     from storage.retry import RetryPolicy, StoreError, retrying
 
     try:
-        failed = retrying(lambda session: fail_runs(session, pid, after_run_id, reason, ("running",)),
-                          RetryPolicy.from_settings())
+        failed = retrying(
+            lambda session: fail_runs(session, pid, after_run_id, reason, ("running",)), RetryPolicy.from_settings()
+        )
     except (SQLAlchemyError, StoreError) as exc:
         log.error("crawl process %s exited non-zero and its runs could not be marked failed: %s", pid, exc)
         return
@@ -240,9 +260,14 @@ def fail_runs(session: Any, pid: int, after_run_id: int, reason: str, statuses: 
     from storage.models import CrawlRun, RunStatus
     from storage.runs import now
 
-    rows = session.scalars(select(CrawlRun).where(
-        CrawlRun.id > after_run_id, CrawlRun.pid == pid, CrawlRun.host == socket.gethostname(),
-        CrawlRun.status.in_(statuses))).all()
+    rows = session.scalars(
+        select(CrawlRun).where(
+            CrawlRun.id > after_run_id,
+            CrawlRun.pid == pid,
+            CrawlRun.host == socket.gethostname(),
+            CrawlRun.status.in_(statuses),
+        )
+    ).all()
     for run in rows:
         run.status, run.finish_reason, run.finished_at = RunStatus.FAILED.value, reason[:100], now()
     return [run.id for run in rows]
@@ -258,8 +283,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     die_with_parent()
-    sys.exit(run_in_this_process(args.sources, CrawlOptions(args.replay, args.record, args.trigger, args.log_level,
-                                                            not args.quiet)))
+    sys.exit(
+        run_in_this_process(
+            args.sources, CrawlOptions(args.replay, args.record, args.trigger, args.log_level, not args.quiet)
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,10 @@ def run_stats(raw: dict[str, Any]) -> dict[str, Any]:
         "pages_not_modified": raw.get("harvester/pages/not_modified", 0),
         "pages_parsed": raw.get("harvester/pages/parsed", 0),
         "gone": raw.get("harvester/store/gone", 0),
-        "errors": raw.get("harvester/errors", 0) + raw.get("harvester/extract/failed", 0)
-        + raw.get("harvester/store/failed", 0) + raw.get("harvester/store/failed_writes", 0),
+        "errors": raw.get("harvester/errors", 0)
+        + raw.get("harvester/extract/failed", 0)
+        + raw.get("harvester/store/failed", 0)
+        + raw.get("harvester/store/failed_writes", 0),
         "store_failed": raw.get("harvester/store/failed", 0),
         "store_failed_writes": raw.get("harvester/store/failed_writes", 0),
         "store_failed_reasons": raw.get("harvester/store/failed_reasons", {}),
@@ -68,8 +70,8 @@ def run_stats(raw: dict[str, Any]) -> dict[str, Any]:
         "selector_missed": raw.get("harvester/extract/selector_missed", {}),
         "failed_urls": raw.get("harvester/failed_urls", []),
         # records left out, by reason: skipped on purpose by a spider, dropped by a stage
-        "skipped": {k[len(SKIPPED):]: v for k, v in raw.items() if k.startswith(SKIPPED)},
-        "dropped_reasons": {k[len(DROPPED):]: v for k, v in raw.items() if k.startswith(DROPPED)},
+        "skipped": {k[len(SKIPPED) :]: v for k, v in raw.items() if k.startswith(SKIPPED)},
+        "dropped_reasons": {k[len(DROPPED) :]: v for k, v in raw.items() if k.startswith(DROPPED)},
         "replay_missing": raw.get("harvester/replay/missing", 0),
         "incomplete": incomplete_reason(raw),
         "stage_pool_workers": raw.get("harvester/stage_pool/workers", 0),
@@ -98,6 +100,7 @@ class RunExtension:
     def spider_opened(self, spider: Any) -> None:
         spec = spider.source
         config_hash = record_hash(json.loads(spec.model_dump_json()))
+
         def open_run(session: Any) -> int:
             ensure_source(session, spec.id, spec.name, spec.kind.value, spec.verified, spec.enabled, config_hash)
             return int(self._start_or_join(session, spider).id)
@@ -160,8 +163,11 @@ class RunExtension:
         if self.run_id is None or self.crawler.stats is None:
             return
         stats = run_stats(self.crawler.stats.get_stats())
-        status = RunStatus.FINISHED if reason == "finished" else (
-            RunStatus.INTERRUPTED if reason == "shutdown" else RunStatus.FAILED)
+        status = (
+            RunStatus.FINISHED
+            if reason == "finished"
+            else (RunStatus.INTERRUPTED if reason == "shutdown" else RunStatus.FAILED)
+        )
         if stats["store_failed"] or stats["store_failed_writes"]:
             status, reason = RunStatus.FAILED, store_failure_reason(stats)
         run_id, worker = self.run_id, self.worker

@@ -54,8 +54,11 @@ ITEM_PIPELINES = {
     "pipelines.classify.ClassifyPipeline": 400,
     "pipelines.store.StorePipeline": 500,
 }
-EXTENSIONS = {"harvester.crawl.runs_extension.RunExtension": 500, "harvester.crawl.progress.ProgressExtension": 510,
-              "harvester.crawl.memory_trim.MallocTrimExtension": 520}
+EXTENSIONS = {
+    "harvester.crawl.runs_extension.RunExtension": 500,
+    "harvester.crawl.progress.ProgressExtension": 510,
+    "harvester.crawl.memory_trim.MallocTrimExtension": 520,
+}
 
 SCHEDULER = "harvester.crawl.request_queue.DiskQueueScheduler"  # request queue on disk: a sitemap's 50,000 URLs
 # Distributed mode (HARVESTER_REDIS_URL): scrapy-redis's scheduler and dupefilter, shared by every worker.

@@ -19,8 +19,20 @@ from harvester.registry import SourceSpec
 from harvester.settings import PROJECT_ROOT
 
 EXPECTED_DIR = PROJECT_ROOT / "tests" / "expected"
-COMPARED_FIELDS = ("url", "title", "summary", "organisations", "countries", "regions", "keywords", "start_date",
-                   "end_date", "published", "language", "extra")
+COMPARED_FIELDS = (
+    "url",
+    "title",
+    "summary",
+    "organisations",
+    "countries",
+    "regions",
+    "keywords",
+    "start_date",
+    "end_date",
+    "published",
+    "language",
+    "extra",
+)
 NEW_FILE_RECORDS = 5
 
 
@@ -68,8 +80,9 @@ def check_source(spec: SourceSpec, update: bool = False, fixtures_root: Path | N
     return tally
 
 
-def check_capture(spec: SourceSpec, capture_ref: Any, update: bool = False, fixtures_root: Path | None = None
-                  ) -> FieldTally:
+def check_capture(
+    spec: SourceSpec, capture_ref: Any, update: bool = False, fixtures_root: Path | None = None
+) -> FieldTally:
     """One capture against its expected output; each problem names ``source/capture:field``."""
     tally = FieldTally()
     items = _items_by_key(spec, capture_ref, fixtures_root)
@@ -82,10 +95,21 @@ def check_capture(spec: SourceSpec, capture_ref: Any, update: bool = False, fixt
         keys = list(stored["records"]) if stored else list(items)[:NEW_FILE_RECORDS]
         records = {k: expected_fields(items[k]) for k in keys if k in items}
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"source": spec.id, "capture": capture_ref.fixture,
-                                    "url": load_capture(capture_ref.fixture, capture_ref.url, fixtures_root).url,
-                                    "records": records}, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
-                        encoding="utf-8")
+        path.write_text(
+            json.dumps(
+                {
+                    "source": spec.id,
+                    "capture": capture_ref.fixture,
+                    "url": load_capture(capture_ref.fixture, capture_ref.url, fixtures_root).url,
+                    "records": records,
+                },
+                ensure_ascii=False,
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
         stored = json.loads(path.read_text(encoding="utf-8"))
     if stored is None:
         tally.problems.append(f"{where}: no expected output ({path.relative_to(PROJECT_ROOT)})")
@@ -101,7 +125,8 @@ def check_capture(spec: SourceSpec, capture_ref: Any, update: bool = False, fixt
             elif name not in expected or got[name] != expected[name]:
                 tally.wrong[name] += 1
                 tally.problems.append(
-                    f"{where}:{name}: {key} = {_short(got.get(name))}, expected {_short(expected.get(name))}")
+                    f"{where}:{name}: {key} = {_short(got.get(name))}, expected {_short(expected.get(name))}"
+                )
             else:
                 tally.right[name] += 1
     return tally

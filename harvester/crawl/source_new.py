@@ -51,8 +51,11 @@ class Proposal:
     def yaml(self) -> str:
         """The entry as YAML, led by comments on what was found where."""
         when = datetime.now(UTC).date().isoformat()
-        lines = [f"# Proposed by `harvester sources new` on {when} from {len(self.pages)} sampled page(s); "
-                 "review before use.", "# Fields found on the sampled pages, and where:"]
+        lines = [
+            f"# Proposed by `harvester sources new` on {when} from {len(self.pages)} sampled page(s); "
+            "review before use.",
+            "# Fields found on the sampled pages, and where:",
+        ]
         for name in REPORTED_FIELDS:
             where = self.found.get(name)
             if where:
@@ -110,9 +113,15 @@ def is_record_page(response: HtmlResponse, links: list[str]) -> bool:
     return stated or len(links) < MIN_LISTING_LINKS
 
 
-def propose(url: str, start: RecordedResponse, pages: dict[str, RecordedResponse], source_id: str | None = None,
-            name: str | None = None, replay: list[tuple[str, str]] | None = None,
-            fetch_page: Callable[[str], RecordedResponse] | None = None) -> Proposal:
+def propose(
+    url: str,
+    start: RecordedResponse,
+    pages: dict[str, RecordedResponse],
+    source_id: str | None = None,
+    name: str | None = None,
+    replay: list[tuple[str, str]] | None = None,
+    fetch_page: Callable[[str], RecordedResponse] | None = None,
+) -> Proposal:
     """The entry for ``url`` from its ``start`` response and ``pages`` (URL -> response) of linked pages;
     ``fetch_page`` (a callable URL -> response) fetches sampled links not in ``pages``."""
     response = _as_html(start)
@@ -120,9 +129,14 @@ def propose(url: str, start: RecordedResponse, pages: dict[str, RecordedResponse
     links = discover_links(response, [host])
     record = is_record_page(response, links)
     ident = source_id or suggest_id(url)
-    base = {"id": ident, "name": name or (urlsplit(url).hostname or ident), "homepage": f"https://{host}/",
-            "start_urls": [url], "verified": False,
-            "verification": "proposed by `harvester sources new`; fields and links not yet reviewed"}
+    base = {
+        "id": ident,
+        "name": name or (urlsplit(url).hostname or ident),
+        "homepage": f"https://{host}/",
+        "start_urls": [url],
+        "verified": False,
+        "verification": "proposed by `harvester sources new`; fields and links not yet reviewed",
+    }
     if replay:
         base["replay"] = [{"fixture": f, "url": u} for f, u in replay]
     if record:
@@ -139,8 +153,10 @@ def propose(url: str, start: RecordedResponse, pages: dict[str, RecordedResponse
             elif fetch_page is not None:
                 samples.append(fetch_page(link))
         if not samples:
-            raise SourceProposalError(f"{url}: a listing with {len(links)} record links, but none of them "
-                                      "could be read (give saved detail pages or allow fetching)")
+            raise SourceProposalError(
+                f"{url}: a listing with {len(links)} record links, but none of them "
+                "could be read (give saved detail pages or allow fetching)"
+            )
     items: list[CandidateItem] = []
     for sample in samples:
         items += candidates_from_response(spec, sample).items

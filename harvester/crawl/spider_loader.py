@@ -34,9 +34,16 @@ def spider_class_for(spec: SourceSpec) -> type[Spider]:
     if spec.kind == SourceKind.FILE:
         raise RegistryError(f"source {spec.id!r} is a file source: it has no spider (harvester import {spec.id})")
     base = import_object(spec.spider or KIND_SPIDERS[spec.kind])
-    return type(base.__name__, (base,), {"name": spec.id, "source": spec,
-                                         "custom_settings": spec.politeness.scrapy_settings(),
-                                         "allowed_domains": spec.hosts})
+    return type(
+        base.__name__,
+        (base,),
+        {
+            "name": spec.id,
+            "source": spec,
+            "custom_settings": spec.politeness.scrapy_settings(),
+            "allowed_domains": spec.hosts,
+        },
+    )
 
 
 class RegistrySpiderLoader:

@@ -19,17 +19,41 @@ from parsel import Selector
 
 ARTICLE_TYPES = re.compile(
     r"(Article|BlogPosting|Report|Thesis|Chapter|Book|CreativeWork|Dataset|Project|Event|WebPage|"
-    r"ScholarlyArticle|Review|Posting|Message)$", re.IGNORECASE)
-_ORG_TYPES = re.compile(r"(Organization|NGO|GovernmentOrganization|Corporation|NewsMediaOrganization|"
-                        r"ResearchOrganization|EducationalOrganization|FundingAgency)$", re.IGNORECASE)
+    r"ScholarlyArticle|Review|Posting|Message)$",
+    re.IGNORECASE,
+)
+_ORG_TYPES = re.compile(
+    r"(Organization|NGO|GovernmentOrganization|Corporation|NewsMediaOrganization|"
+    r"ResearchOrganization|EducationalOrganization|FundingAgency)$",
+    re.IGNORECASE,
+)
 
 # meta name/property -> field, in priority order within each field
 META_TITLE = ("og:title", "twitter:title", "citation_title", "dc.title", "dcterms.title")
-META_DATE = ("article:published_time", "citation_publication_date", "citation_date", "citation_online_date",
-             "dc.date.issued", "dcterms.issued", "dc.date", "dcterms.date", "datepublished", "pubdate",
-             "publishdate", "publication_date", "og:release_date", "date")
-META_DESCRIPTION = ("og:description", "description", "dc.description", "dcterms.abstract",
-                    "dcterms.description", "twitter:description")
+META_DATE = (
+    "article:published_time",
+    "citation_publication_date",
+    "citation_date",
+    "citation_online_date",
+    "dc.date.issued",
+    "dcterms.issued",
+    "dc.date",
+    "dcterms.date",
+    "datepublished",
+    "pubdate",
+    "publishdate",
+    "publication_date",
+    "og:release_date",
+    "date",
+)
+META_DESCRIPTION = (
+    "og:description",
+    "description",
+    "dc.description",
+    "dcterms.abstract",
+    "dcterms.description",
+    "twitter:description",
+)
 META_SITE = ("og:site_name", "application-name", "al:android:app_name", "twitter:site")
 META_ORGS = ("citation_publisher", "dc.publisher", "dcterms.publisher", "citation_author_institution")
 META_KEYWORDS = ("keywords", "news_keywords", "citation_keywords", "dc.subject", "article:tag")
@@ -113,11 +137,20 @@ def _main_nodes(nodes: list[dict[str, Any]], url: str | None = None) -> list[dic
     """The nodes describing the page's record (articles about this URL first), not its breadcrumbs, images,
     menus or related articles."""
     page = _page_key(url) if url else ""
-    articles = [n for n in nodes if any(ARTICLE_TYPES.search(t) for t in _types(n))
-                and not any(t in ("WebSite", "SiteNavigationElement", "BreadcrumbList") for t in _types(n))]
+    articles = [
+        n
+        for n in nodes
+        if any(ARTICLE_TYPES.search(t) for t in _types(n))
+        and not any(t in ("WebSite", "SiteNavigationElement", "BreadcrumbList") for t in _types(n))
+    ]
     untyped = [n for n in nodes if not _types(n) and ("headline" in n or "datePublished" in n)]
-    return sorted(articles, key=lambda n: (_refers_elsewhere(n, page),
-                                           not any("Article" in t or "Chapter" in t for t in _types(n)))) + untyped
+    return (
+        sorted(
+            articles,
+            key=lambda n: (_refers_elsewhere(n, page), not any("Article" in t or "Chapter" in t for t in _types(n))),
+        )
+        + untyped
+    )
 
 
 def _from_json_ld(sel: Selector, out: EmbeddedData, url: str | None) -> None:
@@ -135,12 +168,13 @@ def _from_json_ld(sel: Selector, out: EmbeddedData, url: str | None) -> None:
         if value := _text(node.get("inLanguage")):
             out.languages.append(Found(value, "jsonld:inLanguage"))
         for key in ("sourceOrganization", "funder", "sponsor", "publisher", "provider"):
-            for org in (node.get(key) if isinstance(node.get(key), list) else [node.get(key)]):
-                if (name := _text(org)) and (not isinstance(org, dict) or not _types(org)
-                                             or any(_ORG_TYPES.search(t) for t in _types(org))):
+            for org in node.get(key) if isinstance(node.get(key), list) else [node.get(key)]:
+                if (name := _text(org)) and (
+                    not isinstance(org, dict) or not _types(org) or any(_ORG_TYPES.search(t) for t in _types(org))
+                ):
                     out.organisations.append(Found(name, f"jsonld:{key}"))
         keywords = node.get("keywords")
-        for word in (keywords if isinstance(keywords, list) else str(keywords or "").split(",")):
+        for word in keywords if isinstance(keywords, list) else str(keywords or "").split(","):
             if value := _text(word):
                 out.keywords.append(Found(value, "jsonld:keywords"))
     for node in nodes:
@@ -180,8 +214,13 @@ def _from_meta(sel: Selector, out: EmbeddedData) -> None:
         key = (node.attrib.get("property") or node.attrib.get("name") or node.attrib.get("itemprop") or "").lower()
         if key and (value := _text(node.attrib["content"])):
             meta.setdefault(key.strip(), []).append(value)
-    for keys, target in ((META_TITLE, out.titles), (META_DATE, out.dates), (META_DESCRIPTION, out.descriptions),
-                         (META_SITE, out.site_names), (META_ORGS, out.organisations)):
+    for keys, target in (
+        (META_TITLE, out.titles),
+        (META_DATE, out.dates),
+        (META_DESCRIPTION, out.descriptions),
+        (META_SITE, out.site_names),
+        (META_ORGS, out.organisations),
+    ):
         for key in keys:
             target.extend(Found(v, f"meta:{key}") for v in meta.get(key, ())[:1])
     for key in META_KEYWORDS:

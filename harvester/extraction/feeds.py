@@ -15,8 +15,12 @@ import feedparser
 from harvester.extraction.structured import StructuredBodyError
 
 DEFAULT_FEED_FIELDS = {
-    "title": "title", "summary": {"path": "summary", "html": True}, "text": {"path": "content", "html": True},
-    "published": "published", "keywords": "categories", "organisations": "authors",
+    "title": "title",
+    "summary": {"path": "summary", "html": True},
+    "text": {"path": "content", "html": True},
+    "published": "published",
+    "keywords": "categories",
+    "organisations": "authors",
 }
 # the internal subset of a DOCTYPE that declares entities (billion laughs, external entities)
 _ENTITY_DECLARATION = re.compile(rb"<!DOCTYPE[^\[>]*\[[^\]]*<!ENTITY\s+%?\s*([\w.:-]+)", re.S)
@@ -82,8 +86,11 @@ def _json_feed_entries(data: Any) -> Iterator[dict[str, Any]]:
         authors = authors if isinstance(authors, list) else []
         tags = item.get("tags") if isinstance(item.get("tags"), list) else []
         yield {
-            "id": item.get("id"), "title": item.get("title"), "link": item.get("url") or item.get("external_url"),
-            "summary": item.get("summary"), "content": item.get("content_html") or item.get("content_text"),
+            "id": item.get("id"),
+            "title": item.get("title"),
+            "link": item.get("url") or item.get("external_url"),
+            "summary": item.get("summary"),
+            "content": item.get("content_html") or item.get("content_text"),
             "published": item.get("date_published") or item.get("date_modified"),
             "authors": [a.get("name") for a in authors if isinstance(a, dict) and a.get("name")],
             "categories": [t for t in tags if isinstance(t, str)],
@@ -99,7 +106,7 @@ def _strip_start(body: bytes) -> bytes:
     stripped = body.lstrip(b" \t\r\n")
     for bom in BOMS:
         if stripped.startswith(bom):
-            return stripped[len(bom):].lstrip(b" \t\r\n")
+            return stripped[len(bom) :].lstrip(b" \t\r\n")
     return stripped
 
 

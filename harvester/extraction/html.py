@@ -47,7 +47,7 @@ class HtmlExtraction:
 
 def _cp1252_bytes(error: UnicodeError) -> tuple[str, int]:
     assert isinstance(error, UnicodeDecodeError)
-    bad = error.object[error.start:error.end]
+    bad = error.object[error.start : error.end]
     return bad.decode("cp1252", errors="replace"), error.end
 
 
@@ -92,14 +92,19 @@ def select(sel: Selector, query: str) -> list[str]:
     return [v for v in sel.css(query).getall() if v]
 
 
-_DATELINE = re.compile(r"(\d{1,2})\s+([^\d\s,،.]+(?:/[^\d\s,،.]+)?)\.?,?\s+(\d{4})"
-                       r"|(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+_DATELINE = re.compile(
+    r"(\d{1,2})\s+([^\d\s,،.]+(?:/[^\d\s,،.]+)?)\.?,?\s+(\d{4})"
+    r"|(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日"
+)
 LEAD_CHARS = 300
 MAX_PREAMBLE_LINES = 4
 MAX_KEYWORDS = 30
 MAX_BYLINE_CHARS = 80
-BYLINE = re.compile(r"^(?:(?:by|par|por|von|автор|текст|фото|photo|foto|crédit|credit|source|fuente|sources?)\b"
-                    r"|(?:بقلم|كتب|تصوير|المصدر)\s|(?:记者|作者|来源|编辑|责任编辑|摄影)\s*[:：]?)", re.IGNORECASE)
+BYLINE = re.compile(
+    r"^(?:(?:by|par|por|von|автор|текст|фото|photo|foto|crédit|credit|source|fuente|sources?)\b"
+    r"|(?:بقلم|كتب|تصوير|المصدر)\s|(?:记者|作者|来源|编辑|责任编辑|摄影)\s*[:：]?)",
+    re.IGNORECASE,
+)
 
 
 def _dateline(text: str) -> str | None:
@@ -146,16 +151,19 @@ def _strip_lead(text: str, title: str | None) -> str:
     return "\n".join(lines).strip()
 
 
-def _fill_from_page(out: HtmlExtraction, sel: Selector, tree: HtmlElement, url: str, selectors: dict[str, str]
-                    ) -> None:
+def _fill_from_page(out: HtmlExtraction, sel: Selector, tree: HtmlElement, url: str, selectors: dict[str, str]) -> None:
     """Fields the selectors left empty: the page's own structured data first, then trafilatura."""
     data = embedded_data(sel, url)
     meta = page_metadata(tree, url)
     if "title" not in out.values:
         h1s = [t for t in (clean_text(" ".join(h.xpath(".//text()").getall())) for h in sel.xpath("//h1")) if t]
-        headline = reconcile_title([(f.value, f.where) for f in data.titles], h1s,
-                                   sel.xpath("//title/text()").get() or meta.title,
-                                   [f.value for f in data.site_names] + ([meta.sitename] if meta.sitename else []), url)
+        headline = reconcile_title(
+            [(f.value, f.where) for f in data.titles],
+            h1s,
+            sel.xpath("//title/text()").get() or meta.title,
+            [f.value for f in data.site_names] + ([meta.sitename] if meta.sitename else []),
+            url,
+        )
         if headline and out.put("title", headline.title, headline.where) and headline.cleaned:
             out.flag("title", "title-cleaned")
     for found in data.dates:
@@ -180,8 +188,11 @@ def _fill_from_page(out: HtmlExtraction, sel: Selector, tree: HtmlElement, url: 
     if description:
         out.put("summary", description.value, description.where)
     out.put("summary", meta.description, "trafilatura:summary")
-    out.put("organisations", clean_list(f.value for f in data.organisations), "+".join(
-        dict.fromkeys(f.where for f in data.organisations)))
+    out.put(
+        "organisations",
+        clean_list(f.value for f in data.organisations),
+        "+".join(dict.fromkeys(f.where for f in data.organisations)),
+    )
     if data.keywords:
         out.put("keywords", clean_list(f.value for f in data.keywords)[:MAX_KEYWORDS], data.keywords[0].where)
     if meta.sitename and "organisations" in selectors:
@@ -190,8 +201,9 @@ def _fill_from_page(out: HtmlExtraction, sel: Selector, tree: HtmlElement, url: 
         out.lang_attr = data.languages[0].value
 
 
-def extract_html(body: bytes, url: str, selectors: dict[str, str], declared_encoding: str | None = None
-                 ) -> HtmlExtraction:
+def extract_html(
+    body: bytes, url: str, selectors: dict[str, str], declared_encoding: str | None = None
+) -> HtmlExtraction:
     html = decode_html(body, declared_encoding)
     tree = trafilatura.load_html(html)  # parsed once for the selectors and trafilatura's text and metadata
     sel = Selector(root=tree, type="html") if tree is not None else Selector(text=html, type="html")

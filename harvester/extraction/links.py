@@ -9,10 +9,34 @@ from urllib.parse import urlsplit
 
 from scrapy.http import Response
 
-STATIC_SUFFIXES = (".css", ".js", ".json", ".xml", ".rss", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp",
-                   ".ico", ".pdf", ".zip", ".gz", ".doc", ".docx", ".xls", ".xlsx", ".mp3", ".mp4")
-NAVIGATION_WORDS = re.compile(r"/(tag|tags|category|categories|author|authors|search|login|register|"
-                              r"account|contact|about|privacy|terms|page|feed|rss)(/|$)", re.IGNORECASE)
+STATIC_SUFFIXES = (
+    ".css",
+    ".js",
+    ".json",
+    ".xml",
+    ".rss",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+    ".svg",
+    ".webp",
+    ".ico",
+    ".pdf",
+    ".zip",
+    ".gz",
+    ".doc",
+    ".docx",
+    ".xls",
+    ".xlsx",
+    ".mp3",
+    ".mp4",
+)
+NAVIGATION_WORDS = re.compile(
+    r"/(tag|tags|category|categories|author|authors|search|login|register|"
+    r"account|contact|about|privacy|terms|page|feed|rss)(/|$)",
+    re.IGNORECASE,
+)
 MAX_DISCOVERED = 200
 
 
@@ -32,8 +56,11 @@ def looks_like_record(url: str, listing_url: str, hosts: list[str]) -> bool:
     return below or "-" in last or any(c.isdigit() for c in last) or last.endswith((".html", ".htm"))
 
 
-PAGING_TEXT = re.compile(r"^\W*(\d+|next|prev(ious)?|older|newer|suivant|précédent|siguiente|anterior|далее|"
-                         r"назад|следующая|التالي|السابق|下一页|上一页|下页|上页|more|plus|más)?\W*$", re.IGNORECASE)
+PAGING_TEXT = re.compile(
+    r"^\W*(\d+|next|prev(ious)?|older|newer|suivant|précédent|siguiente|anterior|далее|"
+    r"назад|следующая|التالي|السابق|下一页|上一页|下页|上页|more|plus|más)?\W*$",
+    re.IGNORECASE,
+)
 PAGING_QUERY = re.compile(r"(^|&)(page|p|pg|offset|start|paged)=\d+", re.IGNORECASE)
 _OUTSIDE_CONTENT = "ancestor::nav or ancestor::header or ancestor::footer or ancestor::aside"
 

@@ -81,9 +81,7 @@ _CODE = re.compile(r"[A-Za-z]{2,3}")
 def _country_key(text: str) -> str:
     """Case-, accent- and punctuation-insensitive key: "St. Kitts & Nevis" -> "saint kitts nevis"."""
     text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(
-        " " if unicodedata.category(ch)[0] in "PSZC" else ch for ch in text if not unicodedata.combining(ch)
-    )
+    text = "".join(" " if unicodedata.category(ch)[0] in "PSZC" else ch for ch in text if not unicodedata.combining(ch))
     tokens = (_TOKEN_SYNONYMS.get(token, token) for token in text.split())
     return " ".join(token for token in tokens if token not in _DROPPED_TOKENS)
 
@@ -118,8 +116,7 @@ def _country_index() -> tuple[dict[str, str], dict[str, str]]:
     for country in pycountry.countries:
         codes[country.alpha_2] = codes[country.alpha_3] = country.alpha_2
     translations = [
-        gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[locale])
-        for locale in TRANSLATION_LOCALES
+        gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[locale]) for locale in TRANSLATION_LOCALES
     ]
     tiers = [
         list(COUNTRY_ALIASES.items()),
@@ -298,9 +295,7 @@ def parse_date(value: str | int | None, languages: list[str] | None = None) -> P
 
 
 OPEN_ENDS = frozenset({"ongoing", "present", "now", "current", "today", "date", "open"})
-_YEAR_RANGE = re.compile(
-    r"(\d{4})\s*(?:(?:[-/\u2012-\u2015]|\bto\b|\buntil\b|\btill\b)\s*(.*?))?", re.IGNORECASE
-)
+_YEAR_RANGE = re.compile(r"(\d{4})\s*(?:(?:[-/\u2012-\u2015]|\bto\b|\buntil\b|\btill\b)\s*(.*?))?", re.IGNORECASE)
 
 
 def parse_year_range(value: str) -> tuple[ParsedDate | None, ParsedDate | None]:

@@ -13,8 +13,14 @@ OAI = "{http://www.openarchives.org/OAI/2.0/}"
 DC = "{http://purl.org/dc/elements/1.1/}"
 
 DEFAULT_OAI_FIELDS = {
-    "title": "title", "summary": "description", "keywords": "subject", "published": "date",
-    "organisations": "publisher", "language": "language", "countries": "coverage", "record_type": "type",
+    "title": "title",
+    "summary": "description",
+    "keywords": "subject",
+    "published": "date",
+    "organisations": "publisher",
+    "language": "language",
+    "countries": "coverage",
+    "record_type": "type",
 }
 
 
@@ -42,7 +48,7 @@ def _record(elem: Any) -> dict[str, Any]:
         for child in metadata.iter():
             if not isinstance(child.tag, str) or not child.tag.startswith(DC):
                 continue
-            name = child.tag[len(DC):]
+            name = child.tag[len(DC) :]
             name = "dc_identifier" if name == "identifier" else name
             value = "".join(child.itertext()).strip()
             if value:

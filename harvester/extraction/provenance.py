@@ -24,8 +24,19 @@ _KINDS = (
     (("trafilatura", "htmldate", "html:", "derived:"), EXTRACTOR),
     (("inferred:", "text:"), INFERRED),
 )
-FIELDS = ("title", "summary", "text", "organisations", "countries", "regions", "keywords", "start_date",
-          "end_date", "published", "language")
+FIELDS = (
+    "title",
+    "summary",
+    "text",
+    "organisations",
+    "countries",
+    "regions",
+    "keywords",
+    "start_date",
+    "end_date",
+    "published",
+    "language",
+)
 
 
 @dataclass(frozen=True)
@@ -46,8 +57,7 @@ def stored_provenance(provenance: dict[str, str], flags: dict[str, list[str]]) -
     return {**provenance, FLAGS_KEY: flags} if flags else dict(provenance)
 
 
-def field_origins(stored: dict[str, Any] | None, curator_edits: dict[str, Any] | None = None
-                  ) -> dict[str, FieldOrigin]:
+def field_origins(stored: dict[str, Any] | None, curator_edits: dict[str, Any] | None = None) -> dict[str, FieldOrigin]:
     """Per field, its kind, detail and flags, from a stored ``provenance`` and the curator's edits."""
     stored = stored or {}
     flags = stored.get(FLAGS_KEY) or {}

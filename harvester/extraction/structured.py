@@ -119,16 +119,16 @@ def _refuse_external_entities(elem: Any) -> None:
     dtd = elem.getroottree().docinfo.internalDTD
     for entity in dtd.iterentities() if dtd is not None else ():
         if entity.system_url:
-            raise StructuredBodyError(
-                f"XML declares an external entity {entity.name!r} ({entity.system_url}): refused")
+            raise StructuredBodyError(f"XML declares an external entity {entity.name!r} ({entity.system_url}): refused")
 
 
 def iter_xml_records(body: bytes, record_tag: str) -> Iterator[dict[str, Any]]:
     """One dict per ``record_tag`` element: child tag -> text (CDATA included), repeated tags -> list."""
     checked = False
     try:
-        for _, elem in etree.iterparse(io.BytesIO(body), events=("end",), tag=record_tag,
-                                       resolve_entities=False, no_network=True, huge_tree=False):
+        for _, elem in etree.iterparse(
+            io.BytesIO(body), events=("end",), tag=record_tag, resolve_entities=False, no_network=True, huge_tree=False
+        ):
             if not checked:
                 _refuse_external_entities(elem)
                 checked = True

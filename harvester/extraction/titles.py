@@ -19,7 +19,8 @@ from harvester.extraction.normalise import parse_date
 
 _CJK = "\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef"
 SEPARATORS = re.compile(
-    rf"\s+[|\-–—•·»/:]{{1,2}}\s+|\s*[|•·»‹›«]\s*|(?<=[{_CJK}])\s*[-_—|]\s*(?=[{_CJK}])|(?<=[^\s\d])-(?=[{_CJK}])")
+    rf"\s+[|\-–—•·»/:]{{1,2}}\s+|\s*[|•·»‹›«]\s*|(?<=[{_CJK}])\s*[-_—|]\s*(?=[{_CJK}])|(?<=[^\s\d])-(?=[{_CJK}])"
+)
 SHORT_PART_WORDS = 3
 SHORT_PART_CJK = 8
 _PRIORITY = ("jsonld", "microdata", "rdfa", "meta", "html:title", "html:h1")
@@ -40,8 +41,29 @@ def fold(text: str) -> str:
 def _site_keys(site_names: list[str], url: str | None) -> set[str]:
     keys = {fold(n) for n in site_names if fold(n)}
     host = (urlsplit(url).hostname or "") if url else ""
-    labels = [p for p in host.split(".") if p not in ("www", "com", "org", "net", "int", "gov", "edu", "co", "uk",
-                                                       "news", "cn", "ru", "fr", "es", "github", "io")]
+    labels = [
+        p
+        for p in host.split(".")
+        if p
+        not in (
+            "www",
+            "com",
+            "org",
+            "net",
+            "int",
+            "gov",
+            "edu",
+            "co",
+            "uk",
+            "news",
+            "cn",
+            "ru",
+            "fr",
+            "es",
+            "github",
+            "io",
+        )
+    ]
     keys |= {fold(p) for p in labels if len(p) >= 2}
     return keys
 
@@ -50,8 +72,10 @@ def _site_like(part: str, sites: set[str]) -> bool:
     key = fold(part)
     if not key:
         return True
-    if any(key == s or (min(len(key), len(s)) >= 4 and (key in s or s in key) and len(key) <= 2 * len(s) + 4)
-           for s in sites):
+    if any(
+        key == s or (min(len(key), len(s)) >= 4 and (key in s or s in key) and len(key) <= 2 * len(s) + 4)
+        for s in sites
+    ):
         return True
     return bool(re.fullmatch(r"[\d\s./:-]+", part)) and parse_date(part.strip()) is not None
 
@@ -86,12 +110,14 @@ def _truncated(title: str, others: list[str]) -> bool:
     """Cut off with an ellipsis, or in the middle of a word that another candidate spells out."""
     if re.search(r"(\.\.\.|…)$", title):
         return True
-    return any(len(o) > len(title) and o.startswith(title) and title[-1].isalnum() and o[len(title)].isalnum()
-               for o in others)
+    return any(
+        len(o) > len(title) and o.startswith(title) and title[-1].isalnum() and o[len(title)].isalnum() for o in others
+    )
 
 
-def reconcile_title(stated: list[tuple[str, str]], h1s: list[str], title_tag: str | None,
-                    site_names: list[str], url: str | None) -> Headline | None:
+def reconcile_title(
+    stated: list[tuple[str, str]], h1s: list[str], title_tag: str | None, site_names: list[str], url: str | None
+) -> Headline | None:
     """``stated`` is (value, where) of publisher-stated titles (JSON-LD, microdata, meta), strongest first."""
     sites = _site_keys(site_names, url)
     candidates: list[tuple[str, str, str]] = []  # cleaned, where, raw

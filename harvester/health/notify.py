@@ -53,8 +53,11 @@ def _jsonable(value: Any) -> Any:
 def alert_payload(alert: Alert) -> dict[str, Any]:
     """The webhook body: the alert as ``harvester sources health --json`` shows it, plus a ``text`` line."""
     data = {k: _jsonable(v) for k, v in alert_json(alert).items()}
-    return {"event": "alert", "text": f"[CHM Harvester] {alert.kind} on {alert.source_id}: {alert.message}",
-            "alert": data}
+    return {
+        "event": "alert",
+        "text": f"[CHM Harvester] {alert.kind} on {alert.source_id}: {alert.message}",
+        "alert": data,
+    }
 
 
 def send_email(settings: Settings, alert: Alert) -> None:
@@ -63,9 +66,11 @@ def send_email(settings: Settings, alert: Alert) -> None:
     message["From"] = settings.alert_email_from
     message["To"] = ", ".join(a.strip() for a in (settings.alert_email_to or "").split(",") if a.strip())
     created = _jsonable(alert.created_at)
-    message.set_content(f"{alert.message}\n\nsource: {alert.source_id}\nkind: {alert.kind}\n"
-                        f"subject: {alert.subject or '-'}\nrun: {alert.run_id or '-'}\nopened: {created}\n"
-                        f"details: {json.dumps(alert.details or {}, sort_keys=True, default=str)}\n")
+    message.set_content(
+        f"{alert.message}\n\nsource: {alert.source_id}\nkind: {alert.kind}\n"
+        f"subject: {alert.subject or '-'}\nrun: {alert.run_id or '-'}\nopened: {created}\n"
+        f"details: {json.dumps(alert.details or {}, sort_keys=True, default=str)}\n"
+    )
     assert settings.alert_smtp_host is not None
     with smtplib.SMTP(settings.alert_smtp_host, settings.alert_smtp_port, timeout=TIMEOUT_S) as smtp:
         if settings.alert_smtp_starttls:
@@ -79,8 +84,12 @@ def send_email(settings: Settings, alert: Alert) -> None:
 def send_webhook(settings: Settings, alert: Alert) -> None:
     assert settings.alert_webhook_url is not None
     body = json.dumps(alert_payload(alert), default=str).encode()
-    request = urllib.request.Request(settings.alert_webhook_url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": settings.user_agent})
+    request = urllib.request.Request(
+        settings.alert_webhook_url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": settings.user_agent},
+    )
     with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
         response.read()
 
@@ -90,8 +99,9 @@ SENDERS = {"email": send_email, "webhook": send_webhook}
 
 def _claim(alert_id: int) -> bool:
     with transaction() as session:
-        result = session.execute(update(Alert).where(Alert.id == alert_id, Alert.notified_at.is_(None))
-                                 .values(notified_at=now()))
+        result = session.execute(
+            update(Alert).where(Alert.id == alert_id, Alert.notified_at.is_(None)).values(notified_at=now())
+        )
         return bool(getattr(result, "rowcount", 0))
 
 
@@ -109,8 +119,11 @@ def _deliver(settings: Settings) -> list[Delivery]:
     if not wanted:
         return []
     with session_factory()() as session:
-        ids = list(session.scalars(select(Alert.id).where(Alert.notified_at.is_(None), Alert.resolved_at.is_(None))
-                                   .order_by(Alert.id)))
+        ids = list(
+            session.scalars(
+                select(Alert.id).where(Alert.notified_at.is_(None), Alert.resolved_at.is_(None)).order_by(Alert.id)
+            )
+        )
     deliveries = []
     for alert_id in ids:
         if not _claim(alert_id):
@@ -124,11 +137,13 @@ def _deliver(settings: Settings) -> list[Delivery]:
                     delivery.sent.append(channel)
                 except Exception as exc:  # any failure of a channel is logged, never raised
                     delivery.errors.append(f"{channel}: {type(exc).__name__}: {exc}"[:500])
-                    log.warning("alert %s (%s on %s) not sent by %s: %s", alert_id, alert.kind, alert.source_id,
-                                channel, exc)
+                    log.warning(
+                        "alert %s (%s on %s) not sent by %s: %s", alert_id, alert.kind, alert.source_id, channel, exc
+                    )
         if delivery.errors:
             with transaction() as session:
-                session.execute(update(Alert).where(Alert.id == alert_id)
-                                .values(notify_error="; ".join(delivery.errors)))
+                session.execute(
+                    update(Alert).where(Alert.id == alert_id).values(notify_error="; ".join(delivery.errors))
+                )
         deliveries.append(delivery)
     return deliveries

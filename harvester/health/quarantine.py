@@ -50,16 +50,20 @@ class Limit:
     factor: float
 
 
-def over_harvest_limit(session: Session, source_id: str, run_id: int | None, factor: float,
-                       min_records: int) -> Limit | None:
+def over_harvest_limit(
+    session: Session, source_id: str, run_id: int | None, factor: float, min_records: int
+) -> Limit | None:
     """The source's limit from its last finished runs (held or discarded over-harvests are not history);
     None without history or with the quarantine off."""
     if factor <= 0:
         return None
     normal = CrawlRun.quarantine.is_(None) | (CrawlRun.quarantine == QuarantineState.RELEASED)
-    query = (select(CrawlRun.stats).where(CrawlRun.source_id == source_id, CrawlRun.status == RunStatus.FINISHED,
-                                          normal)
-             .order_by(CrawlRun.id.desc()).limit(HISTORY_RUNS))
+    query = (
+        select(CrawlRun.stats)
+        .where(CrawlRun.source_id == source_id, CrawlRun.status == RunStatus.FINISHED, normal)
+        .order_by(CrawlRun.id.desc())
+        .limit(HISTORY_RUNS)
+    )
     if run_id is not None:
         query = query.where(CrawlRun.id != run_id)
     history = [int((stats or {}).get("new", 0) or 0) for stats in session.scalars(query)]
@@ -74,10 +78,17 @@ def _curator_decided() -> Any:
 
 
 def _hold_decision(candidate: Candidate, from_status: str, run_id: int) -> Decision:
-    return Decision(candidate_id=candidate.id, actor=SYSTEM_ACTOR, from_status=from_status,
-                    to_status=CandidateStatus.QUARANTINED.value, reason_code=HOLD,
-                    note=f"new in run {run_id}, held as an over-harvest", field_diff={},
-                    model_version=candidate.classifier_version, score_shown=candidate.score)
+    return Decision(
+        candidate_id=candidate.id,
+        actor=SYSTEM_ACTOR,
+        from_status=from_status,
+        to_status=CandidateStatus.QUARANTINED.value,
+        reason_code=HOLD,
+        note=f"new in run {run_id}, held as an over-harvest",
+        field_diff={},
+        model_version=candidate.classifier_version,
+        score_shown=candidate.score,
+    )
 
 
 def hold_run(session: Session, run_id: int, new_records: int, limit: Limit) -> int:
@@ -87,14 +98,20 @@ def hold_run(session: Session, run_id: int, new_records: int, limit: Limit) -> i
         return 0
     run.quarantine = QuarantineState.HELD.value
     run.quarantine_details = {
-        "held_at": now().isoformat(), "new_records_at_hold": new_records, "limit": limit.records,
-        "median_new": limit.median, "history_runs": limit.history_runs, "factor": limit.factor,
+        "held_at": now().isoformat(),
+        "new_records_at_hold": new_records,
+        "limit": limit.records,
+        "median_new": limit.median,
+        "history_runs": limit.history_runs,
+        "factor": limit.factor,
         "reason": f"more than {limit.records:g} new records (median {limit.median:g} over the last "
-                  f"{limit.history_runs} finished run(s), factor {limit.factor:g})",
+        f"{limit.history_runs} finished run(s), factor {limit.factor:g})",
     }
-    rows = session.scalars(select(Candidate).where(Candidate.first_run_id == run_id,
-                                                   Candidate.status.in_(HOLDABLE), ~_curator_decided())
-                           .with_for_update()).all()
+    rows = session.scalars(
+        select(Candidate)
+        .where(Candidate.first_run_id == run_id, Candidate.status.in_(HOLDABLE), ~_curator_decided())
+        .with_for_update()
+    ).all()
     for row in rows:
         session.add(_hold_decision(row, row.status, run_id))
         row.status = CandidateStatus.QUARANTINED.value
@@ -121,8 +138,9 @@ class QuarantineGate:
         """The status a new candidate is stored with."""
         return CandidateStatus.QUARANTINED.value if self.held else would_be
 
-    def stored_new(self, session: Session, source_id: str, run_id: int | None, candidate_id: int,
-                   would_be: str) -> bool:
+    def stored_new(
+        self, session: Session, source_id: str, run_id: int | None, candidate_id: int, would_be: str
+    ) -> bool:
         """Count one new candidate; returns True when this one tripped the hold."""
         if run_id is None:
             return False
@@ -142,6 +160,7 @@ class QuarantineGate:
 
 # -- admin decisions ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Admin:
     name: str
@@ -159,23 +178,34 @@ def _held_run(session: Session, run_id: int) -> CrawlRun:
 
 
 def _held_candidates(session: Session, run_id: int) -> list[Candidate]:
-    return list(session.scalars(select(Candidate).where(Candidate.first_run_id == run_id,
-                                                        Candidate.status == CandidateStatus.QUARANTINED)
-                                .order_by(Candidate.id).with_for_update()))
+    return list(
+        session.scalars(
+            select(Candidate)
+            .where(Candidate.first_run_id == run_id, Candidate.status == CandidateStatus.QUARANTINED)
+            .order_by(Candidate.id)
+            .with_for_update()
+        )
+    )
 
 
 def _status_before_hold(session: Session, candidate_ids: list[int]) -> dict[int, str]:
-    rows = session.execute(select(Decision.candidate_id, Decision.from_status)
-                           .where(Decision.candidate_id.in_(candidate_ids), Decision.reason_code == HOLD)
-                           .order_by(Decision.id))
+    rows = session.execute(
+        select(Decision.candidate_id, Decision.from_status)
+        .where(Decision.candidate_id.in_(candidate_ids), Decision.reason_code == HOLD)
+        .order_by(Decision.id)
+    )
     return {cid: status for cid, status in rows if status}
 
 
 def _decide(session: Session, run: CrawlRun, state: QuarantineState, admin: Admin, count: int) -> None:
     run.quarantine = state.value
     verb = "released" if state == QuarantineState.RELEASED else "discarded"
-    run.quarantine_details = {**(run.quarantine_details or {}), f"{verb}_by": admin.name,
-                              f"{verb}_at": now().isoformat(), "candidates": count}
+    run.quarantine_details = {
+        **(run.quarantine_details or {}),
+        f"{verb}_by": admin.name,
+        f"{verb}_at": now().isoformat(),
+        "candidates": count,
+    }
     session.flush()
 
 
@@ -186,9 +216,20 @@ def release_run(session: Session, run_id: int, admin: Admin) -> int:
     before = _status_before_hold(session, [r.id for r in rows])
     for row in rows:
         to = before.get(row.id, CandidateStatus.PENDING.value)
-        session.add(Decision(candidate_id=row.id, user_id=admin.user_id, actor=SYSTEM_ACTOR, from_status=row.status,
-                             to_status=to, reason_code=RELEASED, note=f"run {run_id} released by {admin.name}",
-                             field_diff={}, model_version=row.classifier_version, score_shown=row.score))
+        session.add(
+            Decision(
+                candidate_id=row.id,
+                user_id=admin.user_id,
+                actor=SYSTEM_ACTOR,
+                from_status=row.status,
+                to_status=to,
+                reason_code=RELEASED,
+                note=f"run {run_id} released by {admin.name}",
+                field_diff={},
+                model_version=row.classifier_version,
+                score_shown=row.score,
+            )
+        )
         row.status, row.updated_at = to, now()
     _decide(session, run, QuarantineState.RELEASED, admin, len(rows))
     return len(rows)
@@ -199,10 +240,20 @@ def discard_run(session: Session, run_id: int, admin: Admin) -> int:
     run = _held_run(session, run_id)
     rows = _held_candidates(session, run_id)
     for row in rows:
-        session.add(Decision(candidate_id=row.id, user_id=admin.user_id, actor=admin.name, from_status=row.status,
-                             to_status=CandidateStatus.FILTERED.value, reason_code=DISCARDED,
-                             note=f"run {run_id} discarded as an over-harvest", field_diff={},
-                             model_version=row.classifier_version, score_shown=row.score))
+        session.add(
+            Decision(
+                candidate_id=row.id,
+                user_id=admin.user_id,
+                actor=admin.name,
+                from_status=row.status,
+                to_status=CandidateStatus.FILTERED.value,
+                reason_code=DISCARDED,
+                note=f"run {run_id} discarded as an over-harvest",
+                field_diff={},
+                model_version=row.classifier_version,
+                score_shown=row.score,
+            )
+        )
         row.status, row.updated_at = CandidateStatus.FILTERED.value, now()
     _decide(session, run, QuarantineState.DISCARDED, admin, len(rows))
     return len(rows)
@@ -214,10 +265,23 @@ def quarantine_runs(session: Session, include_decided: bool = False) -> list[dic
     if not include_decided:
         query = query.where(CrawlRun.quarantine == QuarantineState.HELD)
     runs = list(session.scalars(query))
-    held = dict(session.execute(
-        select(Candidate.first_run_id, func.count()).where(Candidate.status == CandidateStatus.QUARANTINED,
-                                                           Candidate.first_run_id.in_([r.id for r in runs]))
-        .group_by(Candidate.first_run_id)).all())
-    return [{"run": r.id, "source": r.source_id, "state": r.quarantine, "status": r.status,
-             "started_at": r.started_at, "new": (r.stats or {}).get("new"), "held_candidates": held.get(r.id, 0),
-             "details": r.quarantine_details or {}} for r in runs]
+    held = dict(
+        session.execute(
+            select(Candidate.first_run_id, func.count())
+            .where(Candidate.status == CandidateStatus.QUARANTINED, Candidate.first_run_id.in_([r.id for r in runs]))
+            .group_by(Candidate.first_run_id)
+        ).all()
+    )
+    return [
+        {
+            "run": r.id,
+            "source": r.source_id,
+            "state": r.quarantine,
+            "status": r.status,
+            "started_at": r.started_at,
+            "new": (r.stats or {}).get("new"),
+            "held_candidates": held.get(r.id, 0),
+            "details": r.quarantine_details or {},
+        }
+        for r in runs
+    ]

@@ -54,8 +54,12 @@ class Capture:
 
     def headers(self) -> list[tuple[str, str]]:
         modified = formatdate(self.path.stat().st_mtime, usegmt=True)
-        return [("Content-Type", self.content_type), ("ETag", self.etag), ("Last-Modified", modified),
-                *self.extra_headers]
+        return [
+            ("Content-Type", self.content_type),
+            ("ETag", self.etag),
+            ("Last-Modified", modified),
+            *self.extra_headers,
+        ]
 
 
 def load_capture(relative: str, url: str | None = None, root: Path | None = None) -> Capture:

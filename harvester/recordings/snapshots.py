@@ -61,4 +61,3 @@ def read_snapshot(root: Path, ref: str) -> RecordedResponse | None:
         for response in iter_responses(fh):
             return response
     return None
-

@@ -37,9 +37,9 @@ def write_response(writer: WARCWriter, response: RecordedResponse) -> None:
     headers = [(k, v) for k, v in response.headers if k.lower() not in HOP_BY_HOP]
     headers.append(("Content-Length", str(len(response.body))))
     http = StatusAndHeaders(f"{response.status} {_reason(response.status)}", headers, protocol="HTTP/1.1")
-    record = writer.create_warc_record(response.url, "response", payload=io.BytesIO(response.body),
-                                       length=len(response.body),
-                                       http_headers=http)
+    record = writer.create_warc_record(
+        response.url, "response", payload=io.BytesIO(response.body), length=len(response.body), http_headers=http
+    )
     writer.write_record(record)
 
 
@@ -57,8 +57,15 @@ class ExchangeWriter:
         self.writer = writer
         self.written: dict[tuple[str, str], tuple[str, str]] = {}  # (url, payload digest) -> (uri, WARC-Date)
 
-    def write(self, method: str, url: str, request_headers: list[tuple[str, str]], status: int,
-              response_headers: list[tuple[str, str]], body: bytes) -> str:
+    def write(
+        self,
+        method: str,
+        url: str,
+        request_headers: list[tuple[str, str]],
+        status: int,
+        response_headers: list[tuple[str, str]],
+        body: bytes,
+    ) -> str:
         """Write one exchange; returns the type of the response-side record ('response' or 'revisit')."""
         headers = [(k, v) for k, v in response_headers if k.lower() not in ("transfer-encoding", "content-length")]
         headers.append(("Content-Length", str(len(body))))
@@ -66,20 +73,24 @@ class ExchangeWriter:
         digest = "sha1:" + base64.b32encode(hashlib.sha1(body, usedforsecurity=False).digest()).decode("ascii")
         earlier = self.written.get((url, digest))
         if status == 304:
-            record = self.writer.create_warc_record(url, "revisit", http_headers=http,
-                                                    warc_headers_dict={"WARC-Profile": SERVER_NOT_MODIFIED})
+            record = self.writer.create_warc_record(
+                url, "revisit", http_headers=http, warc_headers_dict={"WARC-Profile": SERVER_NOT_MODIFIED}
+            )
         elif earlier is not None and body:
             record = self.writer.create_revisit_record(url, digest, earlier[0], earlier[1], http_headers=http)
         else:
-            record = self.writer.create_warc_record(url, "response", payload=io.BytesIO(body), length=len(body),
-                                                    http_headers=http)
+            record = self.writer.create_warc_record(
+                url, "response", payload=io.BytesIO(body), length=len(body), http_headers=http
+            )
             self.written[(url, digest)] = (url, record.rec_headers.get_header("WARC-Date"))
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         request = self.writer.create_warc_record(
-            url, "request", http_headers=StatusAndHeaders(f"{method} {target} HTTP/1.1", request_headers,
-                                                          is_http_request=True),
-            warc_headers_dict={"WARC-Concurrent-To": record.rec_headers.get_header("WARC-Record-ID")})
+            url,
+            "request",
+            http_headers=StatusAndHeaders(f"{method} {target} HTTP/1.1", request_headers, is_http_request=True),
+            warc_headers_dict={"WARC-Concurrent-To": record.rec_headers.get_header("WARC-Record-ID")},
+        )
         self.writer.write_record(record)
         self.writer.write_record(request)
         return record.rec_type

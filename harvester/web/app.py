@@ -29,8 +29,13 @@ templates.env.filters["criterion_name"] = criterion_name
 def create_app(engine: Engine | None = None) -> FastAPI:
     from harvester.web import routes_api, routes_dashboard, routes_ops, routes_pages
 
-    app = FastAPI(title="CHM Harvester review", version=__version__, docs_url=None,
-                  openapi_url="/api/v1/openapi.json", redoc_url=None)
+    app = FastAPI(
+        title="CHM Harvester review",
+        version=__version__,
+        docs_url=None,
+        openapi_url="/api/v1/openapi.json",
+        redoc_url=None,
+    )
     app.state.session_factory = session_factory(engine) if engine is not None else None
     app.add_middleware(CommitFirstMiddleware)  # inside the security headers: a 503 it sends gets them too
     app.add_middleware(SecurityHeadersMiddleware)
@@ -78,5 +83,6 @@ def _wants_json(request: Request) -> bool:
 
 def _error_page(request: Request, status: int, problems: list[str], headers: dict[str, str] | None) -> Response:
     """An HTML error page; the problems (which may quote input) are escaped like any other text."""
-    return templates.TemplateResponse(request, "error.html", {"status": status, "problems": problems},
-                                      status_code=status, headers=headers)
+    return templates.TemplateResponse(
+        request, "error.html", {"status": status, "problems": problems}, status_code=status, headers=headers
+    )

@@ -98,17 +98,24 @@ def throttle_wait(session: Session, name: str, client: str | None) -> Throttled 
     """Why and how long this client must wait before trying ``name`` again, or None."""
     current = now()
     since = current - FAILURE_WINDOW
-    fails = (select(LoginAttempt.name, LoginAttempt.at)
-             .where(LoginAttempt.client.is_not_distinct_from(client), LoginAttempt.success.is_(False),
-                    LoginAttempt.at > since))
-    last_ok = session.scalar(select(func.max(LoginAttempt.at)).where(
-        LoginAttempt.client.is_not_distinct_from(client), LoginAttempt.name == name, LoginAttempt.success.is_(True),
-        LoginAttempt.at > since))
-    pair = [_aware(at) for n, at in session.execute(fails.where(LoginAttempt.name == name))
-            if last_ok is None or _aware(at) > _aware(last_ok)]
+    fails = select(LoginAttempt.name, LoginAttempt.at).where(
+        LoginAttempt.client.is_not_distinct_from(client), LoginAttempt.success.is_(False), LoginAttempt.at > since
+    )
+    last_ok = session.scalar(
+        select(func.max(LoginAttempt.at)).where(
+            LoginAttempt.client.is_not_distinct_from(client),
+            LoginAttempt.name == name,
+            LoginAttempt.success.is_(True),
+            LoginAttempt.at > since,
+        )
+    )
+    pair = [
+        _aware(at)
+        for n, at in session.execute(fails.where(LoginAttempt.name == name))
+        if last_ok is None or _aware(at) > _aware(last_ok)
+    ]
     if pair and (wait := max(pair) + pair_delay(len(pair)) - current) > timedelta(0):
-        return Throttled(f"too many failed logins for this account from here; try again in "
-                         f"{_say(wait)}", wait)
+        return Throttled(f"too many failed logins for this account from here; try again in {_say(wait)}", wait)
     attempts = session.execute(fails.order_by(LoginAttempt.at)).all()
     names = {n for n, _ in attempts}
     if len(attempts) >= CLIENT_MAX_FAILURES or len(names - {name}) >= CLIENT_MAX_NAMES:
@@ -151,7 +158,8 @@ def load_session(session: Session, token: str | None) -> SessionUser | None:
     if not token:
         return None
     row = session.execute(
-        select(WebSession, User).join(User, User.id == WebSession.user_id)
+        select(WebSession, User)
+        .join(User, User.id == WebSession.user_id)
         .where(WebSession.token_hash == _digest(token), WebSession.revoked.is_(False), User.active.is_(True))
     ).one_or_none()
     if row is None:
@@ -211,20 +219,33 @@ def _audit(session: Session, by: AccountActor, user: User, action: str, detail: 
 
 
 def _revoke_all(session: Session, user: User) -> int:
-    result = session.execute(update(WebSession).where(WebSession.user_id == user.id, WebSession.revoked.is_(False))
-                             .values(revoked=True))
+    result = session.execute(
+        update(WebSession).where(WebSession.user_id == user.id, WebSession.revoked.is_(False)).values(revoked=True)
+    )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def list_accounts(session: Session) -> list[AccountRow]:
     """Every account with its open sessions and last successful login."""
     cutoff = now() - ABSOLUTE_TIMEOUT
-    sessions = dict(session.execute(select(WebSession.user_id, func.count()).where(
-        WebSession.revoked.is_(False), WebSession.created_at > cutoff).group_by(WebSession.user_id)).all())
-    last = dict(session.execute(select(LoginAttempt.name, func.max(LoginAttempt.at))
-                                .where(LoginAttempt.success.is_(True)).group_by(LoginAttempt.name)).all())
-    return [AccountRow(u.id, u.name, u.role, u.active, sessions.get(u.id, 0), last.get(u.name))
-            for u in session.scalars(select(User).order_by(User.name))]
+    sessions = dict(
+        session.execute(
+            select(WebSession.user_id, func.count())
+            .where(WebSession.revoked.is_(False), WebSession.created_at > cutoff)
+            .group_by(WebSession.user_id)
+        ).all()
+    )
+    last = dict(
+        session.execute(
+            select(LoginAttempt.name, func.max(LoginAttempt.at))
+            .where(LoginAttempt.success.is_(True))
+            .group_by(LoginAttempt.name)
+        ).all()
+    )
+    return [
+        AccountRow(u.id, u.name, u.role, u.active, sessions.get(u.id, 0), last.get(u.name))
+        for u in session.scalars(select(User).order_by(User.name))
+    ]
 
 
 def set_active(session: Session, name_or_id: str | int, active: bool, by: AccountActor) -> User:
@@ -236,8 +257,16 @@ def set_active(session: Session, name_or_id: str | int, active: bool, by: Accoun
     if not active:
         if by.user_id == user.id:
             raise AuthError("you cannot deactivate your own account")
-        if user.role == Role.ADMIN and (session.scalar(select(func.count()).select_from(User).where(
-                User.role == Role.ADMIN.value, User.active.is_(True))) or 0) <= 1:
+        if (
+            user.role == Role.ADMIN
+            and (
+                session.scalar(
+                    select(func.count()).select_from(User).where(User.role == Role.ADMIN.value, User.active.is_(True))
+                )
+                or 0
+            )
+            <= 1
+        ):
             raise AuthError(f"{user.name} is the last active admin")
         ended = _revoke_all(session, user)
         _audit(session, by, user, "deactivated", f"{ended} session(s) ended")
@@ -268,6 +297,12 @@ def end_sessions(session: Session, name_or_id: str | int, by: AccountActor) -> i
 
 def account_events(session: Session, limit: int = 100) -> list[tuple[AccountEvent, str]]:
     """The newest account changes with the name of the account changed."""
-    return [(event, name) for event, name in session.execute(
-        select(AccountEvent, User.name).join(User, User.id == AccountEvent.user_id)
-        .order_by(AccountEvent.id.desc()).limit(limit))]
+    return [
+        (event, name)
+        for event, name in session.execute(
+            select(AccountEvent, User.name)
+            .join(User, User.id == AccountEvent.user_id)
+            .order_by(AccountEvent.id.desc())
+            .limit(limit)
+        )
+    ]

@@ -30,8 +30,12 @@ def against(criterion: str, evidence: dict[str, Any]) -> bool:
     """Evidence that lowers its criterion's score."""
     if evidence.get("label") in AGAINST_LABELS:
         return True
-    return (criterion == "active" and evidence.get("kind") == "date" and evidence.get("field") == "end_date"
-            and str(evidence.get("detail") or "").startswith("ended"))
+    return (
+        criterion == "active"
+        and evidence.get("kind") == "date"
+        and evidence.get("field") == "end_date"
+        and str(evidence.get("detail") or "").startswith("ended")
+    )
 
 
 def split_evidence(criteria: dict[str, Any]) -> dict[str, tuple[list[Any], list[Any]]]:
@@ -64,7 +68,9 @@ class ScoreExplanation:
 
 
 def explain(criteria: dict[str, Any], score: float | None, classifier_version: str | None) -> ScoreExplanation:
-    parts = [Part(key, criterion_name(key), weight, float((criteria.get(key) or {}).get("score") or 0.0))
-             for key, weight in OVERALL_WEIGHTS.items()]
+    parts = [
+        Part(key, criterion_name(key), weight, float((criteria.get(key) or {}).get("score") or 0.0))
+        for key, weight in OVERALL_WEIGHTS.items()
+    ]
     model = classifier_version if classifier_version and not classifier_version.startswith("rules") else None
     return ScoreExplanation(parts, sum(p.points for p in parts), score, model)

@@ -20,7 +20,9 @@ def segments(text: str | None, evidence: list[dict[str, Any]], field: str) -> li
     spans = sorted(
         (e["start"], e["end"], e.get("criterion"), e.get("label"))
         for e in evidence
-        if e.get("field") == field and isinstance(e.get("start"), int) and isinstance(e.get("end"), int)
+        if e.get("field") == field
+        and isinstance(e.get("start"), int)
+        and isinstance(e.get("end"), int)
         and 0 <= e["start"] < e["end"] <= len(text)
     )
     out: list[Segment] = []

@@ -43,30 +43,49 @@ class DecisionIn(BaseModel):
     reason: str | None = Field(default=None, max_length=50)
     note: str | None = Field(default=None, max_length=5000)
     edits: EditsIn = Field(default_factory=EditsIn)
-    version: int | None = Field(default=None, ge=1, le=MAX_ID, description="candidate version_id the curator saw; "
-                                "a decision or undo against a newer version is a 409 conflict")
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="candidate version_id the curator saw; "
+        "a decision or undo against a newer version is a 409 conflict",
+    )
 
 
 @router.get("/candidates")
-def list_candidates(request: Request, session: SessionDep, user: CurrentUser,
-                    limit: int = Query(50, ge=1, le=500),
-                    after: str | None = Query(None, description="next_cursor of the previous page"),
-                    before: str | None = Query(None, description="prev_cursor of the following page"),
-                    ) -> dict[str, Any]:
+def list_candidates(
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    limit: int = Query(50, ge=1, le=500),
+    after: str | None = Query(None, description="next_cursor of the previous page"),
+    before: str | None = Query(None, description="prev_cursor of the following page"),
+) -> dict[str, Any]:
     """The ranked queue (score, highest first, unscored last), one keyset page at a time, filtered by the
     queue page's query parameters (status [none: all], source, lang, min_score, max_score, criterion,
     criterion_min, support_type, country, published_from, published_to, reviewer, q). ``count`` is exact up
     to ``count_cap``; beyond it ``count_capped`` is true."""
     filters = queue_filter(filter_params(request.query_params, default_status=None))
     try:
-        page = queue_page(session, filters, limit, after=Cursor.decode(after) if after else None,
-                          before=Cursor.decode(before) if before else None)
+        page = queue_page(
+            session,
+            filters,
+            limit,
+            after=Cursor.decode(after) if after else None,
+            before=Cursor.decode(before) if before else None,
+        )
     except CursorError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
     count = count_candidates(session, filters)
-    return {"count": min(count, COUNT_CAP), "count_capped": count > COUNT_CAP, "count_cap": COUNT_CAP,
-            "limit": limit, "next_cursor": page.next.encode() if page.next else None,
-            "prev_cursor": page.prev.encode() if page.prev else None, "items": [candidate_json(c) for c in page.rows]}
+    return {
+        "count": min(count, COUNT_CAP),
+        "count_capped": count > COUNT_CAP,
+        "count_cap": COUNT_CAP,
+        "limit": limit,
+        "next_cursor": page.next.encode() if page.next else None,
+        "prev_cursor": page.prev.encode() if page.prev else None,
+        "items": [candidate_json(c) for c in page.rows],
+    }
 
 
 @router.get("/candidates/{candidate_id}")
@@ -74,23 +93,45 @@ def get_candidate(session: SessionDep, user: CurrentUser, candidate_id: RowId) -
     row = session.get(Candidate, candidate_id)
     if row is None:
         raise HTTPException(status_code=404, detail="no such candidate")
-    return {**candidate_json(row, with_text=True), "version": row.version_id,
-            "decisions": [{"id": d.id, "actor": d.actor, "at": d.at, "from": d.from_status, "to": d.to_status,
-                           "reason": d.reason_code, "note": d.note, "field_diff": d.field_diff}
-                          for d in history(session, row.id)]}
+    return {
+        **candidate_json(row, with_text=True),
+        "version": row.version_id,
+        "decisions": [
+            {
+                "id": d.id,
+                "actor": d.actor,
+                "at": d.at,
+                "from": d.from_status,
+                "to": d.to_status,
+                "reason": d.reason_code,
+                "note": d.note,
+                "field_diff": d.field_diff,
+            }
+            for d in history(session, row.id)
+        ],
+    }
 
 
 @router.post("/candidates/{candidate_id}/decisions", status_code=201)
-def post_decision(request: Request, session: SessionDep, user: CurrentUser, candidate_id: RowId,
-                  body: DecisionIn) -> dict[str, Any]:
+def post_decision(
+    request: Request, session: SessionDep, user: CurrentUser, candidate_id: RowId, body: DecisionIn
+) -> dict[str, Any]:
     check_csrf(request, user, None)
     actor = Actor(user.name, user.id)
     try:
         if body.action == "undo":
             decision = undo_last(session, candidate_id, actor, expected_version=body.version)
         else:
-            decision = decide(session, candidate_id, body.action, actor, reason=body.reason, note=body.note,
-                              edits=body.edits.model_dump(exclude_unset=True), expected_version=body.version)
+            decision = decide(
+                session,
+                candidate_id,
+                body.action,
+                actor,
+                reason=body.reason,
+                note=body.note,
+                edits=body.edits.model_dump(exclude_unset=True),
+                expected_version=body.version,
+            )
     except DecisionConflict as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
     except DecisionError as exc:
@@ -103,8 +144,18 @@ def post_decision(request: Request, session: SessionDep, user: CurrentUser, cand
 @router.get("/runs")
 def list_runs(session: SessionDep, user: CurrentUser, limit: int = Query(50, ge=1, le=500)) -> list[dict[str, Any]]:
     rows = session.scalars(select(CrawlRun).order_by(CrawlRun.id.desc()).limit(limit))
-    return [{"id": r.id, "source": r.source_id, "status": r.status, "trigger": r.trigger, "started_at": r.started_at,
-             "finished_at": r.finished_at, "stats": r.stats} for r in rows]
+    return [
+        {
+            "id": r.id,
+            "source": r.source_id,
+            "status": r.status,
+            "trigger": r.trigger,
+            "started_at": r.started_at,
+            "finished_at": r.finished_at,
+            "stats": r.stats,
+        }
+        for r in rows
+    ]
 
 
 @router.get("/me")

@@ -40,8 +40,15 @@ def chm_page(request: Request, session: SessionDep, user: CurrentUser) -> HTMLRe
 
 
 @router.post("/candidates/{candidate_id}/chm/{action}", name="chm_action")
-def chm_action(request: Request, session: SessionDep, user: AdminUser, candidate_id: RowId, action: str,
-               csrf_token: Annotated[str, Form()] = "", realm: Annotated[str, Form()] = "") -> Response:
+def chm_action(
+    request: Request,
+    session: SessionDep,
+    user: AdminUser,
+    candidate_id: RowId,
+    action: str,
+    csrf_token: Annotated[str, Form()] = "",
+    realm: Annotated[str, Form()] = "",
+) -> Response:
     check_csrf(request, user, csrf_token)
     try:
         request_action(session, candidate_id, realm or get_settings().chm_realm, action)

@@ -45,22 +45,24 @@ def _known_source(session: Session, source_id: str) -> None:
         raise HTTPException(status_code=404, detail="no such source")
 
 
-def _chart(session: Session, state: tuple[object, ...], name: str, build: Callable[..., Chart],
-           *args: str) -> Chart:
+def _chart(session: Session, state: tuple[object, ...], name: str, build: Callable[..., Chart], *args: str) -> Chart:
     """The chart as of this data state: built once per decision, run or model change, not on every visit."""
     return q.cached(state, (name, *args), lambda: build(session, *args))
 
 
 def _chart_response(state: tuple[object, ...], chart: Chart, name: str, fmt: str) -> Response:
     if fmt == "csv":
-        return Response(chart.to_csv(), media_type=MEDIA["csv"],
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"',
-                                 "Cache-Control": "no-store"})
+        return Response(
+            chart.to_csv(),
+            media_type=MEDIA["csv"],
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"', "Cache-Control": "no-store"},
+        )
     if fmt not in MEDIA:
         raise HTTPException(status_code=404, detail="charts are .svg, .png or .csv")
     body = q.cached(state, ("drawn", name, fmt), lambda: render(chart, fmt))
-    return Response(body, media_type=MEDIA[fmt],
-                    headers={"Content-Security-Policy": SVG_CSP, "Cache-Control": "no-store"})
+    return Response(
+        body, media_type=MEDIA[fmt], headers={"Content-Security-Policy": SVG_CSP, "Cache-Control": "no-store"}
+    )
 
 
 def _render(request: Request, name: str, **context: object) -> HTMLResponse:
@@ -76,8 +78,15 @@ def dashboard(request: Request, session: SessionDep, user: CurrentUser) -> HTMLR
     state = q.data_state(session)
     charts = [_link("/charts", name, _chart(session, state, name, build)) for name, build in q.DASHBOARD.items()]
     estimate, stopping = q.remaining(session)
-    return _render(request, "dashboard.html", user=user, charts=charts, estimate=estimate, stopping=stopping,
-                   alerts=alerts(session))
+    return _render(
+        request,
+        "dashboard.html",
+        user=user,
+        charts=charts,
+        estimate=estimate,
+        stopping=stopping,
+        alerts=alerts(session),
+    )
 
 
 @router.get("/classification", response_class=HTMLResponse, name="classification")
@@ -85,11 +94,17 @@ def classification(request: Request, session: SessionDep, user: CurrentUser) -> 
     from storage.model_store import list_models
 
     state = q.data_state(session)
-    charts = [_link("/charts", name, _chart(session, state, name, build))
-              for name, build in q.CLASSIFICATION.items()]
+    charts = [_link("/charts", name, _chart(session, state, name, build)) for name, build in q.CLASSIFICATION.items()]
     estimate, stopping = q.remaining(session)
-    return _render(request, "classification.html", user=user, charts=charts, models=list_models(session),
-                   estimate=estimate, stopping=stopping)
+    return _render(
+        request,
+        "classification.html",
+        user=user,
+        charts=charts,
+        models=list_models(session),
+        estimate=estimate,
+        stopping=stopping,
+    )
 
 
 @router.get("/sources/{source_id}", response_class=HTMLResponse, name="source")
@@ -105,12 +120,25 @@ def source_page(request: Request, session: SessionDep, user: CurrentUser, source
     charts = [_link(base, name, _chart(session, state, name, build, source_id)) for name, build in q.SOURCE.items()]
     counts = {status: n for (sid, status), n in count_by_source_status(session).items() if sid == source_id}
     accepted, decided = q.decided_by_source(session).get(source_id, (0, 0))
-    runs = session.scalars(select(CrawlRun).where(CrawlRun.source_id == source_id)
-                           .order_by(CrawlRun.id.desc()).limit(20)).all()
+    runs = session.scalars(
+        select(CrawlRun).where(CrawlRun.source_id == source_id).order_by(CrawlRun.id.desc()).limit(20)
+    ).all()
     next_run, next_how = q.next_scheduled_run(session, source_id)
-    return _render(request, "source.html", user=user, source_id=source_id, spec=load_registry().get(source_id),
-                   charts=charts, counts=counts, accepted=accepted, decided=decided, runs=runs,
-                   next_run=next_run, next_how=next_how, alerts=alerts(session, source_id))
+    return _render(
+        request,
+        "source.html",
+        user=user,
+        source_id=source_id,
+        spec=load_registry().get(source_id),
+        charts=charts,
+        counts=counts,
+        accepted=accepted,
+        decided=decided,
+        runs=runs,
+        next_run=next_run,
+        next_how=next_how,
+        alerts=alerts(session, source_id),
+    )
 
 
 def _lookup(table: dict[str, Callable[..., Chart]], name: str) -> Callable[..., Chart]:

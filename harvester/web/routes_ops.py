@@ -26,32 +26,47 @@ SAMPLE_TITLES = 5
 def alerts_by_source(session: Session) -> dict[str, list[Alert]]:
     """Open alerts per source id, oldest first (the sources page)."""
     grouped: dict[str, list[Alert]] = defaultdict(list)
-    for alert in session.scalars(select(Alert).where(Alert.resolved_at.is_(None))
-                                 .order_by(Alert.source_id, Alert.created_at, Alert.id)):
+    for alert in session.scalars(
+        select(Alert).where(Alert.resolved_at.is_(None)).order_by(Alert.source_id, Alert.created_at, Alert.id)
+    ):
         grouped[alert.source_id].append(alert)
     return dict(grouped)
 
 
 @router.get("/admin/quarantine", response_class=HTMLResponse, name="quarantine")
-def quarantine_page(request: Request, session: SessionDep, user: AdminUser,
-                    message: str | None = None, sig: str | None = None) -> HTMLResponse:
+def quarantine_page(
+    request: Request, session: SessionDep, user: AdminUser, message: str | None = None, sig: str | None = None
+) -> HTMLResponse:
     runs = quarantine_runs(session, include_decided=True)
     samples = {}
     for run in runs:
         if run["state"] == "held":
             samples[run["run"]] = session.scalars(
-                select(Candidate.title).where(Candidate.first_run_id == run["run"],
-                                              Candidate.status == CandidateStatus.QUARANTINED)
-                .order_by(Candidate.score.desc().nulls_last(), Candidate.id).limit(SAMPLE_TITLES)).all()
-    return render(request, "quarantine.html", user=user, held=[r for r in runs if r["state"] == "held"],
-                  decided=[r for r in runs if r["state"] != "held"][:50], samples=samples,
-                  message=verified(user, message, sig))
+                select(Candidate.title)
+                .where(Candidate.first_run_id == run["run"], Candidate.status == CandidateStatus.QUARANTINED)
+                .order_by(Candidate.score.desc().nulls_last(), Candidate.id)
+                .limit(SAMPLE_TITLES)
+            ).all()
+    return render(
+        request,
+        "quarantine.html",
+        user=user,
+        held=[r for r in runs if r["state"] == "held"],
+        decided=[r for r in runs if r["state"] != "held"][:50],
+        samples=samples,
+        message=verified(user, message, sig),
+    )
 
 
 @router.post("/admin/quarantine/{run_id}", name="quarantine_decide")
-def quarantine_decide(request: Request, session: SessionDep, user: AdminUser, run_id: RowId,
-                      action: Annotated[Literal["release", "discard"], Form()],
-                      csrf_token: Annotated[str, Form()] = "") -> Response:
+def quarantine_decide(
+    request: Request,
+    session: SessionDep,
+    user: AdminUser,
+    run_id: RowId,
+    action: Annotated[Literal["release", "discard"], Form()],
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
     check_csrf(request, user, csrf_token)
     try:
         if action == "release":
@@ -66,9 +81,14 @@ def quarantine_decide(request: Request, session: SessionDep, user: AdminUser, ru
 
 
 @router.post("/admin/alerts/{alert_id}", name="alert_decide")
-def alert_decide(request: Request, session: SessionDep, user: AdminUser, alert_id: RowId,
-                 action: Annotated[Literal["acknowledge", "resolve"], Form()],
-                 csrf_token: Annotated[str, Form()] = "") -> Response:
+def alert_decide(
+    request: Request,
+    session: SessionDep,
+    user: AdminUser,
+    alert_id: RowId,
+    action: Annotated[Literal["acknowledge", "resolve"], Form()],
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
     """Acknowledge (seen, still open) or resolve by hand (a later check that still sees it opens a new one)."""
     check_csrf(request, user, csrf_token)
     alert = session.get(Alert, alert_id)

@@ -26,8 +26,11 @@ log = logging.getLogger(__name__)
 
 
 def unavailable(reason: str) -> Response:
-    return PlainTextResponse(f"The database is unavailable for a moment ({reason}); please retry.",
-                             status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+    return PlainTextResponse(
+        f"The database is unavailable for a moment ({reason}); please retry.",
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 async def database_error(request: Request, exc: Exception) -> Response:
@@ -35,8 +38,9 @@ async def database_error(request: Request, exc: Exception) -> Response:
     reason = transient_reason(exc)
     if reason is None:
         raise exc
-    log.warning("%s %s: database unavailable (%s: %s), answered 503", request.method, request.url.path, reason,
-                first_line(exc))
+    log.warning(
+        "%s %s: database unavailable (%s: %s), answered 503", request.method, request.url.path, reason, first_line(exc)
+    )
     return unavailable(reason)
 
 
