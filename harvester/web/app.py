@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from harvester import __version__
 from harvester.web.deps import LoginRequired
-from harvester.web.explain import criterion_name
 from harvester.web.security import HeadAsGetMiddleware, SecurityHeadersMiddleware
+from harvester.web.templating import HERE, templates
 from harvester.web.transactions import CommitFirstMiddleware, database_error
 from storage.db import session_factory
-
-HERE = Path(__file__).resolve().parent
-templates = Jinja2Templates(directory=str(HERE / "templates"))
-templates.env.filters["criterion_name"] = criterion_name
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:

@@ -11,9 +11,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import object_session
 
 from harvester.settings import get_settings
-from harvester.web.app import templates
 from harvester.web.deps import AdminUser, CurrentUser, RowId, SessionDep, check_csrf
 from harvester.web.notices import notice
+from harvester.web.templating import templates
 from storage.models import Candidate, ChmSubmission
 from storage.submissions import SubmissionError, all_submissions, request_action, submissions_of
 

@@ -89,7 +89,7 @@ SUPPORT_TYPES = (
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    from harvester.web.app import templates
+    from harvester.web.templating import templates
 
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
