@@ -3,7 +3,6 @@ latest learned model's (loaded once per crawl) when one was trained, else the ru
 
 from __future__ import annotations
 
-import logging
 from typing import Self
 
 from scrapy.crawler import Crawler
@@ -13,9 +12,7 @@ from scrapy.statscollectors import StatsCollector
 from harvester.classify.learn import RelevanceModel
 from harvester.items import CandidateItem
 from harvester.stages import classify_item
-from pipelines.pool import stage_pool_size
-
-logger = logging.getLogger(__name__)
+from pipelines.pool import load_model, stage_pool_size
 
 
 class ClassifyPipeline:
@@ -39,18 +36,3 @@ class ClassifyPipeline:
         classify_item(item, self.model)
         self.stats.inc_value("harvester/classify/scored")
         return item
-
-
-def load_model(stats: StatsCollector) -> RelevanceModel | None:
-    """The newest learned model (None: the rules rank), once per crawl; its version goes into the stats."""
-    from storage.db import session_factory
-    from storage.model_store import ModelUnavailable, latest_model
-
-    try:
-        with session_factory()() as session:
-            model = latest_model(session)
-    except ModelUnavailable as exc:
-        logger.warning("scoring with the rules only: %s", exc)
-        model = None
-    stats.set_value("harvester/classify/model", model.version if model else "rules")
-    return model

@@ -32,7 +32,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem, NotConfigured
@@ -43,6 +43,9 @@ from harvester.crawl.memory_trim import WORKER_TRIM_EVERY, malloc_trim
 from harvester.items import CandidateItem
 from harvester.registry import SourceSpec
 from harvester.stages import StagesOutcome, apply_hashes, mark_same_text, run_cpu_stages
+
+if TYPE_CHECKING:
+    from harvester.classify.learn import RelevanceModel
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +129,6 @@ class PooledStagesPipeline:
         )
 
     def open_spider(self) -> None:
-        from pipelines.classify import load_model
-
         self.model = load_model(self.stats)
         self.stats.set_value("harvester/stage_pool/workers", self.size)
 
@@ -218,3 +219,19 @@ class PooledStagesPipeline:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
+
+
+def load_model(stats: StatsCollector) -> RelevanceModel | None:
+    """The newest learned model for the classify stage, in the pool or in-line (None: the rules rank), once
+    per crawl; its version goes into the stats."""
+    from storage.db import session_factory
+    from storage.model_store import ModelUnavailable, latest_model
+
+    try:
+        with session_factory()() as session:
+            model = latest_model(session)
+    except ModelUnavailable as exc:
+        logger.warning("scoring with the rules only: %s", exc)
+        model = None
+    stats.set_value("harvester/classify/model", model.version if model else "rules")
+    return model
